@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"flvgw/gateway"
+	"flvgw/origin"
+	"flvgw/pool"
+)
+
+// Config is the whole configuration file; each section belongs to the
+// package that uses it.
+type Config struct {
+	HTTP gateway.Config `toml:"http"`
+	RTMP origin.Config  `toml:"rtmp"`
+	Pool pool.Config    `toml:"pool"`
+	Log  LogConfig      `toml:"log"`
+}
+
+// LogConfig configures the structured log on stderr.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		HTTP: gateway.DefaultConfig(),
+		RTMP: origin.DefaultConfig(),
+		Pool: pool.DefaultConfig(),
+		Log:  LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// loadConfig reads path over the defaults. Unknown keys and invalid values
+// are errors that name the key.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (c Config) validate() error {
+	_, lerr := c.Log.level()
+	var ferr error
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		ferr = fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
+	}
+	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), lerr, ferr)
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("log.level must be debug, info, warn or error, got %q", l.Level)
+	}
+	return lvl, nil
+}

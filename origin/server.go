@@ -1,0 +1,234 @@
+// Package origin is flvgw's RTMP side: the embedded origin server that
+// accepts publishes from encoders (OBS, ffmpeg) and feeds them into the
+// pool as entries.
+package origin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	rtmp "github.com/yutopp/go-rtmp"
+	rtmpmsg "github.com/yutopp/go-rtmp/message"
+
+	"flvgw/pool"
+)
+
+// Config configures the embedded RTMP origin.
+type Config struct {
+	// Listen is the RTMP listen address; empty disables the origin.
+	Listen string `toml:"listen"`
+	// ReadTimeout ends a publisher that sends nothing for this long, so a
+	// stalled encoder cannot hold viewers on a stream nobody feeds.
+	ReadTimeout time.Duration `toml:"read_timeout"`
+}
+
+// DefaultConfig returns the defaults used when a key is absent.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:1935", ReadTimeout: 10 * time.Second}
+}
+
+// Validate reports the first invalid field, named by its config key.
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("rtmp.listen: %w", err)
+	}
+	if c.ReadTimeout < 100*time.Millisecond {
+		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)
+	}
+	return nil
+}
+
+// Server is the embedded RTMP origin.
+type Server struct {
+	cfg  Config
+	pool *pool.Pool
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewServer returns an origin publishing into p.
+func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, pool: p, log: log, conns: make(map[net.Conn]struct{})}
+}
+
+// Serve accepts RTMP connections on ln until ctx is done, then closes the
+// listener and every connection and waits for their handlers to end.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	quiet := logrus.New()
+	quiet.Out = io.Discard
+	srv := rtmp.NewServer(&rtmp.ServerConfig{
+		OnConnect: func(c net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
+			h := s.newHandler(c)
+			return &deadlineConn{Conn: c, timeout: s.cfg.ReadTimeout}, &rtmp.ConnConfig{
+				Handler: h,
+				ControlState: rtmp.StreamControlStateConfig{
+					DefaultBandwidthWindowSize: 6 * 1024 * 1024 / 8,
+				},
+				Logger: quiet,
+			}
+		},
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	<-ctx.Done()
+	_ = srv.Close()
+	<-served
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) newHandler(c net.Conn) *handler {
+	h := &handler{srv: s, conn: c, remote: c.RemoteAddr().String()}
+	s.mu.Lock()
+	s.wg.Add(1)
+	if s.closed {
+		_ = c.Close()
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	return h
+}
+
+func (s *Server) forget(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// handler serves one RTMP connection. go-rtmp calls its methods from the
+// connection's goroutine only.
+type handler struct {
+	rtmp.DefaultHandler
+	srv    *Server
+	conn   net.Conn
+	remote string
+	app    string
+	key    string
+	pub    *pool.Publisher
+	buf    bytes.Buffer
+}
+
+func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
+	h.app = stripQuery(cmd.Command.App)
+	return nil
+}
+
+func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPublish) error {
+	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", cmd.PublishingName)
+	if h.pub != nil {
+		log.Warn("publish refused", "error", "connection already publishes")
+		return errors.New("origin: connection already publishes")
+	}
+	key, err := pool.MakeKey(h.app, stripQuery(cmd.PublishingName))
+	if err != nil {
+		log.Warn("publish refused", "error", err)
+		return err
+	}
+	pub, err := h.srv.pool.Publish(key, "rtmp-publish://"+h.remote)
+	if err != nil {
+		log.Warn("publish refused", "error", err)
+		return err
+	}
+	h.key, h.pub = key, pub
+	log.Info("publish started", "key", key)
+	return nil
+}
+
+func (h *handler) OnPlay(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPlay) error {
+	h.srv.log.Warn("rtmp play refused", "remote", h.remote, "stream", cmd.StreamName, "error", "the origin serves HTTP-FLV only")
+	return errors.New("origin: play is served over HTTP-FLV")
+}
+
+func (h *handler) OnSetDataFrame(timestamp uint32, data *rtmpmsg.NetStreamSetDataFrame) error {
+	return h.write(pool.TagScript, timestamp, data.Payload)
+}
+
+func (h *handler) OnAudio(timestamp uint32, payload io.Reader) error {
+	return h.writeFrom(pool.TagAudio, timestamp, payload)
+}
+
+func (h *handler) OnVideo(timestamp uint32, payload io.Reader) error {
+	return h.writeFrom(pool.TagVideo, timestamp, payload)
+}
+
+func (h *handler) writeFrom(typ uint8, timestamp uint32, payload io.Reader) error {
+	h.buf.Reset()
+	if _, err := h.buf.ReadFrom(payload); err != nil {
+		return fmt.Errorf("origin: read payload: %w", err)
+	}
+	return h.write(typ, timestamp, h.buf.Bytes())
+}
+
+func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
+	if h.pub == nil {
+		return errors.New("origin: media before publish")
+	}
+	err := h.pub.WriteTag(typ, timestamp, body)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pool.ErrBadTag):
+		h.srv.log.Debug("tag dropped", "key", h.key, "error", err)
+		return nil
+	default:
+		h.srv.log.Info("publisher disconnected", "key", h.key, "error", err)
+		return err
+	}
+}
+
+func (h *handler) OnClose() {
+	if h.pub != nil {
+		h.pub.Close(pool.ErrSourceGone)
+		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
+	}
+	h.srv.forget(h.conn)
+}
+
+func stripQuery(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// deadlineConn refreshes the read deadline as data arrives, at most every
+// quarter of the timeout (and at most once a second), so a silent publisher is dropped after the timeout.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+	last    time.Time
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(c.last) > min(time.Second, c.timeout/4) {
+		c.last = now
+		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,62 @@
+// Package pool holds flvgw's relay entries: one Entry per stream key
+// ("app/stream"), shared by every viewer of that stream and fed by exactly
+// one source (a publisher of the embedded origin or an upstream pull).
+//
+// An entry keeps its tags pre-serialized in a ring buffer. Its source
+// appends; each viewer reads at its own cursor (Reader), so the source never
+// waits for a viewer, and a viewer that falls out of the ring skips to the
+// newest keyframe. Tag bytes are immutable once appended and shared by all
+// viewers. The GOP cache is the part of the ring since the newest keyframe,
+// plus the cached onMetaData and sequence headers.
+//
+// # Lifecycle
+//
+// An entry's state only moves forward:
+//
+//	from      event                               to        owner (the only caller)
+//	(none)    Subscribe(wait) / pull resolver     Waiting   Pool.Subscribe
+//	(none)    Publish                             Live      Pool.Publish
+//	Waiting   Publish (a publisher arrives)       Live      Pool.Publish
+//	Waiting   first tag of a pull                 Live      Publisher.WriteTag (pull)
+//	Waiting   last waiter leaves, no source       Closed    Pool.release
+//	Live      source ends (publisher left,        Closed    Publisher.Close -> Pool.endEntry
+//	          pull broke or was cancelled)
+//	Waiting,  evicted: idle (no subscriber) past  Closed    Pool (LRU callback)
+//	Live      idle_timeout, or room needed
+//	any       Pool.Close (shutdown)               Closed    Pool.Close
+//	Closed    (terminal: no transition)
+//
+// "Idle" is not a state but a condition: an entry with zero subscribers that
+// a pull feeds. Idle entries, and only those, sit in the LRU (golang-lru/v2);
+// the LRU's eviction callback closes an entry only if it still has no
+// subscriber when the callback runs. A viewer taking an idle entry back
+// increments the subscriber count first and removes it from the LRU second,
+// so its removal never closes it. An entry fed by a pushing publisher is
+// owned by that publisher and is never evicted while the publisher stays.
+//
+// # References
+//
+// Subscribe returns a Subscription: the viewer's counted reference. It is
+// taken before the viewer does any I/O and released exactly once
+// (Subscription.Close is idempotent; callers defer it). Subscriber counts,
+// the key map and the LRU are guarded by Pool.mu; an entry's buffer and state
+// by Entry.mu; the lock order is Pool.mu then Entry.mu.
+//
+// When an entry closes, it is removed from the key map at once, so the next
+// viewer or publisher of that key gets a new entry, never a dead one. Readers
+// still holding the closed entry drain what its buffer holds and then see
+// ErrEnded; nothing resets or reuses a closed entry, so a reader can never
+// observe another stream's data through it.
+//
+// # Invariants
+//
+//  1. One source per entry, one entry per key: concurrent first viewers
+//     share one entry and one pull (Pool.mu serializes creation).
+//  2. Reference before use, released once on every path (Subscription).
+//  3. Only idle entries are evictable (onIdleRemoved checks subscribers).
+//  4. The end is an event: Entry.end runs once, closes Done and wakes every
+//     reader; the key is free at once.
+//  5. The source never waits for a viewer: append only takes Entry.mu.
+//  6. Tag bytes are never written after append.
+//  7. A pull's goroutine ends when its entry ends; Pool.Close waits for it.
+package pool

@@ -1,0 +1,322 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is the lifecycle state of an Entry. See the package documentation
+// for the transition table.
+type State int32
+
+const (
+	// StateWaiting: created for a viewer or a pull; no tag has arrived yet.
+	StateWaiting State = iota
+	// StateLive: a source is attached and feeding tags.
+	StateLive
+	// StateClosed: terminal. The source ended or the entry was evicted.
+	// Readers drain what the buffer holds and then see ErrEnded.
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateWaiting:
+		return "waiting"
+	case StateLive:
+		return "live"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("state(%d)", int32(s))
+}
+
+// Errors an entry reports. Check them with errors.Is.
+var (
+	// ErrEnded: the entry reached StateClosed; the reader has drained it.
+	ErrEnded = errors.New("pool: stream ended")
+	// ErrSourceGone: the source (publisher or pull) went away.
+	ErrSourceGone = errors.New("pool: source ended")
+	// ErrEvicted: the entry was idle and the pool evicted it.
+	ErrEvicted = errors.New("pool: evicted")
+	// ErrAbandoned: the entry waited for a source and its last waiter left.
+	ErrAbandoned = errors.New("pool: abandoned before a source arrived")
+	// ErrPoolClosed: the pool shut down.
+	ErrPoolClosed = errors.New("pool: closed")
+)
+
+// audioOnlyAfter is how much audio an entry without onMetaData and without
+// video must hold before it declares itself an audio-only stream.
+const audioOnlyAfter = 1000 // milliseconds of audio timestamps
+
+// Entry is one relayed stream: the shared buffer of its tags, its GOP cache
+// and its lifecycle. Readers never modify it; only its source appends, and
+// only its Pool changes its state.
+type Entry struct {
+	key     string
+	created time.Time
+
+	// Guarded by the owning Pool's mu.
+	subscribers int
+	idleSince   time.Time
+	pinned      bool // a pushing publisher owns it; never idle-evicted
+	hasSource   bool
+	cancel      context.CancelFunc // stops a pulling source, if any
+
+	mu          sync.RWMutex
+	state       State
+	endErr      error
+	source      string
+	ring        []Tag
+	mask        uint64
+	head        uint64 // sequence number of the next tag
+	gopStart    uint64 // sequence number of the newest keyframe
+	hasKeyframe bool   // gopStart is valid and still inside ring
+	metadata    *Tag
+	videoSeq    *Tag
+	audioSeq    *Tag
+	declared    Tracks // from onMetaData
+	hasMeta     bool
+	seen        Tracks // from tags seen
+	firstAudio  uint32
+	audioSeen   bool
+	header      []byte // FLV header, set when ready
+	notify      chan struct{}
+	readyCh     chan struct{}
+	doneCh      chan struct{}
+
+	bytesIn  atomic.Uint64
+	tagsIn   atomic.Uint64
+	bytesOut atomic.Uint64
+}
+
+func newEntry(key string, bufferTags int, now time.Time) *Entry {
+	size := 1
+	for size < bufferTags {
+		size <<= 1
+	}
+	return &Entry{
+		key:     key,
+		created: now,
+		ring:    make([]Tag, size),
+		mask:    uint64(size - 1),
+		notify:  make(chan struct{}),
+		readyCh: make(chan struct{}),
+		doneCh:  make(chan struct{}),
+	}
+}
+
+// Key is the stream key, "app/stream".
+func (e *Entry) Key() string { return e.key }
+
+// State reports the current lifecycle state.
+func (e *Entry) State() State {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.state
+}
+
+// Done is closed when the entry reaches StateClosed.
+func (e *Entry) Done() <-chan struct{} { return e.doneCh }
+
+// Ready is closed once the entry knows its tracks and holds a starting
+// point for viewers (a keyframe, or audio for an audio-only stream).
+func (e *Entry) Ready() <-chan struct{} { return e.readyCh }
+
+// Err reports why the entry closed, nil while it is open.
+func (e *Entry) Err() error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.endErr
+}
+
+// AddBytesOut records bytes written to a viewer of this entry.
+func (e *Entry) AddBytesOut(n int) { e.bytesOut.Add(uint64(n)) }
+
+// attach moves Waiting to Live. Called by the Pool with its mu held.
+func (e *Entry) attach(source string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == StateWaiting {
+		e.state = StateLive
+		e.source = source
+	}
+}
+
+// end moves the entry to StateClosed once; later calls do nothing. It wakes
+// every reader. Called by the Pool with its mu held.
+func (e *Entry) end(reason error) bool {
+	e.mu.Lock()
+	if e.state == StateClosed {
+		e.mu.Unlock()
+		return false
+	}
+	e.state = StateClosed
+	e.endErr = reason
+	notify := e.notify
+	e.notify = make(chan struct{})
+	e.mu.Unlock()
+	close(notify)
+	close(e.doneCh)
+	if e.cancel != nil {
+		e.cancel()
+	}
+	return true
+}
+
+// append publishes one tag to every reader. Only the entry's source calls it.
+func (e *Entry) append(t Tag) error {
+	e.mu.Lock()
+	if e.state != StateLive {
+		state := e.state
+		e.mu.Unlock()
+		if state == StateClosed {
+			return ErrEnded
+		}
+		return fmt.Errorf("pool: append in state %s", state)
+	}
+	e.track(&t)
+	e.ring[e.head&e.mask] = t
+	if t.Keyframe {
+		e.gopStart = e.head
+		e.hasKeyframe = true
+	}
+	e.head++
+	if e.hasKeyframe && e.head-e.gopStart > uint64(len(e.ring)) {
+		e.hasKeyframe = false // the GOP outgrew the buffer
+	}
+	becameReady := e.header == nil && e.readyLocked()
+	if becameReady {
+		e.header = e.tracksLocked().Header()
+	}
+	notify := e.notify
+	e.notify = make(chan struct{})
+	e.mu.Unlock()
+
+	e.tagsIn.Add(1)
+	e.bytesIn.Add(uint64(len(t.Data)))
+	close(notify)
+	if becameReady {
+		close(e.readyCh)
+	}
+	return nil
+}
+
+// track updates the codec state with t. e.mu held.
+func (e *Entry) track(t *Tag) {
+	switch t.Type {
+	case TagScript:
+		if tr, ok := metadataTracks(t.Body()); ok {
+			cp := *t
+			e.metadata = &cp
+			e.declared = tr
+			e.hasMeta = true
+		}
+	case TagVideo:
+		e.seen.Video = true
+		if t.SeqHeader {
+			cp := *t
+			e.videoSeq = &cp
+		}
+	case TagAudio:
+		e.seen.Audio = true
+		if !e.audioSeen {
+			e.audioSeen = true
+			e.firstAudio = t.Timestamp
+		}
+		if t.SeqHeader {
+			cp := *t
+			e.audioSeq = &cp
+		}
+	}
+}
+
+func (e *Entry) tracksLocked() Tracks {
+	return Tracks{
+		Audio: e.declared.Audio || e.seen.Audio,
+		Video: e.declared.Video || e.seen.Video,
+	}
+}
+
+// readyLocked reports whether a viewer can start: at a keyframe for a
+// stream with video, at any audio tag for an audio-only stream.
+func (e *Entry) readyLocked() bool {
+	if e.hasKeyframe {
+		return true
+	}
+	if !e.audioSeen {
+		return false
+	}
+	if e.hasMeta {
+		return !e.declared.Video
+	}
+	if e.seen.Video {
+		return false
+	}
+	last := e.ring[(e.head-1)&e.mask].Timestamp
+	return last-e.firstAudio >= audioOnlyAfter
+}
+
+// WaitReady blocks until the entry is ready for a viewer, it ends, or ctx
+// is done.
+func (e *Entry) WaitReady(ctx context.Context) error {
+	select {
+	case <-e.readyCh:
+		return nil
+	default:
+	}
+	select {
+	case <-e.readyCh:
+		return nil
+	case <-e.doneCh:
+		select {
+		case <-e.readyCh: // ready and ended: drain what is there
+			return nil
+		default:
+		}
+		return fmt.Errorf("%w: %w", ErrEnded, e.Err())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Snapshot is a point-in-time view of an entry for operators.
+type Snapshot struct {
+	Key         string    `json:"key"`
+	State       string    `json:"state"`
+	Subscribers int       `json:"subscribers"`
+	Source      string    `json:"source"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	TagsIn      uint64    `json:"tags_in"`
+	Audio       bool      `json:"audio"`
+	Video       bool      `json:"video"`
+	Created     time.Time `json:"created"`
+}
+
+// snapshot is called with the Pool's mu held (for subscribers).
+func (e *Entry) snapshot() Snapshot {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	state := e.state.String()
+	if e.state == StateLive && e.subscribers == 0 {
+		state = "idle"
+	}
+	tr := e.tracksLocked()
+	return Snapshot{
+		Key:         e.key,
+		State:       state,
+		Subscribers: e.subscribers,
+		Source:      e.source,
+		BytesIn:     e.bytesIn.Load(),
+		BytesOut:    e.bytesOut.Load(),
+		TagsIn:      e.tagsIn.Load(),
+		Audio:       tr.Audio,
+		Video:       tr.Video,
+		Created:     e.created,
+	}
+}

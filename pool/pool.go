@@ -1,0 +1,429 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Errors the pool reports. Check them with errors.Is.
+var (
+	// ErrNotFound: no entry for the key and nothing can create one.
+	ErrNotFound = errors.New("pool: stream not found")
+	// ErrFull: max_entries reached and no entry is idle.
+	ErrFull = errors.New("pool: all entries in use")
+	// ErrBusy: the key already has a source (a second publisher).
+	ErrBusy = errors.New("pool: stream already has a source")
+)
+
+// Config sets the pool's bounds. The zero value is not valid; start from
+// DefaultConfig.
+type Config struct {
+	// MaxEntries bounds the number of entries, idle or not.
+	MaxEntries int `toml:"max_entries"`
+	// IdleTimeout is how long an entry without viewers keeps its pull
+	// running before it is evicted.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// GOPCache starts new viewers at the newest keyframe already buffered
+	// instead of waiting for the next one.
+	GOPCache bool `toml:"gop_cache"`
+	// BufferTags is the number of tags each entry keeps for its readers
+	// (rounded up to a power of two). A reader further behind than this
+	// skips to the newest keyframe.
+	BufferTags int `toml:"buffer_tags"`
+}
+
+// DefaultConfig returns the defaults used when a key is absent.
+func DefaultConfig() Config {
+	return Config{
+		MaxEntries:  1024,
+		IdleTimeout: 30 * time.Second,
+		GOPCache:    true,
+		BufferTags:  1024,
+	}
+}
+
+// Validate reports the first invalid field, named by its config key.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxEntries < 1:
+		return fmt.Errorf("pool.max_entries must be at least 1, got %d", c.MaxEntries)
+	case c.IdleTimeout < time.Millisecond:
+		return fmt.Errorf("pool.idle_timeout must be a duration of at least 1ms such as \"30s\", got %s", c.IdleTimeout)
+	case c.BufferTags < 64 || c.BufferTags > 1<<20:
+		return fmt.Errorf("pool.buffer_tags must be between 64 and 1048576, got %d", c.BufferTags)
+	}
+	return nil
+}
+
+// Source feeds an entry from elsewhere (an upstream pull). Run writes tags
+// to sink until ctx is cancelled or the source ends, and returns why.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, sink *Publisher) error
+}
+
+// Resolver returns the Source that can pull key, or nil if none can.
+type Resolver func(key string) Source
+
+// Stats are the pool's counters for metrics.
+type Stats struct {
+	Entries          int
+	Idle             int
+	Subscribers      int
+	UpstreamSessions uint64 // sources attached since start: publishes and pulls
+	Evictions        uint64
+}
+
+// Pool holds the relay entries by stream key. All state changes of an
+// entry (create, attach, end, evict) happen under Pool.mu, so there is one
+// owner for each transition.
+type Pool struct {
+	cfg      Config
+	log      *slog.Logger
+	resolver Resolver
+	now      func() time.Time
+
+	mu          sync.Mutex
+	closed      bool
+	entries     map[string]*Entry
+	idle        *lru.Cache[string, *Entry]
+	subscribers int
+
+	upstreamSessions atomic.Uint64
+	evictions        atomic.Uint64
+	sources          sync.WaitGroup
+}
+
+// New creates a pool. resolver may be nil: then only publishers create
+// live entries.
+func New(cfg Config, log *slog.Logger, resolver Resolver) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{
+		cfg:      cfg,
+		log:      log,
+		resolver: resolver,
+		now:      time.Now,
+		entries:  make(map[string]*Entry),
+	}
+	idle, err := lru.NewWithEvict(cfg.MaxEntries, p.onIdleRemoved)
+	if err != nil {
+		return nil, fmt.Errorf("pool: idle list: %w", err)
+	}
+	p.idle = idle
+	return p, nil
+}
+
+// onIdleRemoved runs inside every idle.Add/Remove/RemoveOldest, always
+// with p.mu held. It closes the entry only if it is still idle: a viewer
+// taking an entry back increments subscribers before removing it here.
+func (p *Pool) onIdleRemoved(key string, e *Entry) {
+	if e.subscribers > 0 {
+		return
+	}
+	if e.end(ErrEvicted) {
+		p.evictions.Add(1)
+		p.log.Info("entry evicted", "stream", key, "idle_for", p.now().Sub(e.idleSince).Round(time.Millisecond))
+	}
+	if p.entries[key] == e {
+		delete(p.entries, key)
+	}
+}
+
+// newEntryLocked makes room if needed and registers a fresh entry.
+func (p *Pool) newEntryLocked(key string) (*Entry, error) {
+	if p.closed {
+		return nil, ErrPoolClosed
+	}
+	if len(p.entries) >= p.cfg.MaxEntries {
+		if _, _, ok := p.idle.RemoveOldest(); !ok {
+			return nil, ErrFull
+		}
+	}
+	e := newEntry(key, p.cfg.BufferTags, p.now())
+	p.entries[key] = e
+	return e, nil
+}
+
+// Subscribe registers a viewer on the entry for key, taking it out of the
+// idle list if it was there. If there is no entry, a pulling source from
+// the resolver creates one; with wait set, an entry is created in
+// StateWaiting for a publisher to come. Otherwise ErrNotFound.
+//
+// The Subscription must be closed exactly once, on every path.
+func (p *Pool) Subscribe(key string, wait bool) (*Subscription, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrPoolClosed
+	}
+	e := p.entries[key]
+	if e == nil {
+		var src Source
+		if p.resolver != nil {
+			src = p.resolver(key)
+		}
+		if src == nil && !wait {
+			return nil, ErrNotFound
+		}
+		var err error
+		if e, err = p.newEntryLocked(key); err != nil {
+			return nil, err
+		}
+		if src != nil {
+			p.startSourceLocked(e, src)
+		}
+	}
+	e.subscribers++
+	p.subscribers++
+	if e.subscribers == 1 {
+		p.idle.Remove(key) // subscribers > 0: onIdleRemoved keeps it open
+	}
+	return &Subscription{p: p, e: e}, nil
+}
+
+// release is the one way a subscriber leaves.
+func (p *Pool) release(e *Entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.subscribers--
+	p.subscribers--
+	if e.subscribers > 0 {
+		return
+	}
+	switch {
+	case e.State() == StateClosed:
+		if p.entries[e.key] == e { // ended entries are removed when they end
+			delete(p.entries, e.key)
+		}
+	case !e.hasSource:
+		// Waited for a publisher that never came; nobody waits any more.
+		e.end(ErrAbandoned)
+		delete(p.entries, e.key)
+	case e.pinned:
+		// A pushing publisher owns it; it ends when the publisher leaves.
+	default:
+		e.idleSince = p.now()
+		p.idle.Add(e.key, e)
+	}
+}
+
+// Publish attaches a pushing source (a publisher of the embedded origin)
+// to key. A key with viewers waiting gets its entry attached; a key that
+// already has a source gets ErrBusy.
+func (p *Pool) Publish(key, source string) (*Publisher, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrPoolClosed
+	}
+	e := p.entries[key]
+	if e != nil && e.hasSource {
+		return nil, fmt.Errorf("%w: %s", ErrBusy, key)
+	}
+	if e == nil {
+		var err error
+		if e, err = p.newEntryLocked(key); err != nil {
+			return nil, err
+		}
+	}
+	e.hasSource = true
+	e.pinned = true
+	e.attach(source)
+	p.upstreamSessions.Add(1)
+	pub := &Publisher{p: p, e: e}
+	pub.attached.Store(true)
+	return pub, nil
+}
+
+// startSourceLocked runs src for e in its own goroutine; the goroutine
+// ends the entry when src returns and stops when the entry ends.
+func (p *Pool) startSourceLocked(e *Entry, src Source) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.hasSource = true
+	e.source = src.Name()
+	p.upstreamSessions.Add(1)
+	pub := &Publisher{p: p, e: e}
+	p.sources.Add(1)
+	go func() {
+		defer p.sources.Done()
+		err := src.Run(ctx, pub)
+		if err == nil {
+			err = ErrSourceGone
+		}
+		pub.Close(err)
+	}()
+}
+
+// endEntry is how a source's end reaches an entry: one transition to
+// StateClosed, and the key is free for a new entry at once.
+func (p *Pool) endEntry(e *Entry, reason error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.end(reason) {
+		p.log.Info("entry ended", "stream", e.key, "reason", reason, "subscribers", e.subscribers)
+	}
+	if p.entries[e.key] == e {
+		delete(p.entries, e.key)
+	}
+	if cur, ok := p.idle.Peek(e.key); ok && cur == e {
+		p.idle.Remove(e.key)
+	}
+}
+
+// Run evicts entries idle for longer than IdleTimeout until ctx is done.
+func (p *Pool) Run(ctx context.Context) {
+	tick := p.cfg.IdleTimeout / 4
+	tick = max(tick, 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.evictExpired()
+		}
+	}
+}
+
+func (p *Pool) evictExpired() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for _, key := range p.idle.Keys() { // oldest first
+		e, ok := p.idle.Peek(key)
+		if !ok {
+			continue
+		}
+		if now.Sub(e.idleSince) < p.cfg.IdleTimeout {
+			break
+		}
+		p.idle.Remove(key)
+	}
+}
+
+// Close ends every entry and waits for pulling sources to stop. Viewers
+// drain and end; publishers see their writes refused.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	for key, e := range p.entries {
+		e.end(ErrPoolClosed)
+		delete(p.entries, key)
+	}
+	p.idle.Purge()
+	p.mu.Unlock()
+	p.sources.Wait()
+}
+
+// Lookup returns a snapshot of the entry for key.
+func (p *Pool) Lookup(key string) (Snapshot, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.entries[key]
+	if !ok {
+		return Snapshot{}, false
+	}
+	return e.snapshot(), true
+}
+
+// Snapshots lists every entry, sorted by key.
+func (p *Pool) Snapshots() []Snapshot {
+	p.mu.Lock()
+	out := make([]Snapshot, 0, len(p.entries))
+	for _, e := range p.entries {
+		out = append(out, e.snapshot())
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{
+		Entries:          len(p.entries),
+		Idle:             p.idle.Len(),
+		Subscribers:      p.subscribers,
+		UpstreamSessions: p.upstreamSessions.Load(),
+		Evictions:        p.evictions.Load(),
+	}
+}
+
+// Subscription is one viewer's reference on an entry.
+type Subscription struct {
+	p      *Pool
+	e      *Entry
+	closed atomic.Bool
+}
+
+// Entry is the subscribed entry.
+func (s *Subscription) Entry() *Entry { return s.e }
+
+// NewReader returns a cursor for this viewer. gopCache chooses whether it
+// starts at the buffered keyframe or waits for the next one.
+func (s *Subscription) NewReader() *Reader {
+	return &Reader{e: s.e, gopCache: s.p.cfg.GOPCache}
+}
+
+// Close unregisters the viewer. Calls after the first do nothing.
+func (s *Subscription) Close() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.p.release(s.e)
+	}
+}
+
+// Publisher is a source's handle on its entry.
+type Publisher struct {
+	p        *Pool
+	e        *Entry
+	once     sync.Once
+	attached atomic.Bool // a pull attaches at its first tag
+}
+
+// Entry is the entry this publisher feeds.
+func (pb *Publisher) Entry() *Entry { return pb.e }
+
+// Done is closed when the entry ends for any reason.
+func (pb *Publisher) Done() <-chan struct{} { return pb.e.doneCh }
+
+// WriteTag serializes and publishes one tag; body is copied. It returns an
+// error wrapping ErrEnded once the entry has ended, and ErrBadTag for a
+// tag that cannot be relayed.
+func (pb *Publisher) WriteTag(typ uint8, timestamp uint32, body []byte) error {
+	t, err := NewTag(typ, timestamp, body)
+	if err != nil {
+		return err
+	}
+	if !pb.attached.Load() {
+		pb.attached.Store(true)
+		pb.p.mu.Lock()
+		pb.e.attach(pb.e.source)
+		pb.p.mu.Unlock()
+	}
+	return pb.e.append(t)
+}
+
+// Close ends the entry with reason (ErrSourceGone if nil). Calls after
+// the first do nothing.
+func (pb *Publisher) Close(reason error) {
+	pb.once.Do(func() {
+		if reason == nil {
+			reason = ErrSourceGone
+		}
+		pb.p.endEntry(pb.e, reason)
+	})
+}

@@ -1,0 +1,117 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+)
+
+// MaxBatch bounds how many buffers one Next call returns, so a batch fits
+// one vectored write (IOV_MAX is 1024 on Linux) with room for framing.
+const MaxBatch = 512
+
+// Reader is one viewer's cursor into an entry. It is not safe for
+// concurrent use; each viewer owns its Reader.
+type Reader struct {
+	e        *Entry
+	gopCache bool
+	primed   bool
+	synced   bool // has reached a keyframe (always true without video)
+	cursor   uint64
+	skips    int
+}
+
+// Skips counts how often this reader fell out of the buffer and jumped
+// forward to the newest keyframe.
+func (r *Reader) Skips() int { return r.skips }
+
+// Next appends (after any buffers dst already holds) to dst the wire bytes of every tag ready for this viewer and
+// returns the extended slice. The first call starts with the FLV header,
+// onMetaData and the sequence headers, then the GOP from the last keyframe
+// (or, without the GOP cache, the next keyframe).
+//
+// Next blocks until at least one buffer is ready, the entry has ended and
+// this reader has drained it (an error wrapping ErrEnded), or ctx is done
+// (ctx.Err()). The returned byte slices are shared and must not be written.
+// The entry must be ready (see Entry.WaitReady) before the first call.
+func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
+	e := r.e
+	start := len(dst)
+	for {
+		e.mu.RLock()
+		if !r.primed {
+			dst = r.primeLocked(dst)
+		}
+		dst = r.collectLocked(dst, start)
+		state, notify, endErr := e.state, e.notify, e.endErr
+		e.mu.RUnlock()
+
+		if len(dst) > start {
+			return dst, nil
+		}
+		if state == StateClosed {
+			return dst, fmt.Errorf("%w: %w", ErrEnded, endErr)
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+}
+
+func (r *Reader) primeLocked(dst [][]byte) [][]byte {
+	e := r.e
+	r.primed = true
+	dst = append(dst, e.header)
+	for _, t := range []*Tag{e.metadata, e.videoSeq, e.audioSeq} {
+		if t != nil {
+			dst = append(dst, t.Data)
+		}
+	}
+	r.startLocked()
+	return dst
+}
+
+// startLocked places the cursor at the newest keyframe if the GOP cache
+// allows, otherwise at the live edge, waiting for the next keyframe.
+func (r *Reader) startLocked() {
+	e := r.e
+	hasVideo := e.tracksLocked().Video
+	if r.gopCache && e.hasKeyframe {
+		r.cursor = e.gopStart
+		r.synced = true
+		return
+	}
+	r.cursor = e.head
+	r.synced = !hasVideo
+}
+
+func (r *Reader) collectLocked(dst [][]byte, start int) [][]byte {
+	e := r.e
+	var oldest uint64
+	if size := uint64(len(e.ring)); e.head > size {
+		oldest = e.head - size
+	}
+	if r.cursor < oldest {
+		// Overwritten before this reader took it: skip forward.
+		r.skips++
+		saved := r.gopCache
+		r.gopCache = true
+		r.startLocked()
+		r.gopCache = saved
+	}
+	for ; r.cursor < e.head && len(dst)-start < MaxBatch; r.cursor++ {
+		t := &e.ring[r.cursor&e.mask]
+		if !r.synced {
+			switch {
+			case t.Type == TagVideo && t.Keyframe:
+				r.synced = true
+			case t.Type == TagScript || t.SeqHeader:
+			default:
+				continue
+			}
+		}
+		dst = append(dst, t.Data)
+	}
+	return dst
+}

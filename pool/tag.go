@@ -1,0 +1,159 @@
+package pool
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	flv "github.com/yutopp/go-flv"
+	flvtag "github.com/yutopp/go-flv/tag"
+)
+
+// FLV tag types as they appear in a tag header.
+const (
+	TagAudio  uint8 = 8
+	TagVideo  uint8 = 9
+	TagScript uint8 = 18
+)
+
+const (
+	tagHeaderLen  = 11
+	prevSizeLen   = 4
+	maxTagBodyLen = 1<<24 - 1
+)
+
+// Tag is one FLV tag, serialized once when it enters an entry and then
+// shared, read-only, by every viewer of that entry.
+type Tag struct {
+	// Data is the complete tag as it goes on the wire: the 11-byte tag
+	// header, the body and the 4-byte PreviousTagSize that follows it.
+	// It is never written again after the tag is published.
+	Data      []byte
+	Timestamp uint32
+	Type      uint8
+	// Keyframe is set on video tags that start a GOP.
+	Keyframe bool
+	// SeqHeader is set on codec configuration tags (AVC/HEVC decoder
+	// configuration, AAC AudioSpecificConfig).
+	SeqHeader bool
+}
+
+// Body returns the tag body (without tag header and trailing size).
+func (t *Tag) Body() []byte {
+	if len(t.Data) < tagHeaderLen+prevSizeLen {
+		return nil
+	}
+	return t.Data[tagHeaderLen : len(t.Data)-prevSizeLen]
+}
+
+// ErrBadTag reports a tag that cannot be relayed.
+var ErrBadTag = fmt.Errorf("pool: malformed tag")
+
+// NewTag serializes a tag of the given type, timestamp and body into fresh
+// bytes and classifies it. body is copied; the caller may reuse it.
+func NewTag(typ uint8, timestamp uint32, body []byte) (Tag, error) {
+	data, err := serialize(typ, timestamp, body)
+	if err != nil {
+		return Tag{}, err
+	}
+	t := Tag{Data: data, Timestamp: timestamp, Type: typ}
+	t.Keyframe, t.SeqHeader = classify(typ, body)
+	return t, nil
+}
+
+func serialize(typ uint8, timestamp uint32, body []byte) ([]byte, error) {
+	switch typ {
+	case TagAudio, TagVideo, TagScript:
+	default:
+		return nil, fmt.Errorf("%w: unknown tag type %d", ErrBadTag, typ)
+	}
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: empty body", ErrBadTag)
+	}
+	if len(body) > maxTagBodyLen {
+		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadTag, len(body))
+	}
+	n := len(body)
+	data := make([]byte, tagHeaderLen+n+prevSizeLen)
+	data[0] = typ
+	data[1], data[2], data[3] = byte(n>>16), byte(n>>8), byte(n)
+	data[4], data[5], data[6] = byte(timestamp>>16), byte(timestamp>>8), byte(timestamp)
+	data[7] = byte(timestamp >> 24)
+	// data[8:11] stream id, always 0
+	copy(data[tagHeaderLen:], body)
+	binary.BigEndian.PutUint32(data[tagHeaderLen+n:], uint32(tagHeaderLen+n))
+	return data, nil
+}
+
+// classify reads the codec bytes of a body. It understands the legacy FLV
+// codec headers (AVC, AAC) and the enhanced-RTMP extended video header
+// (HEVC, AV1, VP9 by FourCC).
+func classify(typ uint8, body []byte) (keyframe, seqHeader bool) {
+	switch typ {
+	case TagVideo:
+		b := body[0]
+		frameType := (b >> 4) & 0x07
+		keyframe = frameType == 1
+		if b&0x80 != 0 { // enhanced RTMP: IsExHeader
+			packetType := b & 0x0f
+			seqHeader = packetType == 0 // PacketTypeSequenceStart
+			return keyframe && !seqHeader, seqHeader
+		}
+		codecID := b & 0x0f
+		if (codecID == 7 || codecID == 12) && len(body) > 1 { // AVC, HEVC (legacy id)
+			seqHeader = body[1] == 0
+		}
+		return keyframe && !seqHeader, seqHeader
+	case TagAudio:
+		format := body[0] >> 4
+		if format == 10 && len(body) > 1 { // AAC
+			return false, body[1] == 0
+		}
+	}
+	return false, false
+}
+
+// Tracks says which media an entry carries; it decides the FLV header flags.
+type Tracks struct {
+	Audio bool
+	Video bool
+}
+
+// Header returns the FLV file header for these tracks followed by
+// PreviousTagSize0.
+func (tr Tracks) Header() []byte {
+	var flags flv.Flags
+	if tr.Audio {
+		flags |= flv.FlagsAudio
+	}
+	if tr.Video {
+		flags |= flv.FlagsVideo
+	}
+	var buf bytes.Buffer
+	// Writing to a bytes.Buffer cannot fail.
+	_ = flv.EncodeFlvHeader(&buf, &flv.Header{Version: 1, Flags: flags, DataOffset: flv.HeaderLength})
+	buf.Write([]byte{0, 0, 0, 0})
+	return buf.Bytes()
+}
+
+// metadataTracks reads onMetaData and reports the tracks it declares. ok is
+// false when the script tag is not onMetaData or declares nothing.
+func metadataTracks(body []byte) (tr Tracks, ok bool) {
+	var script flvtag.ScriptData
+	if err := flvtag.DecodeScriptData(bytes.NewReader(body), &script); err != nil {
+		return Tracks{}, false
+	}
+	meta, found := script.Objects["onMetaData"]
+	if !found {
+		return Tracks{}, false
+	}
+	_, tr.Video = meta["videocodecid"]
+	_, tr.Audio = meta["audiocodecid"]
+	if v, isBool := meta["hasVideo"].(bool); isBool {
+		tr.Video = v
+	}
+	if v, isBool := meta["hasAudio"].(bool); isBool {
+		tr.Audio = v
+	}
+	return tr, tr.Audio || tr.Video
+}
