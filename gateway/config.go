@@ -28,6 +28,9 @@ type Config struct {
 	// CORSOrigin is sent as Access-Control-Allow-Origin; "*" serves any
 	// web player, empty sends no CORS headers.
 	CORSOrigin string `toml:"cors_origin"`
+	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
+	// goroutine dumps; keep it off on a public listener).
+	Pprof bool `toml:"pprof"`
 }
 
 // DefaultConfig returns the defaults used when a key is absent.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"flvgw/pool"
 )
@@ -88,6 +89,10 @@ func (g *Server) route(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		g.metrics.handler(ctx)
 		g.metrics.response(ctx.Response.StatusCode())
+		return
+	}
+	if g.cfg.Pprof && strings.HasPrefix(path, "/debug/pprof/") {
+		pprofhandler.PprofHandler(ctx)
 		return
 	}
 	if !strings.HasSuffix(path, ".flv") {

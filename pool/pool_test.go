@@ -1,0 +1,632 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.MaxEntries = 4
+	c.IdleTimeout = 50 * time.Millisecond
+	c.BufferTags = 64
+	return c
+}
+
+func newTestPool(t *testing.T, cfg Config, r Resolver) *Pool {
+	t.Helper()
+	p, err := New(cfg, quietLog(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Bodies of the tags a minimal H.264+AAC stream is made of.
+var (
+	avcSeq   = []byte{0x17, 0, 0, 0, 0, 1, 2, 3}
+	avcKey   = []byte{0x17, 1, 0, 0, 0, 9, 9}
+	avcInter = []byte{0x27, 1, 0, 0, 0, 8}
+	aacSeq   = []byte{0xaf, 0, 0x12, 0x10}
+	aacRaw   = []byte{0xaf, 1, 0x21}
+)
+
+// feedGOP writes one GOP: keyframe, then n inter frames with audio.
+func feedGOP(t *testing.T, pub *Publisher, ts uint32, n int) uint32 {
+	t.Helper()
+	must(t, pub.WriteTag(TagVideo, ts, avcKey))
+	for i := 0; i < n; i++ {
+		ts += 40
+		must(t, pub.WriteTag(TagAudio, ts, aacRaw))
+		must(t, pub.WriteTag(TagVideo, ts, avcInter))
+	}
+	return ts + 40
+}
+
+func startStream(t *testing.T, pub *Publisher) uint32 {
+	t.Helper()
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
+	return feedGOP(t, pub, 0, 3)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drain reads until the reader reports an error, returning the tags' bytes.
+func drain(t *testing.T, r *Reader, timeout time.Duration) ([][]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var all [][]byte
+	for {
+		b, err := r.Next(ctx, nil)
+		all = append(all, b...)
+		if err != nil {
+			return all, err
+		}
+	}
+}
+
+// TestLifecycleTransitions walks every transition of the state table.
+func TestLifecycleTransitions(t *testing.T) {
+	tests := []struct {
+		name      string
+		run       func(t *testing.T, p *Pool) *Entry
+		wantState State
+		wantErr   error // Entry.Err
+		inMap     bool
+		pull      bool // a resolver offers a pulling source for live/a
+	}{
+		{
+			name: "publish creates live",
+			run: func(t *testing.T, p *Pool) *Entry {
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				return pub.Entry()
+			},
+			wantState: StateLive, inMap: true,
+		},
+		{
+			name: "subscribe with wait creates waiting",
+			run: func(t *testing.T, p *Pool) *Entry {
+				sub, err := p.Subscribe("live/a", true)
+				must(t, err)
+				t.Cleanup(sub.Close)
+				return sub.Entry()
+			},
+			wantState: StateWaiting, inMap: true,
+		},
+		{
+			name: "waiting to live when the publisher arrives",
+			run: func(t *testing.T, p *Pool) *Entry {
+				sub, err := p.Subscribe("live/a", true)
+				must(t, err)
+				t.Cleanup(sub.Close)
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				if pub.Entry() != sub.Entry() {
+					t.Fatal("publisher got another entry than the waiting viewer")
+				}
+				return sub.Entry()
+			},
+			wantState: StateLive, inMap: true,
+		},
+		{
+			name: "waiting to closed when the last waiter leaves",
+			run: func(t *testing.T, p *Pool) *Entry {
+				sub, err := p.Subscribe("live/a", true)
+				must(t, err)
+				sub.Close()
+				return sub.Entry()
+			},
+			wantState: StateClosed, wantErr: ErrAbandoned,
+		},
+		{
+			name: "live to closed when the publisher leaves",
+			run: func(t *testing.T, p *Pool) *Entry {
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				pub.Close(nil)
+				return pub.Entry()
+			},
+			wantState: StateClosed, wantErr: ErrSourceGone,
+		},
+		{
+			name: "live with viewer to closed when the publisher leaves, viewer still holds it",
+			run: func(t *testing.T, p *Pool) *Entry {
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				sub, err := p.Subscribe("live/a", false)
+				must(t, err)
+				t.Cleanup(sub.Close)
+				pub.Close(nil)
+				return sub.Entry()
+			},
+			wantState: StateClosed, wantErr: ErrSourceGone,
+		},
+		{
+			name: "idle pulled entry to closed by idle timeout",
+			run: func(t *testing.T, p *Pool) *Entry {
+				sub, err := p.Subscribe("live/a", false)
+				must(t, err)
+				e := sub.Entry()
+				sub.Close()
+				p.now = func() time.Time { return time.Now().Add(time.Hour) }
+				p.evictExpired()
+				return e
+			},
+			wantState: StateClosed, wantErr: ErrEvicted, pull: true,
+		},
+		{
+			name: "pool close ends a live entry",
+			run: func(t *testing.T, p *Pool) *Entry {
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				p.Close()
+				return pub.Entry()
+			},
+			wantState: StateClosed, wantErr: ErrPoolClosed,
+		},
+		{
+			name: "closed is terminal: publish after end makes a new entry",
+			run: func(t *testing.T, p *Pool) *Entry {
+				pub, err := p.Publish("live/a", "test")
+				must(t, err)
+				pub.Close(nil)
+				pub2, err := p.Publish("live/a", "test")
+				must(t, err)
+				if pub2.Entry() == pub.Entry() {
+					t.Fatal("a closed entry was reused")
+				}
+				pub2.Entry().attach("again") // no effect on a live entry
+				return pub.Entry()
+			},
+			wantState: StateClosed, wantErr: ErrSourceGone,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var resolver Resolver
+			if tc.pull {
+				resolver = func(string) Source { return blockingSource{} }
+			}
+			p := newTestPool(t, testConfig(), resolver)
+			e := tc.run(t, p)
+			if got := e.State(); got != tc.wantState {
+				t.Fatalf("state %s, want %s", got, tc.wantState)
+			}
+			if tc.wantErr != nil && !errors.Is(e.Err(), tc.wantErr) {
+				t.Fatalf("err %v, want %v", e.Err(), tc.wantErr)
+			}
+			p.mu.Lock()
+			_, in := p.entries["live/a"]
+			cur := p.entries["live/a"]
+			p.mu.Unlock()
+			if tc.inMap != (in && cur == e) {
+				t.Fatalf("registered %v, want %v", in && cur == e, tc.inMap)
+			}
+		})
+	}
+}
+
+// blockingSource is a pull that produces nothing until cancelled.
+type blockingSource struct{}
+
+func (blockingSource) Name() string { return "blocking" }
+func (blockingSource) Run(ctx context.Context, _ *Publisher) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// countingSource counts how many times it was started and feeds a stream.
+type countingSource struct {
+	runs    *atomic.Int32
+	started chan struct{}
+}
+
+func (s countingSource) Name() string { return "counting" }
+func (s countingSource) Run(ctx context.Context, pub *Publisher) error {
+	s.runs.Add(1)
+	if err := pub.WriteTag(TagVideo, 0, avcSeq); err != nil {
+		return err
+	}
+	if err := pub.WriteTag(TagVideo, 0, avcKey); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Invariant 1: concurrent first viewers share one entry and one pull.
+func TestOnePullPerStream(t *testing.T) {
+	var runs atomic.Int32
+	p := newTestPool(t, testConfig(), func(string) Source { return countingSource{runs: &runs} })
+	const viewers = 200
+	subs := make([]*Subscription, viewers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range subs {
+		wg.Go(func() {
+			<-start
+			s, err := p.Subscribe("live/x", false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs[i] = s
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, s := range subs {
+		if s == nil || s.Entry() != subs[0].Entry() {
+			t.Fatal("viewers got different entries")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	must(t, subs[0].Entry().WaitReady(ctx))
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("%d pulls started, want 1", n)
+	}
+	if s := p.Stats(); s.UpstreamSessions != 1 || s.Subscribers != viewers {
+		t.Fatalf("stats %+v", s)
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+}
+
+// Invariant 2: a subscription is counted once and released once.
+func TestSubscriptionReleasedExactlyOnce(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	a, err := p.Subscribe("live/a", false)
+	must(t, err)
+	b, err := p.Subscribe("live/a", false)
+	must(t, err)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(a.Close) // many closers, one release
+	}
+	wg.Wait()
+	if n := p.Stats().Subscribers; n != 1 {
+		t.Fatalf("subscribers %d after closing one of two, want 1", n)
+	}
+	b.Close()
+	b.Close()
+	if n := p.Stats().Subscribers; n != 0 {
+		t.Fatalf("subscribers %d, want 0", n)
+	}
+}
+
+// Invariant 3: an entry with a subscriber is never evicted; taking an idle
+// entry back does not close it; only idle entries make room.
+func TestOnlyIdleEntriesAreEvicted(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxEntries = 2
+	p := newTestPool(t, cfg, func(string) Source { return blockingSource{} })
+
+	a, err := p.Subscribe("live/a", false)
+	must(t, err)
+	b, err := p.Subscribe("live/b", false)
+	must(t, err)
+	if _, err := p.Subscribe("live/c", false); !errors.Is(err, ErrFull) {
+		t.Fatalf("third stream with all entries watched: %v, want ErrFull", err)
+	}
+	p.now = func() time.Time { return time.Now().Add(time.Hour) }
+	p.evictExpired()
+	if a.Entry().State() == StateClosed || b.Entry().State() == StateClosed {
+		t.Fatal("an entry with a subscriber was evicted")
+	}
+
+	// b goes idle; a viewer takes it back out of the LRU: it stays open.
+	b.Close()
+	if p.Stats().Idle != 1 {
+		t.Fatalf("idle %d, want 1", p.Stats().Idle)
+	}
+	b2, err := p.Subscribe("live/b", false)
+	must(t, err)
+	if b2.Entry() != b.Entry() || b2.Entry().State() == StateClosed {
+		t.Fatal("taking an idle entry back closed or replaced it")
+	}
+	b2.Close()
+
+	// Room for c comes from idle b, not from watched a.
+	c, err := p.Subscribe("live/c", false)
+	must(t, err)
+	defer c.Close()
+	if b.Entry().State() != StateClosed || !errors.Is(b.Entry().Err(), ErrEvicted) {
+		t.Fatalf("idle entry not evicted for room: %s %v", b.Entry().State(), b.Entry().Err())
+	}
+	if a.Entry().State() == StateClosed {
+		t.Fatal("watched entry evicted")
+	}
+	a.Close()
+	if got := p.Stats(); got.Evictions != 1 {
+		t.Fatalf("evictions %d, want 1", got.Evictions)
+	}
+}
+
+// Invariant 3, timing: an idle entry lives until idle_timeout, then its pull
+// stops; a viewer returning before then reuses the running pull.
+func TestIdleTimeoutStopsPull(t *testing.T) {
+	var runs atomic.Int32
+	p := newTestPool(t, testConfig(), func(string) Source { return countingSource{runs: &runs} })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	s, err := p.Subscribe("live/a", false)
+	must(t, err)
+	e := s.Entry()
+	s.Close()
+	s2, err := p.Subscribe("live/a", false) // back before the timeout
+	must(t, err)
+	if s2.Entry() != e {
+		t.Fatal("returning viewer got a new entry")
+	}
+	s2.Close()
+	select {
+	case <-e.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("idle entry not evicted after idle_timeout")
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("pulls %d, want 1", runs.Load())
+	}
+	if n := p.Stats().Entries; n != 0 {
+		t.Fatalf("entries %d after eviction, want 0", n)
+	}
+}
+
+// Invariant 4: the end wakes every reader, each drains what was buffered,
+// and the key is free at once for a new entry.
+func TestEndIsAnEventForEveryReader(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	startStream(t, pub)
+	const readers = 50
+	var wg sync.WaitGroup
+	results := make([]error, readers)
+	counts := make([]int, readers)
+	ready := make(chan struct{}, readers)
+	for i := range readers {
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		wg.Go(func() {
+			defer sub.Close()
+			r := sub.NewReader()
+			first, err := r.Next(context.Background(), nil)
+			counts[i] = len(first)
+			ready <- struct{}{}
+			if err != nil {
+				results[i] = err
+				return
+			}
+			rest, err := drain(t, r, 5*time.Second)
+			counts[i] += len(rest)
+			results[i] = err
+		})
+	}
+	for range readers {
+		<-ready
+	}
+	feedGOP(t, pub, 1000, 2)
+	pub.Close(nil)
+	wg.Wait()
+	for i, err := range results {
+		if !errors.Is(err, ErrEnded) || !errors.Is(err, ErrSourceGone) {
+			t.Fatalf("reader %d ended with %v", i, err)
+		}
+		// header + 2 seq + GOP (7) + second GOP (5)
+		if counts[i] != 1+2+7+5 {
+			t.Fatalf("reader %d got %d buffers, want %d", i, counts[i], 15)
+		}
+	}
+	if n := p.Stats(); n.Entries != 0 || n.Subscribers != 0 {
+		t.Fatalf("after end: %+v", n)
+	}
+	pub2, err := p.Publish("live/a", "test")
+	must(t, err)
+	if pub2.Entry() == pub.Entry() {
+		t.Fatal("republish reused the ended entry")
+	}
+	pub2.Close(nil)
+}
+
+// Invariant 5: the source never waits for a reader; a reader that fell out
+// of the buffer skips to the newest keyframe.
+func TestSlowReaderNeverBlocksSource(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	if _, err := r.Next(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 { // 20 GOPs of 9 tags: far more than the 64-tag ring
+			ts = feedGOP(t, pub, ts, 4)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("source blocked on a reader that does not read")
+	}
+	bufs, err := r.Next(context.Background(), nil)
+	must(t, err)
+	if r.Skips() != 1 {
+		t.Fatalf("skips %d, want 1", r.Skips())
+	}
+	if !bytes.Equal(bufs[0][11:len(bufs[0])-4], avcKey) {
+		t.Fatal("after a skip the reader did not restart at a keyframe")
+	}
+}
+
+// Invariant 6: bytes a reader holds are never written again, however far
+// the source goes on.
+func TestSharedBytesAreImmutable(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	held, err := sub.NewReader().Next(context.Background(), nil)
+	must(t, err)
+	copies := make([][]byte, len(held))
+	for i, b := range held {
+		copies[i] = bytes.Clone(b)
+	}
+	for range 50 {
+		ts = feedGOP(t, pub, ts, 5)
+	}
+	for i := range held {
+		if !bytes.Equal(held[i], copies[i]) {
+			t.Fatalf("buffer %d changed after it was handed to a reader", i)
+		}
+	}
+}
+
+// A reader starts with header, metadata, sequence headers, then a keyframe.
+func TestReaderStartsAtKeyframe(t *testing.T) {
+	for _, gop := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.GOPCache = gop
+		p := newTestPool(t, cfg, nil)
+		pub, err := p.Publish("live/a", "test")
+		must(t, err)
+		ts := startStream(t, pub)
+		ts = feedGOP(t, pub, ts, 2)
+		must(t, pub.WriteTag(TagAudio, ts, aacRaw))
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		r := sub.NewReader()
+		got, err := r.Next(context.Background(), nil)
+		must(t, err)
+		feedGOP(t, pub, ts+40, 1)
+		for len(got) < 5 {
+			b, err := r.Next(context.Background(), nil)
+			must(t, err)
+			got = append(got, b...)
+		}
+		hdr := got[0]
+		if string(hdr[:3]) != "FLV" || hdr[4] != 0x05 {
+			t.Fatalf("gop=%v: header %x, want FLV with audio+video flags", gop, hdr)
+		}
+		if got[1][0] != TagVideo || got[2][0] != TagAudio {
+			t.Fatalf("gop=%v: sequence headers not first", gop)
+		}
+		if got[3][0] != TagVideo || !bytes.Equal(got[3][11:len(got[3])-4], avcKey) {
+			t.Fatalf("gop=%v: first media tag is not the keyframe", gop)
+		}
+		sub.Close()
+		pub.Close(nil)
+	}
+}
+
+// Header flags follow the real tracks: audio-only and video-only streams.
+func TestHeaderFlagsMatchTracks(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	video, err := p.Publish("live/v", "test")
+	must(t, err)
+	must(t, video.WriteTag(TagVideo, 0, avcSeq))
+	must(t, video.WriteTag(TagVideo, 0, avcKey))
+	audio, err := p.Publish("live/a", "test")
+	must(t, err)
+	must(t, audio.WriteTag(TagAudio, 0, aacSeq))
+	for ts := uint32(0); ts <= 1100; ts += 23 {
+		must(t, audio.WriteTag(TagAudio, ts, aacRaw))
+	}
+	for key, want := range map[string]byte{"live/v": 0x01, "live/a": 0x04} {
+		sub, err := p.Subscribe(key, false)
+		must(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		must(t, sub.Entry().WaitReady(ctx))
+		cancel()
+		b, err := sub.NewReader().Next(context.Background(), nil)
+		must(t, err)
+		if b[0][4] != want {
+			t.Fatalf("%s: flags %#x, want %#x", key, b[0][4], want)
+		}
+		sub.Close()
+	}
+	video.Close(nil)
+	audio.Close(nil)
+}
+
+func TestSecondPublisherIsRefused(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	if _, err := p.Publish("live/a", "other"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second publish: %v, want ErrBusy", err)
+	}
+	if pub.Entry().State() != StateLive {
+		t.Fatal("refused publish disturbed the first")
+	}
+	pub.Close(nil)
+}
+
+func TestMakeKey(t *testing.T) {
+	long := string(bytes.Repeat([]byte("a"), MaxNameLength+1))
+	for _, tc := range []struct {
+		app, stream string
+		ok          bool
+	}{
+		{"live", "test", true},
+		{"live", "cam-1_hd.v2", true},
+		{"", "test", false},
+		{"live", "", false},
+		{"..", "test", false},
+		{"live", ".", false},
+		{"live", "a/b", false},
+		{"live", "a%2fb", false},
+		{"live", "a\x00b", false},
+		{"live", "a b", false},
+		{"live", long, false},
+	} {
+		_, err := MakeKey(tc.app, tc.stream)
+		if (err == nil) != tc.ok {
+			t.Errorf("MakeKey(%q, %q) = %v, want ok=%v", tc.app, tc.stream, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrBadKey) {
+			t.Errorf("error %v is not ErrBadKey", err)
+		}
+	}
+}
