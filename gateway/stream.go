@@ -15,9 +15,10 @@ import (
 )
 
 var (
-	crlf         = []byte("\r\n")
-	lastChunk    = []byte("0\r\n\r\n")
-	errWaitLimit = errors.New("gateway: stream not ready in time")
+	crlf           = []byte("\r\n")
+	lastChunk      = []byte("0\r\n\r\n")
+	errNoPublisher = errors.New("gateway: no publisher within publish_wait")
+	errNoKeyframe  = errors.New("gateway: no keyframe within start_timeout")
 )
 
 // play hands the connection to a viewer session. The session runs in the
@@ -65,20 +66,13 @@ func (g *Server) runViewer(c net.Conn, key, remote string) {
 		case errors.Is(err, pool.ErrFull), errors.Is(err, pool.ErrPoolClosed):
 			status = fasthttp.StatusServiceUnavailable
 		}
-		g.refuse(c, log, status, "stream unavailable", err)
+		g.refuse(c, log, status, statusReason(status), err)
 		return
 	}
 	defer sub.Close()
 
-	if err := g.waitReady(ctx, sub.Entry()); err != nil {
-		status := fasthttp.StatusNotFound
-		switch {
-		case ctx.Err() != nil:
-			status = fasthttp.StatusServiceUnavailable
-		case errors.Is(err, errWaitLimit) && sub.Entry().State() == pool.StateLive:
-			status = fasthttp.StatusGatewayTimeout
-		}
-		g.refuse(c, log, status, "stream not available", err)
+	if status, err := g.waitReady(ctx, sub.Entry()); err != nil {
+		g.refuse(c, log, status, statusReason(status), err)
 		return
 	}
 
@@ -89,20 +83,35 @@ func (g *Server) runViewer(c net.Conn, key, remote string) {
 		"duration", time.Since(start).Round(time.Millisecond), "reason", reason)
 }
 
-// waitReady waits until the entry can start a viewer at a keyframe: for a
-// publisher of an unknown stream up to publish_wait, for the first
-// keyframe of a known one up to start_timeout.
-func (g *Server) waitReady(ctx context.Context, e *pool.Entry) error {
-	limit := max(g.cfg.PublishWait, g.cfg.StartTimeout)
-	ctx, cancel := context.WithTimeoutCause(ctx, limit, errWaitLimit)
-	defer cancel()
-	if err := e.WaitReady(ctx); err != nil {
-		if cause := context.Cause(ctx); cause != nil && errors.Is(err, context.DeadlineExceeded) {
-			return cause
+// waitReady waits until the entry can start a viewer at a keyframe: for
+// the publisher of an unknown stream up to publish_wait (then 404), for
+// the first keyframe up to start_timeout (then 504).
+func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err error) {
+	if e.State() == pool.StateWaiting {
+		wait := time.NewTimer(g.cfg.PublishWait)
+		defer wait.Stop()
+		select {
+		case <-e.Live():
+		case <-e.Done():
+			return fasthttp.StatusNotFound, e.Err()
+		case <-wait.C:
+			return fasthttp.StatusNotFound, errNoPublisher
+		case <-ctx.Done():
+			return fasthttp.StatusServiceUnavailable, ctx.Err()
 		}
-		return err
 	}
-	return nil
+	rctx, cancel := context.WithTimeoutCause(ctx, g.cfg.StartTimeout, errNoKeyframe)
+	defer cancel()
+	if err := e.WaitReady(rctx); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fasthttp.StatusServiceUnavailable, ctx.Err()
+		case errors.Is(context.Cause(rctx), errNoKeyframe):
+			return fasthttp.StatusGatewayTimeout, errNoKeyframe
+		}
+		return fasthttp.StatusNotFound, err
+	}
+	return fasthttp.StatusOK, nil
 }
 
 // stream writes the entry to the viewer until it ends, the viewer goes
@@ -186,6 +195,19 @@ func (g *Server) corsLine() string {
 		return ""
 	}
 	return "Access-Control-Allow-Origin: " + g.cfg.CORSOrigin + "\r\n"
+}
+
+// statusReason is the one-line body of a refusal.
+func statusReason(status int) string {
+	switch status {
+	case fasthttp.StatusNotFound:
+		return "stream not found"
+	case fasthttp.StatusServiceUnavailable:
+		return "no capacity for this stream now"
+	case fasthttp.StatusGatewayTimeout:
+		return "stream published but no keyframe arrived in time"
+	}
+	return "stream unavailable"
 }
 
 // refuse answers a hijacked connection with an error status, and logs it.

@@ -86,6 +86,7 @@ type Entry struct {
 	audioSeen   bool
 	header      []byte // FLV header, set when ready
 	notify      chan struct{}
+	liveCh      chan struct{}
 	readyCh     chan struct{}
 	doneCh      chan struct{}
 
@@ -105,6 +106,7 @@ func newEntry(key string, bufferTags int, now time.Time) *Entry {
 		ring:    make([]Tag, size),
 		mask:    uint64(size - 1),
 		notify:  make(chan struct{}),
+		liveCh:  make(chan struct{}),
 		readyCh: make(chan struct{}),
 		doneCh:  make(chan struct{}),
 	}
@@ -122,6 +124,9 @@ func (e *Entry) State() State {
 
 // Done is closed when the entry reaches StateClosed.
 func (e *Entry) Done() <-chan struct{} { return e.doneCh }
+
+// Live is closed when a source attaches (StateWaiting to StateLive).
+func (e *Entry) Live() <-chan struct{} { return e.liveCh }
 
 // Ready is closed once the entry knows its tracks and holds a starting
 // point for viewers (a keyframe, or audio for an audio-only stream).
@@ -144,6 +149,7 @@ func (e *Entry) attach(source string) {
 	if e.state == StateWaiting {
 		e.state = StateLive
 		e.source = source
+		close(e.liveCh)
 	}
 }
 

@@ -48,7 +48,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("publisher connect: %w", err)
 	}
-	stream, err := client.CreateStream(nil, 4096)
+	stream, err := client.CreateStream(nil, 128) // any other size makes go-rtmp log to the global logrus
 	if err != nil {
 		return fmt.Errorf("publisher create stream: %w", err)
 	}
