@@ -1,0 +1,22 @@
+# flvgw: HTTP-FLV relay gateway.
+#   docker build -t flvgw .
+#   docker run -p 8080:8080 -p 1935:1935 flvgw
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flvgw ./cmd/flvgw
+# The image listens on all interfaces; the repository's etc/gw.toml keeps
+# loopback for running from a checkout.
+RUN sed -e 's/^listen = "127.0.0.1:8080"/listen = ":8080"/' \
+        -e 's/^listen = "127.0.0.1:1935"/listen = ":1935"/' etc/gw.toml > /out/gw.toml \
+ && grep -q '^listen = ":8080"' /out/gw.toml && grep -q '^listen = ":1935"' /out/gw.toml
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/flvgw /usr/local/bin/flvgw
+COPY --from=build /out/gw.toml /etc/flvgw/gw.toml
+USER nonroot:nonroot
+EXPOSE 8080 1935
+ENTRYPOINT ["/usr/local/bin/flvgw"]
+CMD ["-config", "/etc/flvgw/gw.toml"]
