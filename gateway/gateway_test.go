@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"flvgw/origin"
+	"flvgw/pool"
+	"flvgw/test/testkit"
+)
+
+// fasthttp's idle-worker cleaner notices a stopped server only after its
+// next sleep (MaxIdleWorkerDuration); everything else must be gone.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+func TestParseStreamPath(t *testing.T) {
+	for _, tc := range []struct {
+		path, key string
+	}{
+		{"/live/test.flv", "live/test"},
+		{"/app_1/cam-2.hd.flv", "app_1/cam-2.hd"},
+		{"/live/test", ""}, // the caller routes only .flv here; without it the name has no suffix to strip
+		{"/live/.flv", ""},
+		{"/../test.flv", ""},
+		{"/live/../x.flv", ""},
+		{"//test.flv", ""},
+		{"/live/a%2Fb.flv", ""},
+		{"/live/a b.flv", ""},
+		{"/a/b/c.flv", ""},
+		{"live/test.flv", ""},
+	} {
+		key, err := parseStreamPath(tc.path)
+		if tc.key == "" && tc.path == "/live/test" {
+			if err != nil || key != "live/test" {
+				t.Errorf("%q: %q %v", tc.path, key, err)
+			}
+			continue
+		}
+		if tc.key != key || (tc.key == "") != (err != nil) {
+			t.Errorf("parseStreamPath(%q) = %q, %v; want %q", tc.path, key, err, tc.key)
+		}
+	}
+}
+
+// relay is an in-process gateway with its embedded origin on loopback.
+type relay struct {
+	pool     *pool.Pool
+	httpAddr string
+	rtmpAddr string
+	stop     func()
+}
+
+func startRelay(t *testing.T, gcfg Config) *relay {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pcfg := pool.DefaultConfig()
+	pcfg.IdleTimeout = 100 * time.Millisecond
+	p, err := pool.New(pcfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtmpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 3)
+	gw := NewServer(gcfg, p, log)
+	org := origin.NewServer(origin.DefaultConfig(), p, log)
+	go func() { _ = gw.Serve(ctx, httpLn); done <- struct{}{} }()
+	go func() { _ = org.Serve(ctx, rtmpLn); done <- struct{}{} }()
+	go func() { p.Run(ctx); done <- struct{}{} }()
+	r := &relay{pool: p, httpAddr: httpLn.Addr().String(), rtmpAddr: rtmpLn.Addr().String()}
+	r.stop = sync.OnceFunc(func() {
+		cancel()
+		for range 3 {
+			<-done
+		}
+		p.Close()
+	})
+	t.Cleanup(r.stop)
+	return r
+}
+
+func publish(t *testing.T, r *relay, stream string) (stop func()) {
+	t.Helper()
+	s, err := testkit.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	pub := &testkit.Publisher{Addr: r.rtmpAddr, App: "live", Stream: stream, Tags: s.Tags, Loop: true}
+	go func() { _ = pub.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+func waitReady(t *testing.T, r *relay, key string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, ok := r.pool.Lookup(key); ok && s.TagsIn > 50 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never became ready", key)
+}
+
+// Viewers of a stream whose publisher leaves end cleanly, and nothing the
+// gateway, origin or pool started outlives them (goleak in TestMain).
+func TestViewersEndWhenPublisherLeaves(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stop := publish(t, r, "a")
+	waitReady(t, r, "live/a")
+	plays := make(chan testkit.Play, 20)
+	for range cap(plays) {
+		go func() {
+			plays <- testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/a.flv", nil)
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.pool.Stats().Subscribers < cap(plays) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	for range cap(plays) {
+		p := <-plays
+		if p.Status != 200 || p.Err != nil {
+			t.Fatalf("viewer: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := r.pool.Stats(); s.Entries != 0 || s.Subscribers != 0 {
+		t.Fatalf("after the publisher left: %+v", s)
+	}
+}
+
+// Shutdown ends viewers with their final chunk and leaves no goroutine.
+func TestShutdownEndsViewers(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "b")
+	defer stopPub()
+	waitReady(t, r, "live/b")
+	plays := make(chan testkit.Play, 5)
+	for range cap(plays) {
+		go func() { plays <- testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/b.flv", nil) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.pool.Stats().Subscribers < cap(plays) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.stop()
+	for range cap(plays) {
+		if p := <-plays; p.Status != 200 || p.Err != nil {
+			t.Fatalf("viewer at shutdown: %d %v", p.Status, p.Err)
+		}
+	}
+}
+
+// A viewer that vanishes is noticed at the next write and unregistered;
+// the other viewers keep playing.
+func TestVanishedViewerIsReleased(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "c")
+	defer stopPub()
+	waitReady(t, r, "live/c")
+	c, err := net.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /live/c.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := io.ReadAtLeast(c, buf, 100); err != nil {
+		t.Fatal(err)
+	}
+	leave := make(chan struct{})
+	other := make(chan testkit.Play, 1)
+	go func() { other <- testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/c.flv", leave) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.pool.Stats().Subscribers < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	for r.pool.Stats().Subscribers != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := r.pool.Stats().Subscribers; n != 1 {
+		t.Fatalf("subscribers %d after one viewer vanished, want 1", n)
+	}
+	close(leave)
+	p := <-other
+	if p.Status != 200 || !p.Left() {
+		t.Fatalf("other viewer: %d %v", p.Status, p.Err)
+	}
+	if a, v := p.Stream.CountMedia(); a == 0 || v == 0 {
+		t.Fatalf("other viewer stopped getting media: %d %d", a, v)
+	}
+}
+
+func TestUnknownStreamAnswers404AtOnce(t *testing.T) {
+	r := startRelay(t, testConfig())
+	start := time.Now()
+	resp, err := http.Get("http://" + r.httpAddr + "/live/none.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "not found") || time.Since(start) > time.Second {
+		t.Fatalf("%d %q after %s", resp.StatusCode, body, time.Since(start))
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatal("404 without CORS header: browser players cannot read it")
+	}
+}
+
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Listen = "127.0.0.1:0"
+	return c
+}
+
