@@ -240,4 +240,3 @@ func testConfig() Config {
 	c.Listen = "127.0.0.1:0"
 	return c
 }
-
