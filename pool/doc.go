@@ -11,7 +11,8 @@
 //
 // # Lifecycle
 //
-// An entry's state only moves forward:
+// An entry's state only moves forward, but for a reconnect
+// (Live -> Reconnecting -> Live); "Recon." is StateReconnecting:
 //
 //	from      event                               to        owner (the only caller)
 //	(none)    Subscribe(wait) / pull resolver     Waiting   Pool.Subscribe
@@ -19,8 +20,14 @@
 //	Waiting   Publish (a publisher arrives)       Live      Pool.Publish
 //	Waiting   first tag of a pull                 Live      Publisher.WriteTag (pull)
 //	Waiting   last waiter leaves, no source       Closed    Pool.release
-//	Live      source ends (publisher left,        Closed    Publisher.Close -> Pool.endEntry
+//	Live      source ends (publisher left,        Closed    Publisher.Close -> Pool.sourceEnded
 //	          pull broke or was cancelled)
+//	Live      source ends while viewers play and  Recon.    Publisher.Close -> Pool.sourceEnded
+//	          reconnect_window > 0                          (a pull is restarted at once)
+//	Recon.    a publisher comes back / the        Live      Pool.Publish / Publisher.WriteTag
+//	          restarted pull's first tag
+//	Recon.    reconnect_window passes, or the     Closed    Pool (timer) / Pool.release
+//	          last viewer leaves
 //	Waiting,  evicted: idle (no subscriber) past  Closed    Pool (LRU callback)
 //	Live      idle_timeout, or room needed
 //	any       Pool.Close (shutdown)               Closed    Pool.Close
@@ -58,5 +65,11 @@
 //     reader; the key is free at once.
 //  5. The source never waits for a viewer: append only takes Entry.mu.
 //  6. Tag bytes are never written after append.
+//
+// Across a reconnect the entry splices the new source session onto the old
+// one: a source generation number refuses writes from the replaced source,
+// the new session's timestamps are shifted to continue where the old ended,
+// video waits for the new session's keyframe, and its sequence headers pass
+// to the viewers, who never see a partial tag or time going back.
 //  7. A pull's goroutine ends when its entry ends; Pool.Close waits for it.
 package pool

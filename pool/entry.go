@@ -18,6 +18,10 @@ const (
 	StateWaiting State = iota
 	// StateLive: a source is attached and feeding tags.
 	StateLive
+	// StateReconnecting: the source went away while viewers watch; they stay
+	// attached for reconnect_window while a publisher may come back or the
+	// pull retries. Back to StateLive at the next source's first tag.
+	StateReconnecting
 	// StateClosed: terminal. The source ended or the entry was evicted.
 	// Readers drain what the buffer holds and then see ErrEnded.
 	StateClosed
@@ -29,6 +33,8 @@ func (s State) String() string {
 		return "waiting"
 	case StateLive:
 		return "live"
+	case StateReconnecting:
+		return "reconnecting"
 	case StateClosed:
 		return "closed"
 	}
@@ -65,10 +71,18 @@ type Entry struct {
 	idleSince   time.Time
 	pinned      bool // a pushing publisher owns it; never idle-evicted
 	hasSource   bool
+	pull        Source             // the pulling source, restarted on reconnect
 	cancel      context.CancelFunc // stops a pulling source, if any
+	reconnect   *time.Timer        // ends a StateReconnecting entry
 
 	mu          sync.RWMutex
 	state       State
+	gen         uint64 // the current source's generation; older ones are refused
+	splice      bool   // the next tag starts a new source session
+	waitKey     bool   // after a splice, drop video until a keyframe
+	tsOffset    int64  // added to source timestamps (splices)
+	lastTS      [2]int64
+	lastAny     int64
 	endErr      error
 	source      string
 	ring        []Tag
@@ -142,14 +156,52 @@ func (e *Entry) Err() error {
 // AddBytesOut records bytes written to a viewer of this entry.
 func (e *Entry) AddBytesOut(n int) { e.bytesOut.Add(uint64(n)) }
 
-// attach moves Waiting to Live. Called by the Pool with its mu held.
-func (e *Entry) attach(source string) {
+// newSource makes gen the only generation allowed to append. Called by
+// the Pool with its mu held.
+func (e *Entry) newSource() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state == StateWaiting {
-		e.state = StateLive
-		e.source = source
+	e.gen++
+	return e.gen
+}
+
+// attach moves Waiting or Reconnecting to Live for source generation gen.
+// Called by the Pool with its mu held.
+func (e *Entry) attach(gen uint64, source string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gen != gen {
+		return false
+	}
+	switch e.state {
+	case StateWaiting:
 		close(e.liveCh)
+	case StateReconnecting:
+	default:
+		return e.state == StateLive
+	}
+	e.state = StateLive
+	e.source = source
+	return true
+}
+
+// detach moves Live to Reconnecting: the source is gone, the viewers stay.
+// Called by the Pool with its mu held.
+func (e *Entry) detach() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gen++ // the old source may not append any more
+	e.state = StateReconnecting
+	e.splice = true
+}
+
+// isReady reports whether viewers have started on this entry.
+func (e *Entry) isReady() bool {
+	select {
+	case <-e.readyCh:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -174,16 +226,39 @@ func (e *Entry) end(reason error) bool {
 	return true
 }
 
-// append publishes one tag to every reader. Only the entry's source calls it.
-func (e *Entry) append(t Tag) error {
+// ErrStale: a source that was replaced tried to append.
+var ErrStale = errors.New("pool: source replaced")
+
+// spliceGap separates the last tag before a splice from the first after.
+const spliceGap = 40 // milliseconds
+
+// append publishes one tag from source generation gen to every reader.
+// Only the entry's current source calls it. Timestamps are made monotonic
+// per track here, once for all viewers: across a splice (a new source
+// session after a reconnect) the new session continues where the old
+// ended, and a track never goes back in time.
+func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) error {
 	e.mu.Lock()
-	if e.state != StateLive {
-		state := e.state
+	if e.state != StateLive || e.gen != gen {
+		state, cur := e.state, e.gen
 		e.mu.Unlock()
-		if state == StateClosed {
+		switch {
+		case state == StateClosed:
 			return ErrEnded
+		case cur != gen:
+			return ErrStale
 		}
 		return fmt.Errorf("pool: append in state %s", state)
+	}
+	ts, keep := e.mapTimestamp(typ, timestamp, body)
+	if !keep {
+		e.mu.Unlock()
+		return nil
+	}
+	t, err := NewTag(typ, ts, body)
+	if err != nil {
+		e.mu.Unlock()
+		return err
 	}
 	e.track(&t)
 	e.ring[e.head&e.mask] = t
@@ -210,6 +285,34 @@ func (e *Entry) append(t Tag) error {
 		close(e.readyCh)
 	}
 	return nil
+}
+
+// mapTimestamp returns the timestamp viewers see for a source tag, and
+// whether to keep the tag at all (after a splice, video waits for a
+// keyframe). e.mu held.
+func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, bool) {
+	if e.splice {
+		e.splice = false
+		e.waitKey = true
+		e.tsOffset = e.lastAny + spliceGap - int64(timestamp)
+	}
+	if e.waitKey && typ == TagVideo && len(body) > 0 {
+		if key, seq := classify(typ, body); !key && !seq {
+			return 0, false
+		} else if key {
+			e.waitKey = false
+		}
+	}
+	ts := max(int64(timestamp)+e.tsOffset, 0)
+	if typ == TagAudio || typ == TagVideo {
+		track := typ - TagAudio
+		if ts < e.lastTS[track] {
+			ts = e.lastTS[track]
+		}
+		e.lastTS[track] = ts
+	}
+	e.lastAny = max(e.lastAny, ts)
+	return uint32(ts), true
 }
 
 // track updates the codec state with t. e.mu held.

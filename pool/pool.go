@@ -21,6 +21,12 @@ var (
 	ErrFull = errors.New("pool: all entries in use")
 	// ErrBusy: the key already has a source (a second publisher).
 	ErrBusy = errors.New("pool: stream already has a source")
+	// ErrUpstreamNotFound: no upstream has the stream (sources wrap it).
+	ErrUpstreamNotFound = errors.New("pool: no upstream has the stream")
+	// ErrUpstreamUnreachable: no upstream could be reached (sources wrap it).
+	ErrUpstreamUnreachable = errors.New("pool: upstream unreachable")
+	// ErrNoReconnect: the source did not come back within reconnect_window.
+	ErrNoReconnect = errors.New("pool: source did not come back within reconnect_window")
 )
 
 // Config sets the pool's bounds. The zero value is not valid; start from
@@ -38,6 +44,10 @@ type Config struct {
 	// (rounded up to a power of two). A reader further behind than this
 	// skips to the newest keyframe.
 	BufferTags int `toml:"buffer_tags"`
+	// ReconnectWindow keeps viewers attached this long when their source
+	// (publisher or pull) goes away mid-stream, waiting for a publisher to
+	// come back or a pull to reconnect. Zero ends them at once.
+	ReconnectWindow time.Duration `toml:"reconnect_window"`
 }
 
 // DefaultConfig returns the defaults used when a key is absent.
@@ -59,6 +69,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pool.idle_timeout must be a duration of at least 1ms such as \"30s\", got %s", c.IdleTimeout)
 	case c.BufferTags < 64 || c.BufferTags > 1<<20:
 		return fmt.Errorf("pool.buffer_tags must be between 64 and 1048576, got %d", c.BufferTags)
+	case c.ReconnectWindow < 0:
+		return fmt.Errorf("pool.reconnect_window must not be negative, got %s", c.ReconnectWindow)
 	}
 	return nil
 }
@@ -200,11 +212,14 @@ func (p *Pool) release(e *Entry) {
 	if e.subscribers > 0 {
 		return
 	}
-	switch {
-	case e.State() == StateClosed:
+	switch state := e.State(); {
+	case state == StateClosed:
 		if p.entries[e.key] == e { // ended entries are removed when they end
 			delete(p.entries, e.key)
 		}
+	case state == StateReconnecting:
+		// Nobody is left to keep through the reconnect.
+		p.endEntryLocked(e, ErrSourceGone)
 	case !e.hasSource:
 		// Waited for a publisher that never came; nobody waits any more.
 		e.end(ErrAbandoned)
@@ -238,10 +253,11 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	}
 	e.hasSource = true
 	e.pinned = true
-	e.attach(source)
-	p.upstreamSessions.Add(1)
-	pub := &Publisher{p: p, e: e}
+	p.stopReconnectLocked(e)
+	pub := &Publisher{p: p, e: e, gen: e.newSource()}
+	e.attach(pub.gen, source)
 	pub.attached.Store(true)
+	p.upstreamSessions.Add(1)
 	return pub, nil
 }
 
@@ -251,9 +267,9 @@ func (p *Pool) startSourceLocked(e *Entry, src Source) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.hasSource = true
-	e.source = src.Name()
+	e.pull = src
 	p.upstreamSessions.Add(1)
-	pub := &Publisher{p: p, e: e}
+	pub := &Publisher{p: p, e: e, gen: e.newSource(), name: src.Name()}
 	p.sources.Add(1)
 	go func() {
 		defer p.sources.Done()
@@ -265,11 +281,61 @@ func (p *Pool) startSourceLocked(e *Entry, src Source) {
 	}()
 }
 
-// endEntry is how a source's end reaches an entry: one transition to
-// StateClosed, and the key is free for a new entry at once.
-func (p *Pool) endEntry(e *Entry, reason error) {
+// sourceEnded is how a source's end reaches its entry. If viewers are
+// playing and reconnect_window allows, the entry waits for the source to
+// come back (StateReconnecting) and a pull is restarted; otherwise the
+// entry ends.
+func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	e := pub.e
+	if e.gen != pub.gen { // replaced already; e.gen only changes under p.mu
+		return
+	}
+	if p.cfg.ReconnectWindow > 0 && !p.closed && e.subscribers > 0 && e.isReady() &&
+		e.State() == StateLive && resumable(reason) {
+		e.detach()
+		e.hasSource = e.pull != nil
+		if e.cancel != nil {
+			e.cancel()
+			e.cancel = nil
+		}
+		gen := e.gen
+		e.reconnect = time.AfterFunc(p.cfg.ReconnectWindow, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if e.gen == gen && e.State() == StateReconnecting {
+				p.endEntryLocked(e, fmt.Errorf("%w: %w", ErrNoReconnect, reason))
+			}
+		})
+		p.log.Info("source lost, viewers kept", "stream", e.key, "reason", reason,
+			"subscribers", e.subscribers, "window", p.cfg.ReconnectWindow)
+		if e.pull != nil {
+			p.startSourceLocked(e, e.pull)
+		}
+		return
+	}
+	p.endEntryLocked(e, reason)
+}
+
+// resumable reports whether a source's end may be bridged by a reconnect:
+// a source that went away, not one that sent garbage or was stopped.
+func resumable(reason error) bool {
+	return !errors.Is(reason, ErrBadTag) && !errors.Is(reason, ErrEvicted) &&
+		!errors.Is(reason, ErrPoolClosed) && !errors.Is(reason, context.Canceled)
+}
+
+func (p *Pool) stopReconnectLocked(e *Entry) {
+	if e.reconnect != nil {
+		e.reconnect.Stop()
+		e.reconnect = nil
+	}
+}
+
+// endEntryLocked is the one transition to StateClosed from a source's side;
+// the key is free for a new entry at once.
+func (p *Pool) endEntryLocked(e *Entry, reason error) {
+	p.stopReconnectLocked(e)
 	if e.end(reason) {
 		p.log.Info("entry ended", "stream", e.key, "reason", reason, "subscribers", e.subscribers)
 	}
@@ -319,6 +385,7 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	for key, e := range p.entries {
+		p.stopReconnectLocked(e)
 		e.end(ErrPoolClosed)
 		delete(p.entries, key)
 	}
@@ -390,9 +457,15 @@ func (s *Subscription) Close() {
 type Publisher struct {
 	p        *Pool
 	e        *Entry
+	gen      uint64
+	name     string
 	once     sync.Once
 	attached atomic.Bool // a pull attaches at its first tag
 }
+
+// SetSource names where the tags come from (shown in the streams API); a
+// pull calls it before its first tag when it picks an upstream.
+func (pb *Publisher) SetSource(name string) { pb.name = name }
 
 // Entry is the entry this publisher feeds.
 func (pb *Publisher) Entry() *Entry { return pb.e }
@@ -404,17 +477,15 @@ func (pb *Publisher) Done() <-chan struct{} { return pb.e.doneCh }
 // error wrapping ErrEnded once the entry has ended, and ErrBadTag for a
 // tag that cannot be relayed.
 func (pb *Publisher) WriteTag(typ uint8, timestamp uint32, body []byte) error {
-	t, err := NewTag(typ, timestamp, body)
-	if err != nil {
-		return err
-	}
 	if !pb.attached.Load() {
 		pb.attached.Store(true)
 		pb.p.mu.Lock()
-		pb.e.attach(pb.e.source)
+		if pb.e.attach(pb.gen, pb.name) {
+			pb.p.stopReconnectLocked(pb.e)
+		}
 		pb.p.mu.Unlock()
 	}
-	return pb.e.append(t)
+	return pb.e.append(pb.gen, typ, timestamp, body)
 }
 
 // Close ends the entry with reason (ErrSourceGone if nil). Calls after
@@ -424,6 +495,6 @@ func (pb *Publisher) Close(reason error) {
 		if reason == nil {
 			reason = ErrSourceGone
 		}
-		pb.p.endEntry(pb.e, reason)
+		pb.p.sourceEnded(pb, reason)
 	})
 }

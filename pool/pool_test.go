@@ -197,7 +197,7 @@ func TestLifecycleTransitions(t *testing.T) {
 				if pub2.Entry() == pub.Entry() {
 					t.Fatal("a closed entry was reused")
 				}
-				pub2.Entry().attach("again") // no effect on a live entry
+				pub2.Entry().attach(pub2.gen, "again") // no effect on a live entry
 				return pub.Entry()
 			},
 			wantState: StateClosed, wantErr: ErrSourceGone,

@@ -1,0 +1,194 @@
+package pool
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func tagTimestamp(b []byte) uint32 {
+	return uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
+}
+
+// A publisher that leaves and comes back within reconnect_window keeps
+// the viewers attached: same entry, timestamps go on rising across the
+// splice, the new sequence headers reach them, video resumes at a keyframe.
+func TestRepublishWithinWindowKeepsViewers(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = 2 * time.Second
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	got, err := r.Next(context.Background(), nil)
+	must(t, err)
+
+	pub.Close(ErrSourceGone)
+	if st := sub.Entry().State(); st != StateReconnecting {
+		t.Fatalf("state %s after the publisher left with a viewer, want reconnecting", st)
+	}
+	if err := pub.WriteTag(TagVideo, ts, avcInter); !errors.Is(err, ErrStale) {
+		t.Fatalf("old publisher wrote after leaving: %v", err)
+	}
+	pub2, err := p.Publish("live/a", "second")
+	must(t, err)
+	if pub2.Entry() != sub.Entry() {
+		t.Fatal("the returning publisher got a new entry")
+	}
+	// The new session restarts its clock at 0 and opens with an inter
+	// frame before its keyframe.
+	must(t, pub2.WriteTag(TagVideo, 0, avcInter))
+	must(t, pub2.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub2.WriteTag(TagAudio, 0, aacSeq))
+	feedGOP(t, pub2, 0, 3)
+	pub2.Close(nil) // no more viewers' wait: ends (window still open, but reason ok)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		b, err := r.Next(ctx, nil)
+		got = append(got, b...)
+		if err != nil {
+			break
+		}
+	}
+	var last [2]uint32
+	sawSeqAfterSplice, sawKeyAfterSplice := false, false
+	spliced := false
+	for _, b := range got[1:] {
+		typ, tts := b[0], tagTimestamp(b)
+		if typ == TagAudio || typ == TagVideo {
+			if tts < last[typ-TagAudio] {
+				t.Fatalf("type %d timestamp %d after %d", typ, tts, last[typ-TagAudio])
+			}
+			last[typ-TagAudio] = tts
+		}
+		body := b[11 : len(b)-4]
+		if tts >= ts && typ == TagVideo {
+			spliced = true
+			k, seq := classify(typ, body)
+			if seq {
+				sawSeqAfterSplice = true
+			}
+			if !k && !seq && !sawKeyAfterSplice {
+				t.Fatal("inter frame after the splice before a keyframe")
+			}
+			if k {
+				sawKeyAfterSplice = true
+			}
+		}
+		if n := binary.BigEndian.Uint32(b[len(b)-4:]); int(n) != len(b)-4 {
+			t.Fatal("bad tag size")
+		}
+	}
+	if !spliced || !sawSeqAfterSplice || !sawKeyAfterSplice {
+		t.Fatalf("splice: seen %v, sequence header %v, keyframe %v", spliced, sawSeqAfterSplice, sawKeyAfterSplice)
+	}
+}
+
+// Nobody comes back: viewers end when the window closes.
+func TestReconnectWindowExpires(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = 100 * time.Millisecond
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	_, err = r.Next(context.Background(), nil)
+	must(t, err)
+	start := time.Now()
+	pub.Close(ErrSourceGone)
+	_, err = drain(t, r, 5*time.Second)
+	if !errors.Is(err, ErrEnded) || !errors.Is(err, ErrNoReconnect) {
+		t.Fatalf("reader ended with %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("ended after %s, want about the window", d)
+	}
+	if n := p.Stats().Entries; n != 0 {
+		t.Fatalf("entries %d", n)
+	}
+}
+
+// Without viewers, or before any viewer started, there is nothing to keep.
+func TestNoReconnectWithoutViewers(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = time.Hour
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	startStream(t, pub)
+	pub.Close(ErrSourceGone)
+	if st := pub.Entry().State(); st != StateClosed {
+		t.Fatalf("state %s, want closed", st)
+	}
+	// A viewer leaving during the reconnect ends it too.
+	pub, err = p.Publish("live/a", "again")
+	must(t, err)
+	startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	pub.Close(ErrSourceGone)
+	sub.Close()
+	if st := pub.Entry().State(); st != StateClosed {
+		t.Fatalf("state %s after the last viewer left a reconnecting entry, want closed", st)
+	}
+}
+
+// breakingSource feeds a GOP and then breaks, twice.
+type breakingSource struct{ runs *atomic.Int32 }
+
+func (s breakingSource) Name() string { return "breaking" }
+func (s breakingSource) Run(ctx context.Context, pub *Publisher) error {
+	n := s.runs.Add(1)
+	for _, tag := range []struct {
+		typ  uint8
+		body []byte
+	}{{TagVideo, avcSeq}, {TagAudio, aacSeq}, {TagVideo, avcKey}, {TagVideo, avcInter}} {
+		if err := pub.WriteTag(tag.typ, 0, tag.body); err != nil {
+			return err
+		}
+	}
+	if n <= 2 {
+		return ErrSourceGone // the upstream broke mid-stream
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A pull that breaks mid-stream is restarted on the same entry.
+func TestPullRestartedWithinWindow(t *testing.T) {
+	var runs atomic.Int32
+	cfg := testConfig()
+	cfg.ReconnectWindow = time.Second
+	p := newTestPool(t, cfg, func(string) Source { return breakingSource{runs: &runs} })
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, sub.Entry().WaitReady(ctx))
+	r := sub.NewReader()
+	for runs.Load() < 3 {
+		if _, err := r.Next(ctx, nil); err != nil {
+			t.Fatalf("viewer ended across a pull restart: %v", err)
+		}
+	}
+	if st := sub.Entry().State(); st == StateClosed {
+		t.Fatal("entry closed")
+	}
+	if s := p.Stats(); s.UpstreamSessions != 3 {
+		t.Fatalf("upstream sessions %d, want 3", s.UpstreamSessions)
+	}
+	sub.Close()
+}
