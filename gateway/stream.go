@@ -87,7 +87,7 @@ func (g *Server) runViewer(c net.Conn, key, remote string) {
 // the publisher of an unknown stream up to publish_wait (then 404), for
 // the first keyframe up to start_timeout (then 504).
 func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err error) {
-	if e.State() == pool.StateWaiting {
+	if e.State() == pool.StateWaiting && !e.Pulled() {
 		wait := time.NewTimer(g.cfg.PublishWait)
 		defer wait.Stop()
 		select {
@@ -108,6 +108,8 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 			return fasthttp.StatusServiceUnavailable, ctx.Err()
 		case errors.Is(context.Cause(rctx), errNoKeyframe):
 			return fasthttp.StatusGatewayTimeout, errNoKeyframe
+		case errors.Is(err, pool.ErrUpstreamUnreachable):
+			return fasthttp.StatusBadGateway, err
 		}
 		return fasthttp.StatusNotFound, err
 	}
@@ -206,6 +208,8 @@ func statusReason(status int) string {
 		return "no capacity for this stream now"
 	case fasthttp.StatusGatewayTimeout:
 		return "stream published but no keyframe arrived in time"
+	case fasthttp.StatusBadGateway:
+		return "no upstream reachable"
 	}
 	return "stream unavailable"
 }

@@ -70,10 +70,12 @@ type Entry struct {
 	subscribers int
 	idleSince   time.Time
 	pinned      bool // a pushing publisher owns it; never idle-evicted
+	pulled      bool // created by a pull; set before the entry is shared
 	hasSource   bool
 	pull        Source             // the pulling source, restarted on reconnect
 	cancel      context.CancelFunc // stops a pulling source, if any
 	reconnect   *time.Timer        // ends a StateReconnecting entry
+	retry       *time.Timer        // restarts a failed pull during a reconnect
 
 	mu          sync.RWMutex
 	state       State
@@ -138,6 +140,9 @@ func (e *Entry) State() State {
 
 // Done is closed when the entry reaches StateClosed.
 func (e *Entry) Done() <-chan struct{} { return e.doneCh }
+
+// Pulled reports whether the entry was created to pull from an upstream.
+func (e *Entry) Pulled() bool { return e.pulled }
 
 // Live is closed when a source attaches (StateWaiting to StateLive).
 func (e *Entry) Live() <-chan struct{} { return e.liveCh }

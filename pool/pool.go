@@ -192,6 +192,7 @@ func (p *Pool) Subscribe(key string, wait bool) (*Subscription, error) {
 			return nil, err
 		}
 		if src != nil {
+			e.pulled = true
 			p.startSourceLocked(e, src)
 		}
 	}
@@ -264,6 +265,9 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 // startSourceLocked runs src for e in its own goroutine; the goroutine
 // ends the entry when src returns and stops when the entry ends.
 func (p *Pool) startSourceLocked(e *Entry, src Source) {
+	if e.cancel != nil {
+		e.cancel() // the previous run of a restarted pull has returned
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.hasSource = true
@@ -292,6 +296,21 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 	if e.gen != pub.gen { // replaced already; e.gen only changes under p.mu
 		return
 	}
+	if e.State() == StateReconnecting && e.pull != nil && resumable(reason) {
+		// A restarted pull failed too; try again, after a pause so that
+		// an origin answering "not found" at once is not hammered, until
+		// the window closes.
+		p.log.Info("pull retry failed, retrying within reconnect_window", "stream", e.key, "reason", reason)
+		episode := e.reconnect
+		e.retry = time.AfterFunc(restartPause, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if e.reconnect == episode && e.State() == StateReconnecting {
+				p.startSourceLocked(e, e.pull)
+			}
+		})
+		return
+	}
 	if p.cfg.ReconnectWindow > 0 && !p.closed && e.subscribers > 0 && e.isReady() &&
 		e.State() == StateLive && resumable(reason) {
 		e.detach()
@@ -300,14 +319,18 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 			e.cancel()
 			e.cancel = nil
 		}
-		gen := e.gen
-		e.reconnect = time.AfterFunc(p.cfg.ReconnectWindow, func() {
+		// The timer belongs to this reconnect episode (pull restarts change
+		// the generation, not the episode); p.mu orders its read of timer
+		// after the assignment below.
+		var timer *time.Timer
+		timer = time.AfterFunc(p.cfg.ReconnectWindow, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if e.gen == gen && e.State() == StateReconnecting {
+			if e.reconnect == timer && e.State() == StateReconnecting {
 				p.endEntryLocked(e, fmt.Errorf("%w: %w", ErrNoReconnect, reason))
 			}
 		})
+		e.reconnect = timer
 		p.log.Info("source lost, viewers kept", "stream", e.key, "reason", reason,
 			"subscribers", e.subscribers, "window", p.cfg.ReconnectWindow)
 		if e.pull != nil {
@@ -330,7 +353,15 @@ func (p *Pool) stopReconnectLocked(e *Entry) {
 		e.reconnect.Stop()
 		e.reconnect = nil
 	}
+	if e.retry != nil {
+		e.retry.Stop()
+		e.retry = nil
+	}
 }
+
+// restartPause separates restarts of a pull that keeps failing during a
+// reconnect window.
+const restartPause = 250 * time.Millisecond
 
 // endEntryLocked is the one transition to StateClosed from a source's side;
 // the key is free for a new entry at once.

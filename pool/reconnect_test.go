@@ -192,3 +192,47 @@ func TestPullRestartedWithinWindow(t *testing.T) {
 	}
 	sub.Close()
 }
+
+// failingAfterFirst produces a stream once, then every restart fails.
+type failingAfterFirst struct{ runs *atomic.Int32 }
+
+func (s failingAfterFirst) Name() string { return "failing" }
+func (s failingAfterFirst) Run(ctx context.Context, pub *Publisher) error {
+	if s.runs.Add(1) > 1 {
+		time.Sleep(10 * time.Millisecond)
+		return ErrUpstreamUnreachable
+	}
+	for _, body := range [][]byte{avcSeq, avcKey} {
+		if err := pub.WriteTag(TagVideo, 0, body); err != nil {
+			return err
+		}
+	}
+	return ErrSourceGone
+}
+
+// Restarted pulls that keep failing are retried until the window closes;
+// then the viewers end.
+func TestPullRetriesUntilWindowCloses(t *testing.T) {
+	var runs atomic.Int32
+	cfg := testConfig()
+	cfg.ReconnectWindow = 900 * time.Millisecond
+	p := newTestPool(t, cfg, func(string) Source { return failingAfterFirst{runs: &runs} })
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, sub.Entry().WaitReady(ctx))
+	select {
+	case <-sub.Entry().Done():
+	case <-ctx.Done():
+		t.Fatal("entry never ended after the window")
+	}
+	if !errors.Is(sub.Entry().Err(), ErrNoReconnect) {
+		t.Fatalf("ended with %v", sub.Entry().Err())
+	}
+	// 900ms window, 250ms pause between restarts: the first run, then 3.
+	if n := runs.Load(); n < 3 || n > 5 {
+		t.Fatalf("pull ran %d times in the window, want about 4 (paced retries)", n)
+	}
+}

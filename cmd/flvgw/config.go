@@ -20,6 +20,9 @@ type Config struct {
 	RTMP origin.Config  `toml:"rtmp"`
 	Pool pool.Config    `toml:"pool"`
 	Log  LogConfig      `toml:"log"`
+	// Edge and Upstreams make flvgw pull streams nobody publishes to it.
+	Edge      origin.EdgeConfig `toml:"edge"`
+	Upstreams []origin.Upstream `toml:"upstream"`
 }
 
 // LogConfig configures the structured log on stderr.
@@ -36,6 +39,7 @@ func defaultConfig() Config {
 		RTMP: origin.DefaultConfig(),
 		Pool: pool.DefaultConfig(),
 		Log:  LogConfig{Level: "info", Format: "text"},
+		Edge: origin.DefaultEdgeConfig(),
 	}
 }
 
@@ -66,7 +70,8 @@ func (c Config) validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		ferr = fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
 	}
-	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), lerr, ferr)
+	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), c.Edge.Validate(),
+		origin.ValidateUpstreams(c.Upstreams), lerr, ferr)
 }
 
 func (l LogConfig) level() (slog.Level, error) {

@@ -67,7 +67,14 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // until ctx is done. Shutdown ends viewers cleanly first, then publishers,
 // then the pool.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
-	p, err := pool.New(cfg.Pool, log.With("component", "pool"), nil)
+	var resolver pool.Resolver
+	if len(cfg.Upstreams) > 0 {
+		resolver = origin.NewResolver(cfg.Upstreams, cfg.Edge, log.With("component", "pull"))
+		for _, u := range cfg.Upstreams {
+			log.Info("upstream", "name", u.Name, "url", u.URL, "apps", u.Apps)
+		}
+	}
+	p, err := pool.New(cfg.Pool, log.With("component", "pool"), resolver)
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,14 @@
 package testkit
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	flv "github.com/yutopp/go-flv"
+
+	"flvgw/origin"
 )
 
 // Tag is one parsed FLV tag.
@@ -23,9 +23,6 @@ type Tag struct {
 	SeqHeader bool
 }
 
-// ErrMalformed reports bytes that are not a well-formed FLV stream.
-var ErrMalformed = errors.New("malformed FLV")
-
 // Stream is what a strict read of an FLV byte stream saw.
 type Stream struct {
 	HasAudio, HasVideo bool // header flags
@@ -33,67 +30,29 @@ type Stream struct {
 	Bytes              int64
 }
 
-// TagReader reads FLV tags one by one and checks every structural rule:
-// the header, each tag's type and size, and each PreviousTagSize.
+// TagReader reads FLV tags strictly (origin.FLVReader) and classifies them.
 type TagReader struct {
-	r      *bufio.Reader
-	Header flv.Header
-	n      int64
+	*origin.FLVReader
 }
 
 // NewTagReader reads and checks the FLV header and PreviousTagSize0.
 func NewTagReader(r io.Reader) (*TagReader, error) {
-	br := bufio.NewReaderSize(r, 64*1024)
-	h, err := flv.DecodeFlvHeader(br)
+	fr, err := origin.NewFLVReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
+		return nil, err
 	}
-	if h.DataOffset != flv.HeaderLength {
-		return nil, fmt.Errorf("%w: data offset %d", ErrMalformed, h.DataOffset)
-	}
-	var size [4]byte
-	if _, err := io.ReadFull(br, size[:]); err != nil {
-		return nil, fmt.Errorf("%w: PreviousTagSize0: %w", ErrMalformed, err)
-	}
-	if binary.BigEndian.Uint32(size[:]) != 0 {
-		return nil, fmt.Errorf("%w: PreviousTagSize0 is %d", ErrMalformed, binary.BigEndian.Uint32(size[:]))
-	}
-	return &TagReader{r: br, Header: *h, n: 13}, nil
+	return &TagReader{fr}, nil
 }
 
-// Next returns the next tag; io.EOF exactly at a tag boundary, an error
-// wrapping ErrMalformed (or io.ErrUnexpectedEOF) for anything else.
+// Next returns the next tag; io.EOF exactly at a tag boundary.
 func (tr *TagReader) Next() (Tag, error) {
-	var hdr [11]byte
-	n, err := io.ReadFull(tr.r, hdr[:])
+	ft, err := tr.FLVReader.Next()
 	if err != nil {
-		if n == 0 && errors.Is(err, io.EOF) {
-			return Tag{}, io.EOF
-		}
-		return Tag{}, fmt.Errorf("%w: tag header after %d bytes: %w", ErrMalformed, tr.n, err)
+		return Tag{}, err
 	}
-	typ := hdr[0]
-	if typ != 8 && typ != 9 && typ != 18 {
-		return Tag{}, fmt.Errorf("%w: tag type %d at byte %d", ErrMalformed, typ, tr.n)
-	}
-	size := int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
-	ts := uint32(hdr[4])<<16 | uint32(hdr[5])<<8 | uint32(hdr[6]) | uint32(hdr[7])<<24
-	if hdr[8] != 0 || hdr[9] != 0 || hdr[10] != 0 {
-		return Tag{}, fmt.Errorf("%w: stream id not 0 at byte %d", ErrMalformed, tr.n)
-	}
-	if size == 0 {
-		return Tag{}, fmt.Errorf("%w: empty tag at byte %d", ErrMalformed, tr.n)
-	}
-	body := make([]byte, size+4)
-	if _, err := io.ReadFull(tr.r, body); err != nil {
-		return Tag{}, fmt.Errorf("%w: tag body at byte %d: %w", ErrMalformed, tr.n, err)
-	}
-	if prev := binary.BigEndian.Uint32(body[size:]); int(prev) != size+11 {
-		return Tag{}, fmt.Errorf("%w: PreviousTagSize %d, want %d at byte %d", ErrMalformed, prev, size+11, tr.n)
-	}
-	tr.n += int64(11 + size + 4)
-	t := Tag{Type: typ, Timestamp: ts, Body: body[:size]}
-	switch typ {
+	t := Tag{Type: ft.Type, Timestamp: ft.Timestamp, Body: ft.Body}
+	body, size := ft.Body, len(ft.Body)
+	switch t.Type {
 	case 9:
 		t.Keyframe = body[0]>>4 == 1
 		if body[0]&0x0f == 7 && size > 1 {
@@ -105,9 +64,6 @@ func (tr *TagReader) Next() (Tag, error) {
 	}
 	return t, nil
 }
-
-// Offset is the number of bytes read so far.
-func (tr *TagReader) Offset() int64 { return tr.n }
 
 // ReadStream reads a whole FLV stream until EOF. A stream cut inside a tag
 // is an error.

@@ -46,25 +46,54 @@ type Gateway struct {
 	stderr   bytes.Buffer
 	exited   chan struct{}
 	exitErr  error
+	killed   bool
+}
+
+// Kill ends the process with SIGKILL (a crash, as far as its peers can
+// tell) and waits for it.
+func (g *Gateway) Kill() {
+	g.killed = true
+	_ = g.cmd.Process.Kill()
+	<-g.exited
 }
 
 var listenRE = regexp.MustCompile(`msg="(http|rtmp) listening".* addr=(\S+)`)
 
-// BaseConfig is a test configuration on free loopback ports; extra is
-// appended to it (TOML tables may be given again only if not already
-// present, so pass whole sections that BaseConfig lacks, or use Sections).
+// BaseConfig is a test configuration on free loopback ports. sections
+// overrides or adds keys per table ("http", "rtmp", "pool", "log",
+// "edge"); sections["extra"] is appended as is (for [[upstream]]).
 func BaseConfig(sections map[string]string) string {
 	def := map[string]string{
 		"http": "listen = \"127.0.0.1:0\"\npprof = true\n",
 		"rtmp": "listen = \"127.0.0.1:0\"\nread_timeout = \"5s\"\n",
 		"pool": "idle_timeout = \"1s\"\n",
 		"log":  "level = \"info\"\n",
+		"edge": "",
 	}
 	var b strings.Builder
-	for _, name := range []string{"http", "rtmp", "pool", "log"} {
-		fmt.Fprintf(&b, "[%s]\n%s%s\n", name, def[name], sections[name])
+	for _, name := range []string{"http", "rtmp", "pool", "log", "edge"} {
+		fmt.Fprintf(&b, "[%s]\n%s\n", name, mergeKeys(def[name], sections[name]))
 	}
+	b.WriteString(sections["extra"])
 	return b.String()
+}
+
+// mergeKeys joins "key = value" lines, over's keys replacing base's.
+func mergeKeys(base, over string) string {
+	seen := map[string]bool{}
+	var out []string
+	for line := range strings.SplitSeq(over, "\n") {
+		if k, _, ok := strings.Cut(line, "="); ok {
+			seen[strings.TrimSpace(k)] = true
+			out = append(out, line)
+		}
+	}
+	for line := range strings.SplitSeq(base, "\n") {
+		if k, _, ok := strings.Cut(line, "="); ok && !seen[strings.TrimSpace(k)] {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
 }
 
 // StartGateway runs bin with config and waits until it listens. The
@@ -104,7 +133,8 @@ func StartGateway(t testing.TB, bin, config string) *Gateway {
 		close(g.exited)
 	}()
 	deadline := time.After(20 * time.Second)
-	for g.HTTPAddr == "" || (strings.Contains(config, "[rtmp]\nlisten = \"127") && g.RTMPAddr == "") {
+	// flvgw logs "rtmp listening" (if enabled) before "http listening".
+	for g.HTTPAddr == "" {
 		select {
 		case a := <-addrs:
 			if a[0] == "http" {
@@ -160,7 +190,7 @@ func (g *Gateway) Stop(timeout time.Duration) error {
 	if strings.Contains(g.Stderr(), "DATA RACE") {
 		return fmt.Errorf("flvgw reported a data race:\n%s", g.Stderr())
 	}
-	if g.exitErr != nil {
+	if g.exitErr != nil && !g.killed {
 		return fmt.Errorf("flvgw exit: %w\n%s", g.exitErr, g.Stderr())
 	}
 	return nil

@@ -1,0 +1,164 @@
+package origin
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	amf0 "github.com/yutopp/go-amf0"
+
+	"flvgw/pool"
+)
+
+// pullHTTPFLV plays /{app}/{stream}.flv from an HTTP-FLV upstream (another
+// flvgw, SRS, nginx-http-flv) over conn.
+func pullHTTPFLV(conn net.Conn, u Upstream, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+	if err := conn.SetDeadline(time.Now().Add(firstWithin)); err != nil {
+		return err
+	}
+	req := "GET /" + app + "/" + stream + ".flv HTTP/1.1\r\nHost: " + u.host +
+		"\r\nUser-Agent: flvgw\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return fmt.Errorf("%w: response: %w", pool.ErrUpstreamUnreachable, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamNotFound, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamUnreachable, resp.Status)
+	}
+	fr, err := NewFLVReader(resp.Body)
+	if err != nil {
+		return err
+	}
+	for {
+		t, err := fr.Next()
+		if err != nil {
+			return err
+		}
+		if err := relay.write(t.Type, t.Timestamp, t.Body); err != nil {
+			return err
+		}
+	}
+}
+
+// pullRTMP plays app/stream from an RTMP upstream over conn.
+func pullRTMP(conn net.Conn, u Upstream, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+	p, err := dialRTMP(conn, app, "rtmp://"+u.host+"/"+app, firstWithin)
+	if err != nil {
+		if errors.Is(err, ErrMalformedRTMP) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, err)
+	}
+	if err := p.play(stream); err != nil {
+		return fmt.Errorf("%w: play: %w", pool.ErrUpstreamUnreachable, err)
+	}
+	for {
+		msg, err := p.readMessage()
+		if err != nil {
+			return err
+		}
+		switch msg.typeID {
+		case msgAudio:
+			err = relay.write(pool.TagAudio, msg.timestamp, msg.payload)
+		case msgVideo:
+			err = relay.write(pool.TagVideo, msg.timestamp, msg.payload)
+		case msgDataAMF0, msgDataAMF3:
+			if body := metadataBody(msg); body != nil {
+				err = relay.write(pool.TagScript, msg.timestamp, body)
+			}
+		case msgAggregate:
+			err = relayAggregate(msg, relay)
+		case msgCommandAMF0, msgCommandAMF3:
+			err = onStatus(msg, relay.produced)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// errUpstreamEnded: the upstream said the stream stopped.
+var errUpstreamEnded = errors.New("upstream stream ended")
+
+// onStatus turns a play status into an error where it ends the pull.
+func onStatus(msg rtmpMessage, produced bool) error {
+	name, _, args, err := decodeCommand(msg)
+	if err != nil {
+		return err
+	}
+	if name != "onStatus" {
+		return nil
+	}
+	switch code := statusCode(args); code {
+	case "NetStream.Play.StreamNotFound", "NetStream.Play.Failed":
+		return fmt.Errorf("%w: %s", pool.ErrUpstreamNotFound, code)
+	case "NetStream.Play.UnpublishNotify", "NetStream.Play.Stop", "NetStream.Play.Complete":
+		if !produced {
+			return fmt.Errorf("%w: %s", pool.ErrUpstreamNotFound, code)
+		}
+		return fmt.Errorf("%w: %s", errUpstreamEnded, code)
+	}
+	return nil
+}
+
+// metadataBody returns the FLV script body of an onMetaData data message
+// (also when sent as @setDataFrame), or nil for other data messages.
+func metadataBody(msg rtmpMessage) []byte {
+	payload := msg.payload
+	if msg.typeID == msgDataAMF3 && len(payload) > 0 {
+		payload = payload[1:]
+	}
+	r := bytes.NewReader(payload)
+	var name string
+	if err := amf0.NewDecoder(r).Decode(&name); err != nil {
+		return nil
+	}
+	switch name {
+	case "onMetaData":
+		return payload
+	case "@setDataFrame":
+		return payload[len(payload)-r.Len():]
+	}
+	return nil
+}
+
+// relayAggregate splits an aggregate message into its FLV tags; their
+// timestamps are relative to the first sub-tag's, rebased on the message's.
+func relayAggregate(msg rtmpMessage, relay *tagRelay) error {
+	b := msg.payload
+	var base uint32
+	first := true
+	for len(b) > 0 {
+		if len(b) < 11 {
+			return fmt.Errorf("%w: aggregate sub-tag header", ErrMalformedRTMP)
+		}
+		size := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		ts := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
+		if len(b) < 11+size+4 {
+			return fmt.Errorf("%w: aggregate sub-tag of %d bytes", ErrMalformedRTMP, size)
+		}
+		if first {
+			base, first = ts, false
+		}
+		typ := b[0]
+		if typ == pool.TagAudio || typ == pool.TagVideo {
+			if err := relay.write(typ, msg.timestamp+(ts-base), b[11:11+size]); err != nil {
+				return err
+			}
+		}
+		b = b[11+size+4:]
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"flvgw/pool"
+)
+
+// Upstream is an origin the gateway pulls streams from.
+type Upstream struct {
+	// Name identifies the upstream in logs and the streams API.
+	Name string `toml:"name"`
+	// URL is rtmp://host:port (RTMP play of {app}/{stream}) or
+	// http://host:port (HTTP-FLV pull of /{app}/{stream}.flv).
+	URL string `toml:"url"`
+	// Apps limits the upstream to these apps; empty serves every app.
+	Apps []string `toml:"apps"`
+
+	scheme, host string
+}
+
+// EdgeConfig sets how pulls behave.
+type EdgeConfig struct {
+	// PullTimeout bounds the time from a viewer's request to the first
+	// tag from an upstream, across every upstream tried; after it the
+	// viewer gets 404 (no upstream has the stream) or 502 (none reachable).
+	// Once playing, an upstream silent this long counts as broken.
+	PullTimeout time.Duration `toml:"pull_timeout"`
+	// RetryBackoff is the first pause after every upstream failed once; it
+	// doubles up to MaxBackoff.
+	RetryBackoff time.Duration `toml:"retry_backoff"`
+	// MaxBackoff caps RetryBackoff's doubling.
+	MaxBackoff time.Duration `toml:"max_backoff"`
+}
+
+// DefaultEdgeConfig returns the defaults used when a key is absent.
+func DefaultEdgeConfig() EdgeConfig {
+	return EdgeConfig{PullTimeout: 5 * time.Second, RetryBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second}
+}
+
+// Validate reports the first invalid field, named by its config key.
+func (c EdgeConfig) Validate() error {
+	switch {
+	case c.PullTimeout < 100*time.Millisecond:
+		return fmt.Errorf("edge.pull_timeout must be a duration of at least 100ms such as \"5s\", got %s", c.PullTimeout)
+	case c.RetryBackoff < time.Millisecond:
+		return fmt.Errorf("edge.retry_backoff must be a duration of at least 1ms, got %s", c.RetryBackoff)
+	case c.MaxBackoff < c.RetryBackoff:
+		return fmt.Errorf("edge.max_backoff must be at least edge.retry_backoff, got %s", c.MaxBackoff)
+	}
+	return nil
+}
+
+// ValidateUpstreams checks every [[upstream]] and prepares it for use.
+func ValidateUpstreams(ups []Upstream) error {
+	names := map[string]bool{}
+	for i := range ups {
+		u := &ups[i]
+		where := fmt.Sprintf("upstream[%d]", i)
+		if u.Name == "" {
+			return fmt.Errorf("%s.name is empty", where)
+		}
+		if names[u.Name] {
+			return fmt.Errorf("%s.name %q is used twice", where, u.Name)
+		}
+		names[u.Name] = true
+		parsed, err := url.Parse(u.URL)
+		if err != nil {
+			return fmt.Errorf("%s.url: %w", where, err)
+		}
+		if parsed.Scheme != "rtmp" && parsed.Scheme != "http" {
+			return fmt.Errorf("%s.url %q: scheme must be rtmp or http", where, u.URL)
+		}
+		if parsed.Port() == "" || parsed.Hostname() == "" {
+			return fmt.Errorf("%s.url %q: needs host:port", where, u.URL)
+		}
+		if strings.Trim(parsed.Path, "/") != "" || parsed.RawQuery != "" {
+			return fmt.Errorf("%s.url %q: give only scheme://host:port; the stream path is added per stream", where, u.URL)
+		}
+		for _, app := range u.Apps {
+			if _, err := pool.MakeKey(app, "x"); err != nil {
+				return fmt.Errorf("%s.apps: %q: %w", where, app, err)
+			}
+		}
+		u.scheme, u.host = parsed.Scheme, parsed.Host
+	}
+	return nil
+}
+
+// NewResolver returns the pool's resolver for pulls: a key whose app some
+// upstream serves gets a pull over those upstreams, in configured order.
+// ups must have passed ValidateUpstreams.
+func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) pool.Resolver {
+	return func(key string) pool.Source {
+		app, stream, _ := strings.Cut(key, "/")
+		var serving []Upstream
+		for _, u := range ups {
+			if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
+				serving = append(serving, u)
+			}
+		}
+		if len(serving) == 0 {
+			return nil
+		}
+		return &pull{app: app, stream: stream, upstreams: serving, cfg: cfg, log: log.With("stream", key)}
+	}
+}
+
+// pull is a pool.Source that plays a stream from the first upstream that
+// has it, failing over in order and backing off between rounds.
+type pull struct {
+	app, stream string
+	upstreams   []Upstream
+	cfg         EdgeConfig
+	log         *slog.Logger
+}
+
+func (s *pull) Name() string { return "pull" }
+
+// Run tries the upstreams until one delivers the stream, then relays it
+// until it ends. A mid-stream end returns an error wrapping
+// pool.ErrSourceGone, so the pool may restart the pull within its
+// reconnect window; bad input ends the entry.
+func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
+	deadline := time.Now().Add(s.cfg.PullTimeout)
+	backoff := s.cfg.RetryBackoff
+	var last error
+	notFound := false
+	for {
+		answered := 0 // upstreams that said plainly they lack the stream
+		for i, u := range s.upstreams {
+			// Share what is left of pull_timeout among the upstreams left
+			// in this round, so a silent one cannot starve the next.
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			budget := left / time.Duration(len(s.upstreams)-i)
+			produced, err := s.once(ctx, u, pub, max(budget, 100*time.Millisecond))
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case produced:
+				s.log.Warn("upstream ended", "upstream", u.Name, "error", err)
+				return fmt.Errorf("%w: %w", pool.ErrSourceGone, err)
+			case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
+				s.log.Error("upstream sent malformed data", "upstream", u.Name, "error", err)
+				return err
+			case errors.Is(err, pool.ErrEnded), errors.Is(err, pool.ErrStale):
+				return err
+			case errors.Is(err, pool.ErrUpstreamNotFound):
+				notFound = true
+				if !errors.Is(err, errSilent) {
+					answered++
+				}
+			}
+			last = err
+			s.log.Info("upstream attempt failed", "upstream", u.Name, "error", err)
+		}
+		// Every upstream answered "no such stream": say so now rather than
+		// at the end of pull_timeout.
+		if answered == len(s.upstreams) || time.Until(deadline) <= 0 {
+			if notFound {
+				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)
+			}
+			return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, last)
+		}
+		pause := time.NewTimer(min(backoff, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return ctx.Err()
+		case <-pause.C:
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
+// errSilent marks a "not found" concluded from silence, not from an answer.
+var errSilent = errors.New("no media in time")
+
+// once plays from one upstream. produced reports whether any tag reached
+// the entry; firstWithin bounds the wait for the first tag.
+func (s *pull) once(ctx context.Context, u Upstream, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
+	d := net.Dialer{Timeout: firstWithin}
+	conn, err := d.DialContext(ctx, "tcp", u.host)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w: %w", u.Name, pool.ErrUpstreamUnreachable, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	pub.SetSource(u.Name + " " + u.URL)
+	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout}
+	if u.scheme == "http" {
+		err = pullHTTPFLV(conn, u, s.app, s.stream, firstWithin, relay)
+	} else {
+		err = pullRTMP(conn, u, s.app, s.stream, firstWithin, relay)
+	}
+	if err != nil && !relay.produced && isTimeout(err) {
+		// Reachable, but nothing came: the upstream does not have it.
+		err = fmt.Errorf("%w: %w within %s: %w", pool.ErrUpstreamNotFound, errSilent, firstWithin.Round(time.Millisecond), err)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", u.Name, err)
+	}
+	return relay.produced, err
+}
+
+// tagRelay forwards an upstream's tags to the entry and keeps the read
+// deadline moving: once media flows, silence for stall is a broken pull.
+type tagRelay struct {
+	pub      *pool.Publisher
+	conn     net.Conn
+	stall    time.Duration
+	produced bool
+}
+
+func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := r.pub.WriteTag(typ, ts, body); err != nil {
+		return err
+	}
+	r.produced = true
+	return r.conn.SetReadDeadline(time.Now().Add(r.stall))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

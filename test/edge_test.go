@@ -1,0 +1,367 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"flvgw/test/testkit"
+)
+
+func upstreamConfig(name, url string) string {
+	return fmt.Sprintf("[[upstream]]\nname = %q\nurl = %q\n", name, url)
+}
+
+// nginxPublish publishes the test clip to nginx-rtmp with ffmpeg (or the
+// Go publisher without ffmpeg) until the test ends.
+func nginxPublish(t *testing.T, n *testkit.Nginx, stream string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if testkit.HaveFFmpeg() {
+		cmd, err := testkit.FFmpegPublish(ctx, "testdata/sample.flv", "rtmp://"+n.RTMPAddr+"/live/"+stream, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait(); close(done) }()
+	} else {
+		pub := &testkit.Publisher{Addr: n.RTMPAddr, App: "live", Stream: stream, Tags: loadTags(t, "sample.flv"), Loop: true}
+		go func() { _ = pub.Run(ctx); close(done) }()
+	}
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	// nginx answers StreamNotFound until the publish is in.
+	time.Sleep(1500 * time.Millisecond)
+	return stop
+}
+
+// playFor plays url for d and returns what the viewer got.
+func playFor(url string, d time.Duration) testkit.Play {
+	leave := make(chan struct{})
+	time.AfterFunc(d, func() { close(leave) })
+	return testkit.PlayFLV(context.Background(), url, leave)
+}
+
+func checkPlayed(t *testing.T, p testkit.Play, what string) {
+	t.Helper()
+	if p.Status != http.StatusOK || p.Stream == nil {
+		t.Fatalf("%s: status %d, %v", what, p.Status, p.Err)
+	}
+	if err := p.Stream.CheckPlayable(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if a, v := p.Stream.CountMedia(); a == 0 || v == 0 {
+		t.Fatalf("%s: %d audio, %d video tags", what, a, v)
+	}
+}
+
+// 100 viewers of one stream on the gateway make one play session on the
+// foreign origin (nginx-rtmp), and all of them play.
+func TestEdgeOnePullForManyViewers(t *testing.T) {
+	n := testkit.StartNginx(t)
+	nginxPublish(t, n, "one")
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"extra": upstreamConfig("nginx", "rtmp://"+n.RTMPAddr),
+	}))
+	const viewers = 100
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, viewers)
+	start := make(chan struct{})
+	for range viewers {
+		go func() {
+			<-start // all at once
+			plays <- testkit.PlayFLV(ctx, gw.URL("/live/one.flv"), leave)
+		}()
+	}
+	close(start)
+	if !waitFor(20*time.Second, func() bool {
+		s, err := gw.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatalf("viewers did not attach\n%s", gw.Stderr())
+	}
+	time.Sleep(time.Second)
+	players, err := n.Players(ctx, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if players != 1 {
+		t.Fatalf("nginx sees %d playing clients for %d gateway viewers, want 1", players, viewers)
+	}
+	if s, err := gw.Metric(ctx, "flvgw_upstream_sessions_total"); err != nil || s != 1 {
+		t.Fatalf("upstream sessions %v (%v), want 1", s, err)
+	}
+	streams, err := gw.Streams(ctx)
+	if err != nil || len(streams) != 1 || !strings.Contains(streams[0].Source, "rtmp://"+n.RTMPAddr) {
+		t.Fatalf("API: %+v %v", streams, err)
+	}
+	close(leave)
+	for range viewers {
+		p := <-plays
+		if p.Status != 200 || p.Stream == nil || !p.Left() {
+			t.Fatalf("viewer: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After the idle timeout the pull stops: nginx loses its player.
+	if !waitFor(10*time.Second, func() bool {
+		p, err := n.Players(ctx, "one")
+		return err == nil && p == 0
+	}) {
+		t.Fatal("pull not stopped after the last viewer left and idle_timeout passed")
+	}
+	if s, _ := gw.Streams(ctx); len(s) != 0 {
+		t.Fatalf("entries after idle stop: %+v", s)
+	}
+	// Unknown on the origin: 404 promptly, nothing left behind.
+	start2 := time.Now()
+	if p := testkit.PlayFLV(ctx, gw.URL("/live/missing.flv"), nil); p.Status != 404 {
+		t.Fatalf("missing stream: %d", p.Status)
+	}
+	if d := time.Since(start2); d > 3*time.Second {
+		t.Fatalf("404 took %s", d)
+	}
+	if s, _ := gw.Streams(ctx); len(s) != 0 {
+		t.Fatalf("entries after a 404: %+v", s)
+	}
+}
+
+// Gateway B pulls HTTP-FLV from gateway A; A sees one session from B.
+func TestTieredGateways(t *testing.T) {
+	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	startPublisher(t, a, "live/tier", "sample.flv", testkit.HaveFFmpeg())
+	waitLive(t, a, "live/tier")
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"extra": upstreamConfig("gateway-a", "http://"+a.HTTPAddr),
+	}))
+	const viewers = 10
+	plays := make(chan testkit.Play, viewers)
+	for range viewers {
+		go func() { plays <- playFor(b.URL("/live/tier.flv"), 3*time.Second) }()
+	}
+	ctx := context.Background()
+	if !waitFor(10*time.Second, func() bool {
+		s, err := b.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatalf("viewers on B did not attach\n%s", b.Stderr())
+	}
+	streams, err := a.Streams(ctx)
+	if err != nil || len(streams) != 1 || streams[0].Subscribers != 1 {
+		t.Fatalf("A's streams with %d viewers on B: %+v %v", viewers, streams, err)
+	}
+	for range viewers {
+		checkPlayed(t, <-plays, "viewer on B")
+	}
+}
+
+// The first upstream refuses connections; the second serves.
+func TestFailoverToNextUpstream(t *testing.T) {
+	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	startPublisher(t, a, "live/fo", "sample.flv", false)
+	waitLive(t, a, "live/fo")
+	dead := testkit.FreePort(t) // nothing listens here
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"edge":  "retry_backoff = \"50ms\"\n",
+		"extra": upstreamConfig("dead", "http://"+dead) + upstreamConfig("alive", "http://"+a.HTTPAddr),
+	}))
+	p := playFor(b.URL("/live/fo.flv"), 2*time.Second)
+	checkPlayed(t, p, "viewer after failover")
+	if !strings.Contains(b.Stderr(), "upstream=dead") {
+		t.Fatalf("the refused attempt is not logged:\n%s", b.Stderr())
+	}
+	// Every upstream unreachable: 502 within pull_timeout, nothing left.
+	c := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"edge":  "pull_timeout = \"1s\"\nretry_backoff = \"50ms\"\n",
+		"extra": upstreamConfig("dead", "http://"+dead) + upstreamConfig("dead-rtmp", "rtmp://"+dead),
+	}))
+	start := time.Now()
+	if p := testkit.PlayFLV(context.Background(), c.URL("/live/fo.flv"), nil); p.Status != http.StatusBadGateway {
+		t.Fatalf("all upstreams down: %d, want 502", p.Status)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("502 after %s, want within pull_timeout (1s)", d)
+	}
+	if s, _ := c.Streams(context.Background()); len(s) != 0 {
+		t.Fatalf("entries after a 502: %+v", s)
+	}
+}
+
+// The upstream dies mid-stream. Restarted within reconnect_window, the
+// viewers keep their connection and go on receiving well-formed FLV with
+// rising timestamps; not restarted, they end cleanly while the gateway
+// serves other streams.
+func TestUpstreamKilledMidStream(t *testing.T) {
+	httpA, rtmpA := testkit.FreePort(t), testkit.FreePort(t)
+	configA := testkit.BaseConfig(map[string]string{
+		"http": fmt.Sprintf("listen = %q\n", httpA),
+		"rtmp": fmt.Sprintf("listen = %q\n", rtmpA),
+	})
+	a := testkit.StartGateway(t, gatewayBin, configA)
+	startPublisher(t, a, "live/up", "sample.flv", false)
+	waitLive(t, a, "live/up")
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"pool":  "reconnect_window = \"6s\"\n",
+		"edge":  "pull_timeout = \"2s\"\nretry_backoff = \"100ms\"\n",
+		"extra": upstreamConfig("a", "http://"+httpA),
+	}))
+	// A stream of B's own, to show the others are untouched.
+	startPublisher(t, b, "local/own", "sample.flv", false)
+	waitLive(t, b, "local/own")
+
+	const viewers = 5
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, viewers)
+	for range viewers {
+		go func() { plays <- testkit.PlayFLV(context.Background(), b.URL("/live/up.flv"), leave) }()
+	}
+	ctx := context.Background()
+	if !waitFor(10*time.Second, func() bool {
+		s, err := b.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatal("viewers did not attach")
+	}
+	time.Sleep(time.Second)
+	a.Kill()
+	time.Sleep(1500 * time.Millisecond)
+	a2 := testkit.StartGateway(t, gatewayBin, configA)
+	startPublisher(t, a2, "live/up", "sample.flv", false)
+	time.Sleep(3 * time.Second) // playing again from the restarted upstream
+	close(leave)
+	for range viewers {
+		p := <-plays
+		if p.Status != 200 || !p.Left() || p.Stream == nil {
+			t.Fatalf("viewer across the upstream restart: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatalf("across the restart: %v", err)
+		}
+		// Media from after the restart arrived: more than the ~2.5 s before it.
+		if _, v := p.Stream.CountMedia(); v < 25*4 {
+			t.Fatalf("only %d video tags across the restart", v)
+		}
+	}
+	if !strings.Contains(b.Stderr(), "source lost, viewers kept") {
+		t.Fatalf("reconnect not logged:\n%s", b.Stderr())
+	}
+
+	// Now the upstream dies for good: viewers end cleanly after the window.
+	plays2 := make(chan testkit.Play, viewers)
+	for range viewers {
+		go func() { plays2 <- testkit.PlayFLV(context.Background(), b.URL("/live/up.flv"), nil) }()
+	}
+	if !waitFor(10*time.Second, func() bool {
+		s, err := b.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatal("viewers did not attach the second time")
+	}
+	a2.Kill()
+	killed := time.Now()
+	own := make(chan testkit.Play, 1)
+	go func() { own <- playFor(b.URL("/local/own.flv"), 3*time.Second) }()
+	for range viewers {
+		p := <-plays2
+		if p.Status != 200 || p.Err != nil {
+			t.Fatalf("viewer after the upstream died: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(killed); d > 6*time.Second+4*time.Second {
+			t.Fatalf("ended %s after the upstream died, window 6s", d)
+		}
+	}
+	checkPlayed(t, <-own, "B's own stream while the upstream was gone")
+}
+
+// max_entries: idle entries are evicted first (the origin loses that
+// player); with every entry watched a new stream gets 503 + Retry-After
+// and the viewers already playing are untouched.
+func TestEdgeLRUEviction(t *testing.T) {
+	n := testkit.StartNginx(t)
+	for _, s := range []string{"s1", "s2", "s3"} {
+		nginxPublish(t, n, s)
+	}
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"pool":  "max_entries = 2\nidle_timeout = \"1m\"\n",
+		"extra": upstreamConfig("nginx", "rtmp://"+n.RTMPAddr),
+	}))
+	ctx := context.Background()
+	checkPlayed(t, playFor(gw.URL("/live/s1.flv"), 1500*time.Millisecond), "s1")
+	// s1 is idle now but still pulled (idle_timeout is long).
+	if p, _ := n.Players(ctx, "s1"); p != 1 {
+		t.Fatalf("idle s1: nginx players %d, want 1 (kept for idle_timeout)", p)
+	}
+	var streams []testkit.StreamInfo
+	if !waitFor(3*time.Second, func() bool {
+		streams, _ = gw.Streams(ctx)
+		return len(streams) == 1 && streams[0].State == "idle"
+	}) {
+		t.Fatalf("after the viewer left: %+v", streams)
+	}
+	// A returning viewer reuses the running pull.
+	checkPlayed(t, playFor(gw.URL("/live/s1.flv"), time.Second), "s1 again")
+	if s, _ := gw.Metric(ctx, "flvgw_upstream_sessions_total"); s != 1 {
+		t.Fatalf("upstream sessions %v after a viewer came back, want 1", s)
+	}
+	leave := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make(map[string]testkit.Play)
+	var mu sync.Mutex
+	for _, s := range []string{"s2", "s3"} {
+		wg.Go(func() {
+			p := testkit.PlayFLV(ctx, gw.URL("/live/"+s+".flv"), leave)
+			mu.Lock()
+			results[s] = p
+			mu.Unlock()
+		})
+		if !waitFor(10*time.Second, func() bool {
+			st, _ := gw.Streams(ctx)
+			for _, e := range st {
+				if e.Key == "live/"+s && e.Subscribers == 1 {
+					return true
+				}
+			}
+			return false
+		}) {
+			t.Fatalf("%s did not start", s)
+		}
+	}
+	// s3 took the place of idle s1: its pull stopped.
+	if !waitFor(5*time.Second, func() bool { p, _ := n.Players(ctx, "s1"); return p == 0 }) {
+		t.Fatal("evicted s1 still pulled from nginx")
+	}
+	if ev, _ := gw.Metric(ctx, "flvgw_evictions_total"); ev != 1 {
+		t.Fatalf("evictions %v, want 1", ev)
+	}
+	// Both entries watched: a new stream is refused, politely.
+	resp, err := http.Get(gw.URL("/live/s1.flv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("full pool: %d %v", resp.StatusCode, resp.Header)
+	}
+	time.Sleep(time.Second)
+	close(leave)
+	wg.Wait()
+	for s, p := range results {
+		checkPlayed(t, p, s+" while the pool was full")
+	}
+}
