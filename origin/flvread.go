@@ -8,10 +8,13 @@ import (
 	"io"
 
 	flv "github.com/yutopp/go-flv"
+
+	"flvgw/pool"
 )
 
 // ErrMalformedFLV reports bytes that are not a well-formed FLV stream.
-var ErrMalformedFLV = errors.New("origin: malformed FLV")
+// It wraps pool.ErrBadTag, so the pool never reconnects to such a source.
+var ErrMalformedFLV = fmt.Errorf("origin: malformed FLV (%w)", pool.ErrBadTag)
 
 // maxFLVTag bounds a tag body read from an upstream.
 const maxFLVTag = 8 << 20

@@ -30,7 +30,12 @@ func pullHTTPFLV(conn net.Conn, u Upstream, app, stream string, firstWithin time
 	if err != nil {
 		return fmt.Errorf("%w: response: %w", pool.ErrUpstreamUnreachable, err)
 	}
-	defer resp.Body.Close()
+	// Close the connection before the body: closing an unfinished body
+	// would drain it until the upstream's next silence.
+	defer func() {
+		_ = conn.Close()
+		_ = resp.Body.Close()
+	}()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamNotFound, resp.Status)

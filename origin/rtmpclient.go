@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,8 @@ import (
 
 	amf0 "github.com/yutopp/go-amf0"
 	"github.com/yutopp/go-rtmp/handshake"
+
+	"flvgw/pool"
 )
 
 // RTMP message type ids.
@@ -42,8 +43,8 @@ const (
 )
 
 // ErrMalformedRTMP reports RTMP input that breaks the protocol; the pull
-// that read it ends instead of retrying.
-var ErrMalformedRTMP = errors.New("origin: malformed RTMP")
+// that read it ends instead of retrying (it wraps pool.ErrBadTag).
+var ErrMalformedRTMP = fmt.Errorf("origin: malformed RTMP (%w)", pool.ErrBadTag)
 
 // rtmpMessage is one reassembled RTMP message.
 type rtmpMessage struct {

@@ -148,12 +148,13 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
+			case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
+				// Untrusted input broke the protocol: end the entry, no retry.
+				s.log.Error("upstream sent malformed data", "upstream", u.Name, "error", err)
+				return err
 			case produced:
 				s.log.Warn("upstream ended", "upstream", u.Name, "error", err)
 				return fmt.Errorf("%w: %w", pool.ErrSourceGone, err)
-			case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
-				s.log.Error("upstream sent malformed data", "upstream", u.Name, "error", err)
-				return err
 			case errors.Is(err, pool.ErrEnded), errors.Is(err, pool.ErrStale):
 				return err
 			case errors.Is(err, pool.ErrUpstreamNotFound):
@@ -198,6 +199,7 @@ func (s *pull) once(ctx context.Context, u Upstream, pub *pool.Publisher, firstW
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
+	s.log.Debug("upstream connected", "upstream", u.Name, "first_within", firstWithin)
 	pub.SetSource(u.Name + " " + u.URL)
 	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout}
 	if u.scheme == "http" {

@@ -342,7 +342,8 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 }
 
 // resumable reports whether a source's end may be bridged by a reconnect:
-// a source that went away, not one that sent garbage or was stopped.
+// a source that went away, not one that sent garbage (ErrBadTag, which
+// sources wrap for malformed input) or was stopped.
 func resumable(reason error) bool {
 	return !errors.Is(reason, ErrBadTag) && !errors.Is(reason, ErrEvicted) &&
 		!errors.Is(reason, ErrPoolClosed) && !errors.Is(reason, context.Canceled)

@@ -46,7 +46,8 @@ func (t *Tag) Body() []byte {
 	return t.Data[tagHeaderLen : len(t.Data)-prevSizeLen]
 }
 
-// ErrBadTag reports a tag that cannot be relayed.
+// ErrBadTag reports a tag that cannot be relayed. Sources wrap it for any
+// malformed input, which ends an entry without a reconnect.
 var ErrBadTag = fmt.Errorf("pool: malformed tag")
 
 // NewTag serializes a tag of the given type, timestamp and body into fresh

@@ -3,7 +3,9 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +24,7 @@ func nginxPublish(t *testing.T, n *testkit.Nginx, stream string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	if testkit.HaveFFmpeg() {
+	if testkit.UseFFmpeg(t) {
 		cmd, err := testkit.FFmpegPublish(ctx, "testdata/sample.flv", "rtmp://"+n.RTMPAddr+"/live/"+stream, true)
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +140,7 @@ func TestEdgeOnePullForManyViewers(t *testing.T) {
 // Gateway B pulls HTTP-FLV from gateway A; A sees one session from B.
 func TestTieredGateways(t *testing.T) {
 	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
-	startPublisher(t, a, "live/tier", "sample.flv", testkit.HaveFFmpeg())
+	startPublisher(t, a, "live/tier", "sample.flv", testkit.UseFFmpeg(t))
 	waitLive(t, a, "live/tier")
 	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
 		"rtmp":  "listen = \"\"\n",
@@ -363,5 +365,73 @@ func TestEdgeLRUEviction(t *testing.T) {
 	wg.Wait()
 	for s, p := range results {
 		checkPlayed(t, p, s+" while the pool was full")
+	}
+}
+
+// An upstream that sends a broken tag ends that entry with a logged
+// error; the viewers of it end cleanly and other streams play on.
+func TestMalformedUpstreamEndsOnlyItsEntry(t *testing.T) {
+	clip, err := os.ReadFile("testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := testkit.ReadFile("testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut the clip after about a second of tags, at a tag boundary.
+	cut := 13
+	for _, tag := range s.Tags {
+		if tag.Timestamp > 1000 {
+			break
+		}
+		cut += 11 + len(tag.Body) + 4
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/x-flv")
+		_, _ = w.Write(clip[:cut])
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		// A tag of type 7 with a size past the end: not FLV.
+		_, _ = w.Write([]byte{7, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0})
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	// A reconnect window must not make flvgw retry a source that broke
+	// the protocol.
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"pool":  "reconnect_window = \"10s\"\n",
+		"log":   "level = \"debug\"\n",
+		"extra": upstreamConfig("broken", "http://"+ln.Addr().String()),
+	}))
+	startPublisher(t, b, "local/fine", "sample.flv", false)
+	waitLive(t, b, "local/fine")
+	fine := make(chan testkit.Play, 1)
+	go func() { fine <- playFor(b.URL("/local/fine.flv"), 3*time.Second) }()
+
+	started := time.Now()
+	p := testkit.PlayFLV(context.Background(), b.URL("/live/bad.flv"), nil)
+	if d := time.Since(started); d > 5*time.Second {
+		t.Fatalf("viewer of a malformed upstream ended after %s: retried\n%s", d, b.Stderr())
+	}
+	if p.Status != 200 || p.Err != nil {
+		t.Fatalf("viewer of the broken upstream: %d %v (want a clean end)", p.Status, p.Err)
+	}
+	if err := p.Stream.CheckPlayable(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Second, func() bool { return strings.Contains(b.Stderr(), "malformed") }) {
+		t.Fatalf("malformed upstream not logged:\n%s", b.Stderr())
+	}
+	checkPlayed(t, <-fine, "another stream during the broken pull")
+	if s, _ := b.Streams(context.Background()); len(s) != 1 || s[0].Key != "local/fine" {
+		t.Fatalf("entries: %+v", s)
 	}
 }

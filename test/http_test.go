@@ -143,7 +143,7 @@ func TestHeadOptionsAndOperatorEndpoints(t *testing.T) {
 }
 
 func TestFFprobeSeesH264AndAAC(t *testing.T) {
-	if !testkit.HaveFFmpeg() {
+	if !testkit.UseFFmpeg(t) {
 		t.Skip("ffprobe not installed (apt-get install -y ffmpeg); .ci/run installs it")
 	}
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
@@ -194,7 +194,7 @@ func TestFirstTagsAndHeaderFlags(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			key := "live/" + strings.TrimSuffix(tc.file, ".flv")
-			startPublisher(t, gw, key, tc.file, testkit.HaveFFmpeg())
+			startPublisher(t, gw, key, tc.file, testkit.UseFFmpeg(t))
 			waitLive(t, gw, key)
 			for join := range 3 { // join at different points of the GOP
 				time.Sleep(time.Duration(join*330) * time.Millisecond)

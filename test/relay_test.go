@@ -21,7 +21,7 @@ const endWithin = 2 * time.Second
 // cleanly and promptly, the gateway must go on serving, and a new publish
 // of the same key must play.
 func TestPublisherLeavesWithReaders(t *testing.T) {
-	useFFmpeg := testkit.HaveFFmpeg()
+	useFFmpeg := testkit.UseFFmpeg(t)
 	t.Logf("publisher: ffmpeg=%v", useFFmpeg)
 	for _, readers := range []int{2, 50} {
 		t.Run(fmt.Sprintf("%d readers", readers), func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestPublishCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("200 publish cycles: not in -short")
 	}
-	useFFmpeg := testkit.HaveFFmpeg()
+	useFFmpeg := testkit.UseFFmpeg(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("publisher: ffmpeg=%v seed=%d", useFFmpeg, seed)
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{

@@ -24,8 +24,14 @@ func TestLoadConfig(t *testing.T) {
 	if cfg.Pool.IdleTimeout != 5*time.Second || cfg.RTMP.Listen != "" || cfg.Pool.MaxEntries != 1024 {
 		t.Fatalf("decoded %+v", cfg)
 	}
-	if _, err := loadConfig("../../etc/gw.toml"); err != nil {
-		t.Fatalf("etc/gw.toml: %v", err)
+	for _, f := range []string{"../../etc/gw.toml", "../../etc/edge.toml"} {
+		if _, err := loadConfig(f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	edge, _ := loadConfig("../../etc/edge.toml")
+	if len(edge.Upstreams) != 3 || edge.Upstreams[2].URL != "http://127.0.0.1:8081" {
+		t.Fatalf("edge upstreams: %+v", edge.Upstreams)
 	}
 	for _, tc := range []struct{ body, mention string }{
 		{"[http]\nlisen = \"x\"\n", "unknown key http.lisen"},
@@ -35,6 +41,14 @@ func TestLoadConfig(t *testing.T) {
 		{"[rtmp]\nlisten = \"1935\"\n", "rtmp.listen"},
 		{"[log]\nformat = \"xml\"\n", "log.format"},
 		{"not toml", "c.toml"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"ftp://x:1\"\n", "upstream[0].url"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x\"\n", "upstream[0].url"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x:1/live\"\n", "upstream[0].url"},
+		{"[[upstream]]\nurl = \"rtmp://x:1\"\n", "upstream[0].name"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x:1\"\n[[upstream]]\nname = \"a\"\nurl = \"rtmp://y:1\"\n", "upstream[1].name"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x:1\"\napps = [\"a/b\"]\n", "upstream[0].apps"},
+		{"[edge]\npull_timeout = \"1ms\"\n", "edge.pull_timeout"},
+		{"[pool]\nreconnect_window = \"-1s\"\n", "pool.reconnect_window"},
 	} {
 		_, err := loadConfig(write(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {

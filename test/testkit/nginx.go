@@ -52,6 +52,9 @@ func FreePort(t testing.TB) string {
 func StartNginx(t testing.TB) *Nginx {
 	t.Helper()
 	if reason := NginxSkipReason(); reason != "" {
+		if PeersRequired() {
+			t.Fatalf("%s, and FLVGW_REQUIRE_PEERS=1", reason)
+		}
 		t.Skip(reason)
 	}
 	n := &Nginx{RTMPAddr: FreePort(t), HTTPAddr: FreePort(t), dir: t.TempDir()}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"testing"
 	"time"
 )
 
@@ -69,6 +71,23 @@ func HaveFFmpeg() bool {
 	_, e1 := exec.LookPath("ffmpeg")
 	_, e2 := exec.LookPath("ffprobe")
 	return e1 == nil && e2 == nil
+}
+
+// PeersRequired reports whether FLVGW_REQUIRE_PEERS=1 is set: CI sets it
+// so that a test needing ffmpeg or nginx fails instead of skipping.
+func PeersRequired() bool { return os.Getenv("FLVGW_REQUIRE_PEERS") == "1" }
+
+// UseFFmpeg reports whether ffmpeg is there to use; without it a test
+// falls back (to the Go publisher) or skips, unless peers are required.
+func UseFFmpeg(t testing.TB) bool {
+	t.Helper()
+	if HaveFFmpeg() {
+		return true
+	}
+	if PeersRequired() {
+		t.Fatal("ffmpeg/ffprobe not installed, and FLVGW_REQUIRE_PEERS=1")
+	}
+	return false
 }
 
 // FFmpegPublish starts ffmpeg publishing file (stream copy, real-time
