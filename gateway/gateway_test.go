@@ -148,6 +148,11 @@ func TestViewersEndWhenPublisherLeaves(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each session unregisters right after its final chunk.
+	deadline = time.Now().Add(2 * time.Second)
+	for r.pool.Stats().Subscribers != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if s := r.pool.Stats(); s.Entries != 0 || s.Subscribers != 0 {
 		t.Fatalf("after the publisher left: %+v", s)
 	}

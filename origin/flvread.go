@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,21 +40,21 @@ type FLVTag struct {
 // NewFLVReader reads and checks the FLV header and PreviousTagSize0.
 func NewFLVReader(r io.Reader) (*FLVReader, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
-	h, err := flv.DecodeFlvHeader(br)
+	var head [flv.HeaderLength + 4]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		return nil, fmt.Errorf("FLV header: %w", unexpected(err)) // cut short: not malformed
+	}
+	h, err := flv.DecodeFlvHeader(bytes.NewReader(head[:flv.HeaderLength]))
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrMalformedFLV, err)
 	}
 	if h.DataOffset != flv.HeaderLength {
 		return nil, fmt.Errorf("%w: data offset %d", ErrMalformedFLV, h.DataOffset)
 	}
-	var size [4]byte
-	if _, err := io.ReadFull(br, size[:]); err != nil {
-		return nil, fmt.Errorf("%w: PreviousTagSize0: %w", ErrMalformedFLV, err)
-	}
-	if v := binary.BigEndian.Uint32(size[:]); v != 0 {
+	if v := binary.BigEndian.Uint32(head[flv.HeaderLength:]); v != 0 {
 		return nil, fmt.Errorf("%w: PreviousTagSize0 is %d", ErrMalformedFLV, v)
 	}
-	return &FLVReader{r: br, Header: *h, n: 13}, nil
+	return &FLVReader{r: br, Header: *h, n: int64(len(head))}, nil
 }
 
 // Next returns the next tag: io.EOF exactly at a tag boundary, an error

@@ -17,7 +17,7 @@ import (
 
 // pullHTTPFLV plays /{app}/{stream}.flv from an HTTP-FLV upstream (another
 // flvgw, SRS, nginx-http-flv) over conn.
-func pullHTTPFLV(conn net.Conn, u Upstream, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+func pullHTTPFLV(conn net.Conn, u target, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
 	if err := conn.SetDeadline(time.Now().Add(firstWithin)); err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func pullHTTPFLV(conn net.Conn, u Upstream, app, stream string, firstWithin time
 }
 
 // pullRTMP plays app/stream from an RTMP upstream over conn.
-func pullRTMP(conn net.Conn, u Upstream, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+func pullRTMP(conn net.Conn, u target, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
 	p, err := dialRTMP(conn, app, "rtmp://"+u.host+"/"+app, firstWithin)
 	if err != nil {
 		if errors.Is(err, ErrMalformedRTMP) {

@@ -23,8 +23,29 @@ type Upstream struct {
 	URL string `toml:"url"`
 	// Apps limits the upstream to these apps; empty serves every app.
 	Apps []string `toml:"apps"`
+}
 
+// target is an upstream ready to dial.
+type target struct {
+	Upstream
 	scheme, host string
+}
+
+// parse splits URL into scheme and host:port.
+func (u Upstream) parse() (target, error) {
+	parsed, err := url.Parse(u.URL)
+	if err != nil {
+		return target{}, err
+	}
+	switch {
+	case parsed.Scheme != "rtmp" && parsed.Scheme != "http":
+		return target{}, fmt.Errorf("%q: scheme must be rtmp or http", u.URL)
+	case parsed.Port() == "" || parsed.Hostname() == "":
+		return target{}, fmt.Errorf("%q: needs host:port", u.URL)
+	case strings.Trim(parsed.Path, "/") != "" || parsed.RawQuery != "":
+		return target{}, fmt.Errorf("%q: give only scheme://host:port; the stream path is added per stream", u.URL)
+	}
+	return target{Upstream: u, scheme: parsed.Scheme, host: parsed.Host}, nil
 }
 
 // EdgeConfig sets how pulls behave.
@@ -59,11 +80,10 @@ func (c EdgeConfig) Validate() error {
 	return nil
 }
 
-// ValidateUpstreams checks every [[upstream]] and prepares it for use.
+// ValidateUpstreams checks every [[upstream]].
 func ValidateUpstreams(ups []Upstream) error {
 	names := map[string]bool{}
-	for i := range ups {
-		u := &ups[i]
+	for i, u := range ups {
 		where := fmt.Sprintf("upstream[%d]", i)
 		if u.Name == "" {
 			return fmt.Errorf("%s.name is empty", where)
@@ -72,37 +92,32 @@ func ValidateUpstreams(ups []Upstream) error {
 			return fmt.Errorf("%s.name %q is used twice", where, u.Name)
 		}
 		names[u.Name] = true
-		parsed, err := url.Parse(u.URL)
-		if err != nil {
-			return fmt.Errorf("%s.url: %w", where, err)
-		}
-		if parsed.Scheme != "rtmp" && parsed.Scheme != "http" {
-			return fmt.Errorf("%s.url %q: scheme must be rtmp or http", where, u.URL)
-		}
-		if parsed.Port() == "" || parsed.Hostname() == "" {
-			return fmt.Errorf("%s.url %q: needs host:port", where, u.URL)
-		}
-		if strings.Trim(parsed.Path, "/") != "" || parsed.RawQuery != "" {
-			return fmt.Errorf("%s.url %q: give only scheme://host:port; the stream path is added per stream", where, u.URL)
+		if _, err := u.parse(); err != nil {
+			return fmt.Errorf("%s.url %w", where, err)
 		}
 		for _, app := range u.Apps {
 			if _, err := pool.MakeKey(app, "x"); err != nil {
 				return fmt.Errorf("%s.apps: %q: %w", where, app, err)
 			}
 		}
-		u.scheme, u.host = parsed.Scheme, parsed.Host
 	}
 	return nil
 }
 
 // NewResolver returns the pool's resolver for pulls: a key whose app some
 // upstream serves gets a pull over those upstreams, in configured order.
-// ups must have passed ValidateUpstreams.
+// Upstreams that fail ValidateUpstreams are left out.
 func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) pool.Resolver {
+	var targets []target
+	for _, u := range ups {
+		if t, err := u.parse(); err == nil {
+			targets = append(targets, t)
+		}
+	}
 	return func(key string) pool.Source {
 		app, stream, _ := strings.Cut(key, "/")
-		var serving []Upstream
-		for _, u := range ups {
+		var serving []target
+		for _, u := range targets {
 			if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
 				serving = append(serving, u)
 			}
@@ -118,7 +133,7 @@ func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) pool.Resolver
 // has it, failing over in order and backing off between rounds.
 type pull struct {
 	app, stream string
-	upstreams   []Upstream
+	upstreams   []target
 	cfg         EdgeConfig
 	log         *slog.Logger
 }
@@ -190,7 +205,7 @@ var errSilent = errors.New("no media in time")
 
 // once plays from one upstream. produced reports whether any tag reached
 // the entry; firstWithin bounds the wait for the first tag.
-func (s *pull) once(ctx context.Context, u Upstream, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
+func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
 	d := net.Dialer{Timeout: firstWithin}
 	conn, err := d.DialContext(ctx, "tcp", u.host)
 	if err != nil {

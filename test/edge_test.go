@@ -70,6 +70,7 @@ func TestEdgeOnePullForManyViewers(t *testing.T) {
 		"rtmp":  "listen = \"\"\n",
 		"extra": upstreamConfig("nginx", "rtmp://"+n.RTMPAddr),
 	}))
+	baseline := goroutines(t, gw)
 	const viewers = 100
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -135,6 +136,7 @@ func TestEdgeOnePullForManyViewers(t *testing.T) {
 	if s, _ := gw.Streams(ctx); len(s) != 0 {
 		t.Fatalf("entries after a 404: %+v", s)
 	}
+	checkNoLeak(t, gw, baseline)
 }
 
 // Gateway B pulls HTTP-FLV from gateway A; A sees one session from B.
@@ -433,5 +435,52 @@ func TestMalformedUpstreamEndsOnlyItsEntry(t *testing.T) {
 	checkPlayed(t, <-fine, "another stream during the broken pull")
 	if s, _ := b.Streams(context.Background()); len(s) != 1 || s[0].Key != "local/fine" {
 		t.Fatalf("entries: %+v", s)
+	}
+}
+
+// The embedded publisher leaves and comes back within reconnect_window:
+// the viewers keep their connection and get well-formed FLV whose
+// timestamps keep rising across the splice.
+func TestRepublishWithinReconnectWindow(t *testing.T) {
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"pool": "reconnect_window = \"5s\"\n",
+	}))
+	useFFmpeg := testkit.UseFFmpeg(t)
+	stop := startPublisher(t, gw, "live/re", "sample.flv", useFFmpeg)
+	waitLive(t, gw, "live/re")
+	const viewers = 3
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, viewers)
+	for range viewers {
+		go func() { plays <- testkit.PlayFLV(context.Background(), gw.URL("/live/re.flv"), leave) }()
+	}
+	if !waitFor(5*time.Second, func() bool {
+		s, err := gw.Metric(context.Background(), "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatal("viewers did not attach")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	stop()
+	time.Sleep(time.Second)
+	startPublisher(t, gw, "live/re", "sample.flv", useFFmpeg)
+	time.Sleep(2500 * time.Millisecond)
+	close(leave)
+	for range viewers {
+		p := <-plays
+		if p.Status != 200 || !p.Left() {
+			t.Fatalf("viewer across the republish: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatalf("across the republish: %v", err)
+		}
+		// The second session's frames arrived (the clip restarts at 0 s;
+		// spliced, it goes on past the first session's time).
+		if _, v := p.Stream.CountMedia(); v < 25*3 {
+			t.Fatalf("only %d video tags across the republish", v)
+		}
+	}
+	if !strings.Contains(gw.Stderr(), "source lost, viewers kept") {
+		t.Fatalf("reconnect not logged:\n%s", gw.Stderr())
 	}
 }

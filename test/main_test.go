@@ -115,3 +115,27 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// goroutines reads the gateway's goroutine count.
+func goroutines(t testing.TB, gw *testkit.Gateway) float64 {
+	t.Helper()
+	n, err := gw.Metric(context.Background(), "go_goroutines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkNoLeak waits until the gateway's goroutines are back to baseline
+// (fasthttp's idle workers take up to 10 s to go) and fails with a dump
+// of them otherwise.
+func checkNoLeak(t testing.TB, gw *testkit.Gateway, baseline float64) {
+	t.Helper()
+	var last float64
+	if !waitFor(30*time.Second, func() bool {
+		last = goroutines(t, gw)
+		return last <= baseline+2
+	}) {
+		t.Fatalf("goroutines %v, baseline %v: leak\n%s", last, baseline, gw.Goroutines(context.Background()))
+	}
+}

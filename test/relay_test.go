@@ -104,10 +104,7 @@ func TestPublishCycles(t *testing.T) {
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	baseline, err := gw.Metric(ctx, "go_goroutines")
-	if err != nil {
-		t.Fatal(err)
-	}
+	baseline := goroutines(t, gw)
 
 	const workers, cycles = 4, 50
 	var (
@@ -155,13 +152,7 @@ func TestPublishCycles(t *testing.T) {
 	if n, err := gw.Metric(ctx, "flvgw_subscribers"); err != nil || n != 0 {
 		t.Fatalf("subscribers %v (%v), want 0", n, err)
 	}
-	var last float64
-	if !waitFor(30*time.Second, func() bool {
-		last, err = gw.Metric(ctx, "go_goroutines")
-		return err == nil && last <= baseline+2
-	}) {
-		t.Fatalf("goroutines %v, baseline %v: leak\n%s", last, baseline, gw.Goroutines(ctx))
-	}
+	checkNoLeak(t, gw, baseline)
 }
 
 // runCycle runs one publish with random readers on key and checks every

@@ -1,0 +1,204 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yutopp/go-rtmp/handshake"
+	"go.uber.org/goleak"
+
+	"flvgw/pool"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serve runs handler on a loopback listener until the test ends.
+func serve(t *testing.T, handler func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handler(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// httpFLV serves the test clip (or a status) over HTTP on loopback.
+func httpFLV(t *testing.T, status int) string {
+	t.Helper()
+	clip, err := os.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status != http.StatusOK {
+			http.Error(w, "no", status)
+			return
+		}
+		_, _ = w.Write(clip)
+		<-r.Context().Done()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+func newPull(t *testing.T, cfg EdgeConfig, ups ...Upstream) *pool.Pool {
+	t.Helper()
+	if err := ValidateUpstreams(ups); err != nil {
+		t.Fatal(err)
+	}
+	pcfg := pool.DefaultConfig()
+	p, err := pool.New(pcfg, quiet(), NewResolver(ups, cfg, quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func fastEdge() EdgeConfig {
+	return EdgeConfig{PullTimeout: 2 * time.Second, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+}
+
+// A handshake error and an early end each move the pull to the next
+// upstream; the third one serves.
+func TestFailoverAcrossBrokenUpstreams(t *testing.T) {
+	garbage := serve(t, func(c net.Conn) { _, _ = c.Write([]byte("HTTP/1.0 400 not rtmp\r\n\r\n")) })
+	early := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	})
+	good := httpFLV(t, http.StatusOK)
+	p := newPull(t, fastEdge(),
+		Upstream{Name: "garbage", URL: "rtmp://" + garbage},
+		Upstream{Name: "early", URL: "http://" + early},
+		Upstream{Name: "good", URL: "http://" + good},
+	)
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sub.Entry().WaitReady(ctx); err != nil {
+		t.Fatalf("no stream after failover: %v", err)
+	}
+	snap, _ := p.Lookup("live/x")
+	if !strings.HasPrefix(snap.Source, "good ") {
+		t.Fatalf("source %q, want the third upstream", snap.Source)
+	}
+}
+
+func TestPullAnswers(t *testing.T) {
+	missing := httpFLV(t, http.StatusNotFound)
+	failing := httpFLV(t, http.StatusInternalServerError)
+	silentRTMP := serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // accepts, never answers
+	dead := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	for _, tc := range []struct {
+		name    string
+		ups     []Upstream
+		want    error
+		atLeast time.Duration
+		within  time.Duration
+	}{
+		{"404 at once", []Upstream{{Name: "m", URL: "http://" + missing}}, pool.ErrUpstreamNotFound, 0, 500 * time.Millisecond},
+		{"unreachable within pull_timeout", []Upstream{{Name: "d", URL: "http://" + dead}, {Name: "d2", URL: "rtmp://" + dead}},
+			pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
+		{"server error is not 'not found'", []Upstream{{Name: "f", URL: "http://" + failing}}, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
+		{"silence counts as not found", []Upstream{{Name: "s", URL: "rtmp://" + silentRTMP}}, pool.ErrUpstreamNotFound, time.Second, 3 * time.Second},
+		{"one lacks it, one is down: 404", []Upstream{{Name: "m", URL: "http://" + missing}, {Name: "d", URL: "http://" + dead}},
+			pool.ErrUpstreamNotFound, time.Second, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPull(t, fastEdge(), tc.ups...)
+			start := time.Now()
+			sub, err := p.Subscribe("live/x", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-sub.Entry().Done()
+			d := time.Since(start)
+			sub.Close()
+			if !errors.Is(sub.Entry().Err(), tc.want) {
+				t.Fatalf("ended with %v, want %v", sub.Entry().Err(), tc.want)
+			}
+			if d < tc.atLeast || d > tc.within {
+				t.Fatalf("answered after %s, want between %s and %s", d, tc.atLeast, tc.within)
+			}
+			if n := p.Stats().Entries; n != 0 {
+				t.Fatalf("%d entries left", n)
+			}
+		})
+	}
+}
+
+// Apps route streams to upstreams; an app nobody serves is not pulled.
+func TestAppRouting(t *testing.T) {
+	ups := []Upstream{{Name: "a", URL: "http://127.0.0.1:1", Apps: []string{"live"}}, {Name: "b", URL: "rtmp://127.0.0.1:2", Apps: []string{"tv"}}}
+	if err := ValidateUpstreams(ups); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(ups, fastEdge(), quiet())
+	if src := r("live/x"); src == nil || len(src.(*pull).upstreams) != 1 || src.(*pull).upstreams[0].Name != "a" {
+		t.Fatalf("live/x: %+v", src)
+	}
+	if src := r("radio/x"); src != nil {
+		t.Fatalf("radio/x routed to %+v", src)
+	}
+}
+
+// An RTMP upstream that completes the handshake and then sends a chunk
+// claiming a 16 MB message ends its entry as malformed, without retries.
+func TestMalformedRTMPUpstream(t *testing.T) {
+	bad := serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		_, _ = c.Write(append([]byte{0x04}, type0(0, 0xffffff, msgVideo, 1)...))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	p := newPull(t, fastEdge(), Upstream{Name: "bad", URL: "rtmp://" + bad}, Upstream{Name: "bad2", URL: "rtmp://" + bad})
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("malformed upstream did not end the entry")
+	}
+	if !errors.Is(sub.Entry().Err(), ErrMalformedRTMP) {
+		t.Fatalf("ended with %v", sub.Entry().Err())
+	}
+}
