@@ -3,8 +3,72 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
+
+// Limits bound what viewers may take. Zero means no bound. Each refusal
+// has its status and is counted in flvgw_refusals_total{reason}.
+type Limits struct {
+	// MaxViewers bounds viewers in all (503).
+	MaxViewers int `toml:"max_viewers"`
+	// MaxViewersPerStream bounds the viewers of one stream (503).
+	MaxViewersPerStream int `toml:"max_viewers_per_stream"`
+	// MaxViewersPerIP bounds the viewers from one client address (429).
+	MaxViewersPerIP int `toml:"max_viewers_per_ip"`
+	// MaxNameLength bounds {app} and {stream} (414 beyond; at most 128).
+	MaxNameLength int `toml:"max_name_length"`
+}
+
+// DefaultLimits returns the defaults used when a key is absent.
+func DefaultLimits() Limits { return Limits{MaxNameLength: 128} }
+
+// Validate reports the first invalid field, named by its config key.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxViewers < 0, l.MaxViewersPerStream < 0, l.MaxViewersPerIP < 0:
+		return fmt.Errorf("limits.max_viewers* must not be negative")
+	case l.MaxNameLength < 1 || l.MaxNameLength > 128:
+		return fmt.Errorf("limits.max_name_length must be between 1 and 128, got %d", l.MaxNameLength)
+	}
+	return nil
+}
+
+// Auth decides who may play and read the API.
+type Auth struct {
+	// PlaySecret, when set, requires a signed URL to play:
+	// ?expires=UNIX&token=HMAC (see flvgw -sign). Wrong, expired or
+	// missing tokens get 403.
+	PlaySecret string `toml:"play_secret"`
+	// OnPlay, when set, is POSTed {"action":"play",...} before a viewer
+	// starts; a 2xx answer allows, anything else 403.
+	OnPlay string `toml:"on_play"`
+	// CallbackTimeout bounds OnPlay; a timeout denies.
+	CallbackTimeout time.Duration `toml:"callback_timeout"`
+	// APIToken, when set, is required as "Authorization: Bearer TOKEN"
+	// for /api/ (401 otherwise).
+	APIToken string `toml:"api_token"`
+}
+
+// DefaultAuth returns the defaults used when a key is absent.
+func DefaultAuth() Auth { return Auth{CallbackTimeout: 2 * time.Second} }
+
+// Validate reports the first invalid field, named by its config key.
+func (a Auth) Validate() error {
+	if a.OnPlay != "" && !strings.HasPrefix(a.OnPlay, "http://") && !strings.HasPrefix(a.OnPlay, "https://") {
+		return fmt.Errorf("auth.on_play must be an http(s) URL, got %q", a.OnPlay)
+	}
+	if a.CallbackTimeout < time.Millisecond {
+		return fmt.Errorf("auth.callback_timeout must be a duration such as \"2s\", got %s", a.CallbackTimeout)
+	}
+	return nil
+}
+
+// Policy is what SIGHUP may change while viewers play.
+type Policy struct {
+	Limits Limits
+	Auth   Auth
+}
 
 // Config configures the HTTP side of flvgw.
 type Config struct {
@@ -25,9 +89,21 @@ type Config struct {
 	IdleTimeout time.Duration `toml:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers; larger gets 431.
 	MaxHeaderBytes int `toml:"max_header_bytes"`
-	// CORSOrigin is sent as Access-Control-Allow-Origin; "*" serves any
-	// web player, empty sends no CORS headers.
-	CORSOrigin string `toml:"cors_origin"`
+	// CORSOrigins are the web origins allowed to play: ["*"] allows any
+	// (what public web players need); a list echoes a matching Origin;
+	// empty sends no CORS headers.
+	CORSOrigins []string `toml:"cors_origins"`
+	// DrainTimeout: on SIGTERM the gateway turns not-ready, refuses new
+	// viewers and publishes, and lets current viewers play this long
+	// before ending them.
+	DrainTimeout time.Duration `toml:"drain_timeout"`
+	// TLSListen is an optional HTTPS address serving the same routes,
+	// with TLSCert and TLSKey (PEM files).
+	TLSListen string `toml:"tls_listen"`
+	TLSCert   string `toml:"tls_cert"`
+	TLSKey    string `toml:"tls_key"`
+	// MaxStreamSeries caps how many streams get per-stream metric series.
+	MaxStreamSeries int `toml:"max_stream_series"`
 	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
 	// goroutine dumps; keep it off on a public listener).
 	Pprof bool `toml:"pprof"`
@@ -41,8 +117,10 @@ func DefaultConfig() Config {
 		WriteTimeout:   10 * time.Second,
 		ReadTimeout:    10 * time.Second,
 		IdleTimeout:    30 * time.Second,
-		MaxHeaderBytes: 8192,
-		CORSOrigin:     "*",
+		MaxHeaderBytes:  8192,
+		CORSOrigins:     []string{"*"},
+		DrainTimeout:    30 * time.Second,
+		MaxStreamSeries: 100,
 	}
 }
 
@@ -61,6 +139,7 @@ func (c Config) Validate() error {
 		{"http.write_timeout", c.WriteTimeout, 10 * time.Millisecond},
 		{"http.read_timeout", c.ReadTimeout, 10 * time.Millisecond},
 		{"http.idle_timeout", c.IdleTimeout, 10 * time.Millisecond},
+		{"http.drain_timeout", c.DrainTimeout, 0},
 	} {
 		if d.v < d.min {
 			return fmt.Errorf("%s must be a duration of at least %s such as \"10s\", got %s", d.key, d.min, d.v)
@@ -68,6 +147,22 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		return fmt.Errorf("http.max_header_bytes must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
+	}
+	if c.MaxStreamSeries < 0 {
+		return fmt.Errorf("http.max_stream_series must not be negative, got %d", c.MaxStreamSeries)
+	}
+	if c.TLSListen != "" {
+		if _, _, err := net.SplitHostPort(c.TLSListen); err != nil {
+			return fmt.Errorf("http.tls_listen: %w", err)
+		}
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return fmt.Errorf("http.tls_listen needs http.tls_cert and http.tls_key")
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return fmt.Errorf("http.cors_origins: %q is not \"*\" or an http(s) origin", o)
+		}
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func TestParseStreamPath(t *testing.T) {
 		{"/a/b/c.flv", ""},
 		{"live/test.flv", ""},
 	} {
-		key, err := parseStreamPath(tc.path)
+		key, err := parseStreamPath(tc.path, 128)
 		if tc.key == "" && tc.path == "/live/test" {
 			if err != nil || key != "live/test" {
 				t.Errorf("%q: %q %v", tc.path, key, err)
@@ -80,7 +80,7 @@ func startRelay(t *testing.T, gcfg Config) *relay {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
-	gw := NewServer(gcfg, p, log)
+	gw := NewServer(gcfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
 	org := origin.NewServer(origin.DefaultConfig(), p, log)
 	go func() { _ = gw.Serve(ctx, httpLn); done <- struct{}{} }()
 	go func() { _ = org.Serve(ctx, rtmpLn); done <- struct{}{} }()

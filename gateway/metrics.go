@@ -16,13 +16,16 @@ import (
 type metrics struct {
 	registry  *prometheus.Registry
 	responses *prometheus.CounterVec
+	refusals  *prometheus.CounterVec
 	sessions  prometheus.Counter
 	bytesOut  prometheus.Counter
 	skips     prometheus.Counter
+	dropped   prometheus.Counter
+	ttfb      prometheus.Histogram
 	handler   fasthttp.RequestHandler
 }
 
-func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
+func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		registry: reg,
@@ -30,6 +33,10 @@ func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
 			Name: "flvgw_http_responses_total",
 			Help: "HTTP responses by status code.",
 		}, []string{"code"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flvgw_refusals_total",
+			Help: "Requests refused, by reason (limit_total, limit_stream, limit_ip, auth, not_found, bad_path, ...).",
+		}, []string{"reason"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flvgw_viewer_sessions_total",
 			Help: "Viewer sessions that received a 200 stream response.",
@@ -42,6 +49,15 @@ func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
 			Name: "flvgw_viewer_skips_total",
 			Help: "Times a lagging viewer skipped forward to the newest keyframe.",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flvgw_viewers_dropped_total",
+			Help: "Viewers disconnected because their socket took nothing for http.write_timeout.",
+		}),
+		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flvgw_time_to_first_byte_seconds",
+			Help:    "From a viewer's request to the first FLV bytes written to it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 	}
 	stat := func(f func(pool.Stats) float64) func() float64 {
 		return func() float64 { return f(p.Stats()) }
@@ -49,7 +65,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.responses, m.sessions, m.bytesOut, m.skips,
+		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_entries", Help: "Relay entries in the pool.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Entries) })),
@@ -63,11 +79,21 @@ func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
 			Name: "flvgw_upstream_sessions_total", Help: "Sources attached to entries: publishes and upstream pulls.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.UpstreamSessions) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flvgw_upstream_failures_total", Help: "Upstream pull attempts that failed (connect, handshake, not found).",
+		}, stat(func(s pool.Stats) float64 { return float64(s.UpstreamFailures) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flvgw_reconnects_total", Help: "Times an entry kept its viewers through a lost source.",
+		}, stat(func(s pool.Stats) float64 { return float64(s.Reconnects) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "flvgw_evictions_total", Help: "Idle entries evicted.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Evictions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flvgw_bytes_in_total", Help: "Media bytes received by entries.",
+		}, stat(func(s pool.Stats) float64 { return float64(s.BytesIn) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_viewer_connections", Help: "Viewer connections being served, including those waiting for a stream.",
 		}, func() float64 { return float64(viewers.count()) }),
+		&poolCollector{pool: p, maxStreams: maxStreamSeries},
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -75,4 +101,46 @@ func newMetrics(p *pool.Pool, viewers *viewerSet) *metrics {
 
 func (m *metrics) response(code int) {
 	m.responses.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+func (m *metrics) refusal(reason string) {
+	m.refusals.WithLabelValues(reason).Inc()
+}
+
+// poolCollector reports entries by state and per-stream series, read at
+// scrape time; at most maxStreams streams (by key order) get series, so a
+// flood of stream keys cannot flood the metrics.
+type poolCollector struct {
+	pool       *pool.Pool
+	maxStreams int
+}
+
+var (
+	entriesByStateDesc = prometheus.NewDesc("flvgw_entries_by_state", "Relay entries by lifecycle state.", []string{"state"}, nil)
+	streamViewersDesc  = prometheus.NewDesc("flvgw_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil)
+	streamBytesInDesc  = prometheus.NewDesc("flvgw_stream_bytes_in_total", "Bytes received for a stream's current entry.", []string{"stream"}, nil)
+	streamBytesOutDesc = prometheus.NewDesc("flvgw_stream_bytes_out_total", "Bytes sent to a stream's viewers by its current entry.", []string{"stream"}, nil)
+	streamBitrateDesc  = prometheus.NewDesc("flvgw_stream_bitrate_bits", "A stream's input bitrate over the last seconds.", []string{"stream"}, nil)
+)
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{entriesByStateDesc, streamViewersDesc, streamBytesInDesc, streamBytesOutDesc, streamBitrateDesc} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	byState := c.pool.Stats().ByState
+	for _, state := range []string{"waiting", "live", "idle", "reconnecting"} {
+		ch <- prometheus.MustNewConstMetric(entriesByStateDesc, prometheus.GaugeValue, float64(byState[state]), state)
+	}
+	for i, s := range c.pool.Snapshots() {
+		if i >= c.maxStreams {
+			break
+		}
+		ch <- prometheus.MustNewConstMetric(streamViewersDesc, prometheus.GaugeValue, float64(s.Subscribers), s.Key)
+		ch <- prometheus.MustNewConstMetric(streamBytesInDesc, prometheus.CounterValue, float64(s.BytesIn), s.Key)
+		ch <- prometheus.MustNewConstMetric(streamBytesOutDesc, prometheus.CounterValue, float64(s.BytesOut), s.Key)
+		ch <- prometheus.MustNewConstMetric(streamBitrateDesc, prometheus.GaugeValue, s.BitrateKbps*1000, s.Key)
+	}
 }

@@ -5,12 +5,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,18 +26,21 @@ const shutdownGrace = 5 * time.Second
 
 // Server serves viewers and operators over HTTP.
 type Server struct {
-	cfg     Config
-	pool    *pool.Pool
-	log     *slog.Logger
-	viewers *viewerSet
-	metrics *metrics
-	http    *fasthttp.Server
+	cfg      Config
+	policy   atomic.Pointer[Policy]
+	pool     *pool.Pool
+	log      *slog.Logger
+	viewers  *viewerSet
+	metrics  *metrics
+	http     *fasthttp.Server
+	draining atomic.Bool
 }
 
-// NewServer returns a gateway playing entries of p.
-func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
+// NewServer returns a gateway playing entries of p under policy.
+func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Server {
 	g := &Server{cfg: cfg, pool: p, log: log, viewers: newViewerSet()}
-	g.metrics = newMetrics(p, g.viewers)
+	g.policy.Store(&policy)
+	g.metrics = newMetrics(p, g.viewers, cfg.MaxStreamSeries)
 	g.http = &fasthttp.Server{
 		Handler:                       g.route,
 		Name:                          "flvgw",
@@ -48,18 +53,59 @@ func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{log},
+		ErrorHandler:                  g.requestError,
 	}
 	return g
 }
 
-// Serve answers HTTP on ln until ctx is done, then ends every viewer
-// cleanly (each response gets its final chunk) and returns.
-func (g *Server) Serve(ctx context.Context, ln net.Listener) error {
-	served := make(chan error, 1)
-	go func() { served <- g.http.Serve(ln) }()
+// requestError answers a request fasthttp could not read: headers over
+// max_header_bytes (431), headers not sent within read_timeout (408),
+// anything else unparsable (400); each counted and logged.
+func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	status, reason, msg := fasthttp.StatusBadRequest, "bad_request", "malformed request"
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request not received in time"
+	}
+	ctx.Error(msg+"\n", status)
+	g.metrics.response(status)
+	g.metrics.refusal(reason)
+	g.log.Info("request refused", "status", status, "remote", ctx.RemoteAddr().String(), "reason", msg, "error", err)
+}
+
+// SetPolicy replaces the limits and auth for new requests (SIGHUP);
+// viewers already playing are not touched.
+func (g *Server) SetPolicy(p Policy) { g.policy.Store(&p) }
+
+// Drain turns the gateway not-ready (/readyz answers 503) and refuses new
+// viewers with 503, while the current ones go on playing.
+func (g *Server) Drain() {
+	g.draining.Store(true)
+	g.viewers.drain()
+}
+
+// Viewers reports the viewer sessions being served.
+func (g *Server) Viewers() int { return g.viewers.count() }
+
+// Serve answers HTTP on every listener (plain or TLS) until ctx is done,
+// then ends every viewer cleanly (each response gets its final chunk) and
+// returns.
+func (g *Server) Serve(ctx context.Context, lns ...net.Listener) error {
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- g.http.Serve(ln) }()
+	}
 	select {
 	case err := <-served:
 		_ = g.viewers.closeAll(context.Background())
+		_ = g.http.Shutdown()
+		for range len(lns) - 1 {
+			<-served
+		}
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -70,7 +116,9 @@ func (g *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err := g.http.ShutdownWithContext(sctx)
-	<-served
+	for range lns {
+		<-served
+	}
 	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
@@ -79,32 +127,42 @@ func (g *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (g *Server) route(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.URI().PathOriginal())
-	switch path {
-	case "/healthz":
-		g.serveHealth(ctx)
+	switch {
+	case path == "/healthz":
+		g.text(ctx, fasthttp.StatusOK, "ok")
 		return
-	case "/api/v1/streams":
-		g.serveStreams(ctx)
+	case path == "/readyz":
+		if g.draining.Load() {
+			g.text(ctx, fasthttp.StatusServiceUnavailable, "draining")
+			return
+		}
+		g.text(ctx, fasthttp.StatusOK, "ready")
 		return
-	case "/metrics":
+	case path == "/metrics":
 		g.metrics.handler(ctx)
 		g.metrics.response(ctx.Response.StatusCode())
 		return
-	}
-	if g.cfg.Pprof && strings.HasPrefix(path, "/debug/pprof/") {
+	case strings.HasPrefix(path, "/api/"):
+		g.serveAPI(ctx, path)
+		return
+	case g.cfg.Pprof && strings.HasPrefix(path, "/debug/pprof/"):
 		pprofhandler.PprofHandler(ctx)
 		return
-	}
-	if !strings.HasSuffix(path, ".flv") {
-		g.fail(ctx, fasthttp.StatusNotFound, "no such endpoint", nil)
+	case !strings.HasSuffix(path, ".flv"):
+		g.fail(ctx, fasthttp.StatusNotFound, "bad_path", "no such endpoint", nil)
 		return
 	}
-	key, err := parseStreamPath(path)
+	g.setCORS(&ctx.Response.Header, string(ctx.Request.Header.Peek("Origin")))
+	pol := g.policy.Load()
+	key, err := parseStreamPath(path, pol.Limits.MaxNameLength)
 	if err != nil {
-		g.fail(ctx, fasthttp.StatusBadRequest, "malformed stream path", err)
+		status := fasthttp.StatusBadRequest
+		if errors.Is(err, errNameTooLong) {
+			status = fasthttp.StatusRequestURITooLong
+		}
+		g.fail(ctx, status, "bad_path", "malformed stream path", err)
 		return
 	}
-	g.setCORS(&ctx.Response.Header)
 	switch string(ctx.Method()) {
 	case fasthttp.MethodGet:
 		g.play(ctx, key)
@@ -118,14 +176,16 @@ func (g *Server) route(ctx *fasthttp.RequestCtx) {
 		g.metrics.response(fasthttp.StatusNoContent)
 	default:
 		ctx.Response.Header.Set("Allow", "GET, HEAD, OPTIONS")
-		g.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed", fmt.Errorf("method %q", ctx.Method()))
+		g.fail(ctx, fasthttp.StatusMethodNotAllowed, "bad_method", "method not allowed", fmt.Errorf("method %q", ctx.Method()))
 	}
 }
+
+var errNameTooLong = errors.New("gateway: app or stream name too long")
 
 // parseStreamPath turns "/app/stream.flv" into the key "app/stream". The
 // raw path is used: percent-encoding, dot segments and extra slashes are
 // refused rather than normalized.
-func parseStreamPath(path string) (string, error) {
+func parseStreamPath(path string, maxName int) (string, error) {
 	rest, ok := strings.CutPrefix(path, "/")
 	if !ok {
 		return "", errors.New("path must start with /")
@@ -135,56 +195,101 @@ func parseStreamPath(path string) (string, error) {
 	if !ok || strings.Contains(stream, "/") {
 		return "", errors.New("path must be /{app}/{stream}.flv")
 	}
+	if len(app) > maxName || len(stream) > maxName {
+		return "", fmt.Errorf("%w: at most %d characters each", errNameTooLong, maxName)
+	}
 	return pool.MakeKey(app, stream)
 }
 
 func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 	snap, ok := g.pool.Lookup(key)
 	if !ok || snap.State == pool.StateClosed.String() {
-		g.fail(ctx, fasthttp.StatusNotFound, "stream not found", fmt.Errorf("stream %s", key))
+		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", fmt.Errorf("stream %s", key))
 		return
 	}
-	setStreamHeaders(&ctx.Response.Header)
+	ctx.Response.Header.SetContentType("video/x-flv")
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-store")
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	g.metrics.response(fasthttp.StatusOK)
 }
 
-func setStreamHeaders(h *fasthttp.ResponseHeader) {
-	h.SetContentType("video/x-flv")
-	h.Set("Cache-Control", "no-cache, no-store")
+// corsValue is the Access-Control-Allow-Origin for a request from origin,
+// "" for none.
+func (g *Server) corsValue(origin string) string {
+	for _, o := range g.cfg.CORSOrigins {
+		if o == "*" {
+			return "*"
+		}
+		if origin != "" && o == origin {
+			return origin
+		}
+	}
+	return ""
 }
 
-func (g *Server) setCORS(h *fasthttp.ResponseHeader) {
-	if g.cfg.CORSOrigin != "" {
-		h.Set("Access-Control-Allow-Origin", g.cfg.CORSOrigin)
+func (g *Server) setCORS(h *fasthttp.ResponseHeader, origin string) {
+	if v := g.corsValue(origin); v != "" {
+		h.Set("Access-Control-Allow-Origin", v)
+		if v != "*" {
+			h.Set("Vary", "Origin")
+		}
 	}
 }
 
-func (g *Server) serveHealth(ctx *fasthttp.RequestCtx) {
+func (g *Server) text(ctx *fasthttp.RequestCtx, status int, body string) {
+	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString("ok\n")
-	g.metrics.response(fasthttp.StatusOK)
+	ctx.SetBodyString(body + "\n")
+	g.metrics.response(status)
 }
 
-func (g *Server) serveStreams(ctx *fasthttp.RequestCtx) {
-	body, err := json.Marshal(struct {
-		Streams []pool.Snapshot `json:"streams"`
-	}{g.pool.Snapshots()})
+// serveAPI answers /api/v1/streams and /api/v1/streams/{app}/{stream}.
+func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
+	if token := g.policy.Load().Auth.APIToken; token != "" {
+		got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="flvgw"`)
+			g.fail(ctx, fasthttp.StatusUnauthorized, "auth", "bearer token required", nil)
+			return
+		}
+	}
+	var body any
+	switch rest, _ := strings.CutPrefix(path, "/api/v1/streams"); {
+	case rest == "" || rest == "/":
+		body = struct {
+			Streams []pool.Snapshot `json:"streams"`
+		}{g.pool.Snapshots()}
+	case strings.HasPrefix(rest, "/"):
+		key, err := parseStreamPath(rest+".flv", pool.MaxNameLength)
+		if err != nil {
+			g.fail(ctx, fasthttp.StatusBadRequest, "bad_path", "malformed stream path", err)
+			return
+		}
+		d, ok := g.pool.Detail(key)
+		if !ok {
+			g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", nil)
+			return
+		}
+		body = d
+	default:
+		g.fail(ctx, fasthttp.StatusNotFound, "bad_path", "no such endpoint", nil)
+		return
+	}
+	out, err := json.Marshal(body)
 	if err != nil {
-		g.fail(ctx, fasthttp.StatusInternalServerError, "cannot encode streams", err)
+		g.fail(ctx, fasthttp.StatusInternalServerError, "internal", "cannot encode", err)
 		return
 	}
 	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
+	ctx.SetBody(out)
 	g.metrics.response(fasthttp.StatusOK)
 }
 
-// fail answers a request with status and a one-line text body, and logs why.
-func (g *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string, err error) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(msg + "\n")
-	g.metrics.response(status)
+// fail answers a request with status and a one-line text body, counts the
+// refusal under reason, and logs it.
+func (g *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string, err error) {
+	g.text(ctx, status, msg)
+	g.metrics.refusal(reason)
 	g.log.Info("request refused",
 		"status", status, "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()),
 		"remote", ctx.RemoteAddr().String(), "reason", msg, "error", err)

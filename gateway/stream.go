@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -21,16 +23,35 @@ var (
 	errNoKeyframe  = errors.New("gateway: no keyframe within start_timeout")
 )
 
+// playRequest is what a viewer session needs of its HTTP request, copied
+// out before the connection is hijacked.
+type playRequest struct {
+	key, app, stream string
+	remote, ip       string
+	origin           string
+	expires, token   string
+	start            time.Time
+}
+
 // play hands the connection to a viewer session. The session runs in the
 // goroutine fasthttp starts for a hijacked connection, and owns the raw
 // connection from its first to its last byte: it registers on the entry
 // before any I/O and writes every response itself, so no response is ever
 // touched after its owner is done.
 func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
-	remote := ctx.RemoteAddr().String()
+	app, stream, _ := strings.Cut(key, "/")
+	req := playRequest{
+		key: key, app: app, stream: stream,
+		remote:  ctx.RemoteAddr().String(),
+		ip:      ctx.RemoteIP().String(),
+		origin:  string(ctx.Request.Header.Peek("Origin")),
+		expires: string(ctx.QueryArgs().Peek("expires")),
+		token:   string(ctx.QueryArgs().Peek("token")),
+		start:   time.Now(),
+	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		g.runViewer(c, key, remote)
+		g.runViewer(c, req)
 	})
 }
 
@@ -43,44 +64,87 @@ type viewer struct {
 	sent     uint64
 }
 
-func (g *Server) runViewer(c net.Conn, key, remote string) {
-	start := time.Now()
+func (g *Server) runViewer(c net.Conn, req playRequest) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the *net.TCPConn, for vectored writes
 	}
-	log := g.log.With("stream", key, "remote", remote)
+	log := g.log.With("stream", req.key, "remote", req.remote)
+	pol := g.policy.Load()
 
-	ctx, done, ok := g.viewers.add()
-	if !ok {
-		g.refuse(c, log, fasthttp.StatusServiceUnavailable, "shutting down", nil)
+	ctx, done, err := g.viewers.add(req.ip, pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
+	if err != nil {
+		status, reason := fasthttp.StatusServiceUnavailable, "limit_total"
+		switch {
+		case errors.Is(err, errTooManyIP):
+			status, reason = fasthttp.StatusTooManyRequests, "limit_ip"
+		case errors.Is(err, errShuttingDown), errors.Is(err, errDraining):
+			reason = "draining"
+		}
+		g.refuse(c, req, log, status, reason, err)
 		return
 	}
 	defer done()
 
-	sub, err := g.pool.Subscribe(key, g.cfg.PublishWait > 0)
+	// Access checks hold no entry: a slow callback delays only this viewer,
+	// and whatever the stream does meanwhile cannot touch it.
+	if err := g.authorize(ctx, pol.Auth, req); err != nil {
+		g.refuse(c, req, log, fasthttp.StatusForbidden, "auth", err)
+		return
+	}
+
+	sub, err := g.pool.SubscribeWith(req.key, pool.SubscribeOptions{
+		Wait: g.cfg.PublishWait > 0, MaxViewers: pol.Limits.MaxViewersPerStream, Remote: req.remote,
+	})
 	if err != nil {
-		status := fasthttp.StatusInternalServerError
+		status, reason := fasthttp.StatusInternalServerError, "internal"
 		switch {
 		case errors.Is(err, pool.ErrNotFound):
-			status = fasthttp.StatusNotFound
+			status, reason = fasthttp.StatusNotFound, "not_found"
+		case errors.Is(err, pool.ErrStreamFull):
+			status, reason = fasthttp.StatusServiceUnavailable, "limit_stream"
 		case errors.Is(err, pool.ErrFull), errors.Is(err, pool.ErrPoolClosed):
-			status = fasthttp.StatusServiceUnavailable
+			status, reason = fasthttp.StatusServiceUnavailable, "pool_full"
 		}
-		g.refuse(c, log, status, statusReason(status), err)
+		g.refuse(c, req, log, status, reason, err)
 		return
 	}
 	defer sub.Close()
 
 	if status, err := g.waitReady(ctx, sub.Entry()); err != nil {
-		g.refuse(c, log, status, statusReason(status), err)
+		reason := "not_found"
+		switch status {
+		case fasthttp.StatusBadGateway:
+			reason = "upstream"
+		case fasthttp.StatusGatewayTimeout:
+			reason = "no_keyframe"
+		case fasthttp.StatusServiceUnavailable:
+			reason = "draining"
+		}
+		g.refuse(c, req, log, status, reason, err)
 		return
 	}
 
-	v := &viewer{conn: c, bufs: make([][]byte, 0, pool.MaxBatch+2)}
-	reason := g.stream(ctx, v, sub)
+	v := &viewer{conn: c, bufs: make([][]byte, 0, 16)}
+	why := g.stream(ctx, v, sub, req)
 	g.metrics.sessions.Inc()
 	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,
-		"duration", time.Since(start).Round(time.Millisecond), "reason", reason)
+		"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
+}
+
+// authorize applies the signed-URL and callback checks of auth.
+func (g *Server) authorize(ctx context.Context, auth Auth, req playRequest) error {
+	if auth.PlaySecret != "" {
+		if err := access.Check(auth.PlaySecret, req.key, req.expires, req.token, time.Now()); err != nil {
+			return err
+		}
+	}
+	if auth.OnPlay != "" {
+		cb := access.Callback{URL: auth.OnPlay, Timeout: auth.CallbackTimeout}
+		if err := cb.Ask(ctx, access.Request{Action: "play", App: req.app, Stream: req.stream, Client: req.remote}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitReady waits until the entry can start a viewer at a keyframe: for
@@ -118,21 +182,32 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 
 // stream writes the entry to the viewer until it ends, the viewer goes
 // away or the gateway shuts down, and says which.
-func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription) string {
-	if err := g.writeHead(v.conn); err != nil {
+func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, req playRequest) string {
+	if err := g.writeHead(v.conn, req); err != nil {
 		return fmt.Sprintf("write headers: %v", err)
 	}
 	r := sub.NewReader()
 	e := sub.Entry()
+	first := true
 	for {
 		// Slot 0 is reserved for the chunk-size line.
 		batch, err := r.Next(ctx, v.bufs[:1])
 		if len(batch) > 1 {
 			n, werr := v.writeChunk(batch, g.cfg.WriteTimeout)
+			if cap(batch) > cap(v.bufs) {
+				v.bufs = batch[:0] // keep the grown buffer
+			}
 			e.AddBytesOut(n)
 			g.metrics.bytesOut.Add(float64(n))
+			if first && werr == nil {
+				first = false
+				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
+			}
 			if werr != nil {
 				g.metrics.skips.Add(float64(r.Skips()))
+				if isTimeout(werr) {
+					g.metrics.dropped.Inc() // a viewer too slow to take its stream
+				}
 				return fmt.Sprintf("viewer write: %v", werr)
 			}
 		}
@@ -174,14 +249,14 @@ func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration) (int, error) 
 	return n, nil
 }
 
-func (g *Server) writeHead(c net.Conn) error {
+func (g *Server) writeHead(c net.Conn, req playRequest) error {
 	head := "HTTP/1.1 200 OK\r\n" +
 		"Server: flvgw\r\n" +
 		"Content-Type: video/x-flv\r\n" +
 		"Transfer-Encoding: chunked\r\n" +
 		"Cache-Control: no-cache, no-store\r\n" +
 		"Connection: close\r\n" +
-		g.corsLine() + "\r\n"
+		g.corsLines(req.origin) + "\r\n"
 	if err := c.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout)); err != nil {
 		return err
 	}
@@ -192,11 +267,20 @@ func (g *Server) writeHead(c net.Conn) error {
 	return err
 }
 
-func (g *Server) corsLine() string {
-	if g.cfg.CORSOrigin == "" {
+func (g *Server) corsLines(origin string) string {
+	switch v := g.corsValue(origin); v {
+	case "":
 		return ""
+	case "*":
+		return "Access-Control-Allow-Origin: *\r\n"
+	default:
+		return "Access-Control-Allow-Origin: " + v + "\r\nVary: Origin\r\n"
 	}
-	return "Access-Control-Allow-Origin: " + g.cfg.CORSOrigin + "\r\n"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // statusReason is the one-line body of a refusal.
@@ -206,6 +290,10 @@ func statusReason(status int) string {
 		return "stream not found"
 	case fasthttp.StatusServiceUnavailable:
 		return "no capacity for this stream now"
+	case fasthttp.StatusTooManyRequests:
+		return "too many streams from this address"
+	case fasthttp.StatusForbidden:
+		return "not allowed"
 	case fasthttp.StatusGatewayTimeout:
 		return "stream published but no keyframe arrived in time"
 	case fasthttp.StatusBadGateway:
@@ -214,18 +302,21 @@ func statusReason(status int) string {
 	return "stream unavailable"
 }
 
-// refuse answers a hijacked connection with an error status, and logs it.
-func (g *Server) refuse(c net.Conn, log *slog.Logger, status int, msg string, err error) {
-	body := msg + "\n"
+// refuse answers a hijacked connection with an error status, counts the
+// refusal under reason, and logs it (one access-log line).
+func (g *Server) refuse(c net.Conn, req playRequest, log *slog.Logger, status int, reason string, err error) {
+	body := statusReason(status) + "\n"
 	extra := ""
-	if status == fasthttp.StatusServiceUnavailable {
+	if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
 		extra = "Retry-After: 5\r\n"
 	}
 	resp := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: flvgw\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 		"Content-Length: %d\r\nConnection: close\r\n%s%s\r\n%s",
-		status, fasthttp.StatusMessage(status), len(body), extra, g.corsLine(), body)
+		status, fasthttp.StatusMessage(status), len(body), extra, g.corsLines(req.origin), body)
 	_ = c.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 	_, _ = c.Write([]byte(resp))
 	g.metrics.response(status)
-	log.Info("request refused", "status", status, "reason", msg, "error", err)
+	g.metrics.refusal(reason)
+	log.Info("request refused", "status", status, "reason", reason, "error", err,
+		"duration", time.Since(req.start).Round(time.Millisecond))
 }

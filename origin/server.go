@@ -11,14 +11,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	rtmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -29,11 +32,19 @@ type Config struct {
 	// ReadTimeout ends a publisher that sends nothing for this long, so a
 	// stalled encoder cannot hold viewers on a stream nobody feeds.
 	ReadTimeout time.Duration `toml:"read_timeout"`
+	// PublishSecret, when set, requires a signed stream name to publish:
+	// rtmp://host/app/stream?expires=UNIX&token=HMAC (see flvgw -sign).
+	PublishSecret string `toml:"publish_secret"`
+	// OnPublish, when set, is POSTed {"action":"publish",...} before a
+	// publish is accepted; a 2xx answer allows it.
+	OnPublish string `toml:"on_publish"`
+	// CallbackTimeout bounds OnPublish; a timeout refuses the publish.
+	CallbackTimeout time.Duration `toml:"callback_timeout"`
 }
 
 // DefaultConfig returns the defaults used when a key is absent.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:1935", ReadTimeout: 10 * time.Second}
+	return Config{Listen: "127.0.0.1:1935", ReadTimeout: 10 * time.Second, CallbackTimeout: 2 * time.Second}
 }
 
 // Validate reports the first invalid field, named by its config key.
@@ -47,14 +58,21 @@ func (c Config) Validate() error {
 	if c.ReadTimeout < 100*time.Millisecond {
 		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)
 	}
+	if c.OnPublish != "" && !strings.HasPrefix(c.OnPublish, "http://") && !strings.HasPrefix(c.OnPublish, "https://") {
+		return fmt.Errorf("rtmp.on_publish must be an http(s) URL, got %q", c.OnPublish)
+	}
+	if c.CallbackTimeout < time.Millisecond {
+		return fmt.Errorf("rtmp.callback_timeout must be a duration such as \"2s\", got %s", c.CallbackTimeout)
+	}
 	return nil
 }
 
 // Server is the embedded RTMP origin.
 type Server struct {
-	cfg  Config
-	pool *pool.Pool
-	log  *slog.Logger
+	cfg      atomic.Pointer[Config]
+	pool     *pool.Pool
+	log      *slog.Logger
+	draining atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -64,8 +82,17 @@ type Server struct {
 
 // NewServer returns an origin publishing into p.
 func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
-	return &Server{cfg: cfg, pool: p, log: log, conns: make(map[net.Conn]struct{})}
+	s := &Server{pool: p, log: log, conns: make(map[net.Conn]struct{})}
+	s.cfg.Store(&cfg)
+	return s
 }
+
+// SetConfig applies cfg to new connections and publishes (SIGHUP): the
+// publish auth and the read timeout. The listen address needs a restart.
+func (s *Server) SetConfig(cfg Config) { s.cfg.Store(&cfg) }
+
+// Drain refuses new publishes; current publishers go on.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Serve accepts RTMP connections on ln until ctx is done, then closes the
 // listener and every connection and waits for their handlers to end.
@@ -75,7 +102,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := rtmp.NewServer(&rtmp.ServerConfig{
 		OnConnect: func(c net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 			h := s.newHandler(c)
-			return &deadlineConn{Conn: c, timeout: s.cfg.ReadTimeout}, &rtmp.ConnConfig{
+			return &deadlineConn{Conn: c, timeout: s.cfg.Load().ReadTimeout}, &rtmp.ConnConfig{
 				Handler: h,
 				ControlState: rtmp.StreamControlStateConfig{
 					DefaultBandwidthWindowSize: 6 * 1024 * 1024 / 8,
@@ -143,8 +170,17 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStr
 		log.Warn("publish refused", "error", "connection already publishes")
 		return errors.New("origin: connection already publishes")
 	}
-	key, err := pool.MakeKey(h.app, stripQuery(cmd.PublishingName))
+	if h.srv.draining.Load() {
+		log.Warn("publish refused", "error", "draining")
+		return errors.New("origin: draining")
+	}
+	name, query, _ := strings.Cut(cmd.PublishingName, "?")
+	key, err := pool.MakeKey(h.app, name)
 	if err != nil {
+		log.Warn("publish refused", "error", err)
+		return err
+	}
+	if err := h.authorize(key, name, query); err != nil {
 		log.Warn("publish refused", "error", err)
 		return err
 	}
@@ -155,6 +191,25 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStr
 	}
 	h.key, h.pub = key, pub
 	log.Info("publish started", "key", key)
+	return nil
+}
+
+// authorize applies publish_secret and on_publish.
+func (h *handler) authorize(key, name, query string) error {
+	cfg := h.srv.cfg.Load()
+	if cfg.PublishSecret != "" {
+		q, _ := url.ParseQuery(query)
+		if err := access.Check(cfg.PublishSecret, key, q.Get("expires"), q.Get("token"), time.Now()); err != nil {
+			return err
+		}
+	}
+	if cfg.OnPublish != "" {
+		cb := access.Callback{URL: cfg.OnPublish, Timeout: cfg.CallbackTimeout}
+		req := access.Request{Action: "publish", App: h.app, Stream: name, Client: h.remote}
+		if err := cb.Ask(context.Background(), req); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"flvgw/pool"
@@ -104,29 +105,52 @@ func ValidateUpstreams(ups []Upstream) error {
 	return nil
 }
 
-// NewResolver returns the pool's resolver for pulls: a key whose app some
-// upstream serves gets a pull over those upstreams, in configured order.
-// Upstreams that fail ValidateUpstreams are left out.
-func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) pool.Resolver {
-	var targets []target
+// Resolver finds the upstreams for a stream key; its upstream list can be
+// replaced while pulls run (SIGHUP), affecting only new pulls.
+type Resolver struct {
+	state atomic.Pointer[resolverState]
+	log   *slog.Logger
+}
+
+type resolverState struct {
+	targets []target
+	cfg     EdgeConfig
+}
+
+// NewResolver returns a resolver over ups (which should have passed
+// ValidateUpstreams; invalid ones are left out).
+func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) *Resolver {
+	r := &Resolver{log: log}
+	r.Update(ups, cfg)
+	return r
+}
+
+// Update replaces the upstreams and pull settings for new pulls.
+func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
+	st := &resolverState{cfg: cfg}
 	for _, u := range ups {
 		if t, err := u.parse(); err == nil {
-			targets = append(targets, t)
+			st.targets = append(st.targets, t)
 		}
 	}
-	return func(key string) pool.Source {
-		app, stream, _ := strings.Cut(key, "/")
-		var serving []target
-		for _, u := range targets {
-			if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
-				serving = append(serving, u)
-			}
+	r.state.Store(st)
+}
+
+// Resolve is the pool's resolver: a key whose app some upstream serves
+// gets a pull over those upstreams, in configured order; others get nil.
+func (r *Resolver) Resolve(key string) pool.Source {
+	st := r.state.Load()
+	app, stream, _ := strings.Cut(key, "/")
+	var serving []target
+	for _, u := range st.targets {
+		if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
+			serving = append(serving, u)
 		}
-		if len(serving) == 0 {
-			return nil
-		}
-		return &pull{app: app, stream: stream, upstreams: serving, cfg: cfg, log: log.With("stream", key)}
 	}
+	if len(serving) == 0 {
+		return nil
+	}
+	return &pull{app: app, stream: stream, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key)}
 }
 
 // pull is a pool.Source that plays a stream from the first upstream that
@@ -179,6 +203,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				}
 			}
 			last = err
+			pub.AttemptFailed()
 			s.log.Info("upstream attempt failed", "upstream", u.Name, "error", err)
 		}
 		// Every upstream answered "no such stream": say so now rather than

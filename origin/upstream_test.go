@@ -74,7 +74,7 @@ func newPull(t *testing.T, cfg EdgeConfig, ups ...Upstream) *pool.Pool {
 		t.Fatal(err)
 	}
 	pcfg := pool.DefaultConfig()
-	p, err := pool.New(pcfg, quiet(), NewResolver(ups, cfg, quiet()))
+	p, err := pool.New(pcfg, quiet(), NewResolver(ups, cfg, quiet()).Resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestAppRouting(t *testing.T) {
 	if err := ValidateUpstreams(ups); err != nil {
 		t.Fatal(err)
 	}
-	r := NewResolver(ups, fastEdge(), quiet())
+	r := NewResolver(ups, fastEdge(), quiet()).Resolve
 	if src := r("live/x"); src == nil || len(src.(*pull).upstreams) != 1 || src.(*pull).upstreams[0].Name != "a" {
 		t.Fatalf("live/x: %+v", src)
 	}

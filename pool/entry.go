@@ -71,6 +71,7 @@ type Entry struct {
 	idleSince   time.Time
 	pinned      bool // a pushing publisher owns it; never idle-evicted
 	pulled      bool // created by a pull; set before the entry is shared
+	viewers     map[*Subscription]Viewer
 	hasSource   bool
 	pull        Source             // the pulling source, restarted on reconnect
 	cancel      context.CancelFunc // stops a pulling source, if any
@@ -105,6 +106,11 @@ type Entry struct {
 	liveCh      chan struct{}
 	readyCh     chan struct{}
 	doneCh      chan struct{}
+
+	codecs     Codecs
+	rateStart  time.Time // bitrate window
+	rateBytes  uint64
+	bitrate    float64 // bits per second over the last window
 
 	bytesIn  atomic.Uint64
 	tagsIn   atomic.Uint64
@@ -279,12 +285,13 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	if becameReady {
 		e.header = e.tracksLocked().Header()
 	}
+	in := e.bytesIn.Add(uint64(len(t.Data)))
+	e.updateBitrate(in)
 	notify := e.notify
 	e.notify = make(chan struct{})
 	e.mu.Unlock()
 
 	e.tagsIn.Add(1)
-	e.bytesIn.Add(uint64(len(t.Data)))
 	close(notify)
 	if becameReady {
 		close(e.readyCh)
@@ -329,12 +336,14 @@ func (e *Entry) track(t *Tag) {
 			e.metadata = &cp
 			e.declared = tr
 			e.hasMeta = true
+			e.codecs.Width, e.codecs.Height = metadataSize(t.Body())
 		}
 	case TagVideo:
 		e.seen.Video = true
 		if t.SeqHeader {
 			cp := *t
 			e.videoSeq = &cp
+			e.codecs.Video = videoCodec(t.Body())
 		}
 	case TagAudio:
 		e.seen.Audio = true
@@ -345,6 +354,9 @@ func (e *Entry) track(t *Tag) {
 		if t.SeqHeader {
 			cp := *t
 			e.audioSeq = &cp
+		}
+		if e.codecs.Audio == "" {
+			e.codecs.Audio = audioCodec(t.Body())
 		}
 	}
 }
@@ -373,6 +385,32 @@ func (e *Entry) readyLocked() bool {
 	}
 	last := e.ring[(e.head-1)&e.mask].Timestamp
 	return last-e.firstAudio >= audioOnlyAfter
+}
+
+// bitrateWindow is how often an entry's input bitrate is recomputed.
+const bitrateWindow = 2 * time.Second
+
+// updateBitrate folds the input byte count into the windowed bitrate.
+// e.mu held.
+func (e *Entry) updateBitrate(in uint64) {
+	now := time.Now()
+	if e.rateStart.IsZero() {
+		e.rateStart, e.rateBytes = now, in
+		return
+	}
+	if d := now.Sub(e.rateStart); d >= bitrateWindow {
+		e.bitrate = float64(in-e.rateBytes) * 8 / d.Seconds()
+		e.rateStart, e.rateBytes = now, in
+	}
+}
+
+func (e *Entry) stateName() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.state == StateLive && e.subscribers == 0 {
+		return "idle"
+	}
+	return e.state.String()
 }
 
 // WaitReady blocks until the entry is ready for a viewer, it ends, or ctx
@@ -409,7 +447,18 @@ type Snapshot struct {
 	TagsIn      uint64    `json:"tags_in"`
 	Audio       bool      `json:"audio"`
 	Video       bool      `json:"video"`
+	Codecs      Codecs    `json:"codecs"`
+	BitrateKbps float64   `json:"bitrate_kbps"` // input, over the last seconds
 	Created     time.Time `json:"created"`
+	UptimeSec   float64   `json:"uptime_seconds"`
+}
+
+// Codecs describes an entry's media as far as its tags tell.
+type Codecs struct {
+	Video  string `json:"video,omitempty"` // h264, hevc, av1, vp9
+	Audio  string `json:"audio,omitempty"` // aac, mp3, ...
+	Width  int    `json:"width,omitempty"` // from onMetaData
+	Height int    `json:"height,omitempty"`
 }
 
 // snapshot is called with the Pool's mu held (for subscribers).
@@ -431,6 +480,9 @@ func (e *Entry) snapshot() Snapshot {
 		TagsIn:      e.tagsIn.Load(),
 		Audio:       tr.Audio,
 		Video:       tr.Video,
+		Codecs:      e.codecs,
+		BitrateKbps: e.bitrate / 1000,
 		Created:     e.created,
+		UptimeSec:   time.Since(e.created).Seconds(),
 	}
 }

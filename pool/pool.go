@@ -19,6 +19,8 @@ var (
 	ErrNotFound = errors.New("pool: stream not found")
 	// ErrFull: max_entries reached and no entry is idle.
 	ErrFull = errors.New("pool: all entries in use")
+	// ErrStreamFull: the entry has as many subscribers as allowed.
+	ErrStreamFull = errors.New("pool: stream has its maximum of viewers")
 	// ErrBusy: the key already has a source (a second publisher).
 	ErrBusy = errors.New("pool: stream already has a source")
 	// ErrUpstreamNotFound: no upstream has the stream (sources wrap it).
@@ -90,8 +92,12 @@ type Stats struct {
 	Entries          int
 	Idle             int
 	Subscribers      int
-	UpstreamSessions uint64 // sources attached since start: publishes and pulls
+	ByState          map[string]int // entries by Snapshot.State
+	UpstreamSessions uint64         // sources attached since start: publishes and pulls
+	UpstreamFailures uint64         // pull attempts that failed (connect, handshake, not found)
+	Reconnects       uint64         // times an entry kept its viewers through a lost source
 	Evictions        uint64
+	BytesIn          uint64 // tag bytes received by entries since start
 }
 
 // Pool holds the relay entries by stream key. All state changes of an
@@ -110,7 +116,10 @@ type Pool struct {
 	subscribers int
 
 	upstreamSessions atomic.Uint64
+	upstreamFailures atomic.Uint64
+	reconnects       atomic.Uint64
 	evictions        atomic.Uint64
+	bytesIn          atomic.Uint64
 	sources          sync.WaitGroup
 }
 
@@ -166,6 +175,18 @@ func (p *Pool) newEntryLocked(key string) (*Entry, error) {
 	return e, nil
 }
 
+// SubscribeOptions shape one subscription.
+type SubscribeOptions struct {
+	// Wait creates an entry in StateWaiting for a publisher to come, when
+	// there is none and no pull can create one.
+	Wait bool
+	// MaxViewers refuses the subscription with ErrStreamFull when the
+	// entry already has this many subscribers; 0 means no bound.
+	MaxViewers int
+	// Remote is the viewer's address, listed by Detail.
+	Remote string
+}
+
 // Subscribe registers a viewer on the entry for key, taking it out of the
 // idle list if it was there. If there is no entry, a pulling source from
 // the resolver creates one; with wait set, an entry is created in
@@ -173,6 +194,11 @@ func (p *Pool) newEntryLocked(key string) (*Entry, error) {
 //
 // The Subscription must be closed exactly once, on every path.
 func (p *Pool) Subscribe(key string, wait bool) (*Subscription, error) {
+	return p.SubscribeWith(key, SubscribeOptions{Wait: wait})
+}
+
+// SubscribeWith is Subscribe with options.
+func (p *Pool) SubscribeWith(key string, o SubscribeOptions) (*Subscription, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -184,7 +210,7 @@ func (p *Pool) Subscribe(key string, wait bool) (*Subscription, error) {
 		if p.resolver != nil {
 			src = p.resolver(key)
 		}
-		if src == nil && !wait {
+		if src == nil && !o.Wait {
 			return nil, ErrNotFound
 		}
 		var err error
@@ -196,18 +222,28 @@ func (p *Pool) Subscribe(key string, wait bool) (*Subscription, error) {
 			p.startSourceLocked(e, src)
 		}
 	}
+	if o.MaxViewers > 0 && e.subscribers >= o.MaxViewers {
+		return nil, ErrStreamFull
+	}
 	e.subscribers++
 	p.subscribers++
 	if e.subscribers == 1 {
 		p.idle.Remove(key) // subscribers > 0: onIdleRemoved keeps it open
 	}
-	return &Subscription{p: p, e: e}, nil
+	sub := &Subscription{p: p, e: e}
+	if e.viewers == nil {
+		e.viewers = make(map[*Subscription]Viewer)
+	}
+	e.viewers[sub] = Viewer{Remote: o.Remote, Since: p.now()}
+	return sub, nil
 }
 
 // release is the one way a subscriber leaves.
-func (p *Pool) release(e *Entry) {
+func (p *Pool) release(sub *Subscription) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	e := sub.e
+	delete(e.viewers, sub)
 	e.subscribers--
 	p.subscribers--
 	if e.subscribers > 0 {
@@ -331,6 +367,7 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 			}
 		})
 		e.reconnect = timer
+		p.reconnects.Add(1)
 		p.log.Info("source lost, viewers kept", "stream", e.key, "reason", reason,
 			"subscribers", e.subscribers, "window", p.cfg.ReconnectWindow)
 		if e.pull != nil {
@@ -437,6 +474,34 @@ func (p *Pool) Lookup(key string) (Snapshot, bool) {
 	return e.snapshot(), true
 }
 
+// Detail is an entry's snapshot with its viewers.
+type Detail struct {
+	Snapshot
+	Viewers []Viewer `json:"viewers"`
+}
+
+// Viewer is one subscriber of an entry.
+type Viewer struct {
+	Remote string    `json:"remote"`
+	Since  time.Time `json:"since"`
+}
+
+// Detail returns the entry for key with its viewers.
+func (p *Pool) Detail(key string) (Detail, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.entries[key]
+	if !ok {
+		return Detail{}, false
+	}
+	d := Detail{Snapshot: e.snapshot(), Viewers: make([]Viewer, 0, len(e.viewers))}
+	for _, v := range e.viewers {
+		d.Viewers = append(d.Viewers, v)
+	}
+	sort.Slice(d.Viewers, func(i, j int) bool { return d.Viewers[i].Since.Before(d.Viewers[j].Since) })
+	return d, true
+}
+
 // Snapshots lists every entry, sorted by key.
 func (p *Pool) Snapshots() []Snapshot {
 	p.mu.Lock()
@@ -453,12 +518,20 @@ func (p *Pool) Snapshots() []Snapshot {
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	byState := map[string]int{}
+	for _, e := range p.entries {
+		byState[e.stateName()]++
+	}
 	return Stats{
 		Entries:          len(p.entries),
 		Idle:             p.idle.Len(),
 		Subscribers:      p.subscribers,
+		ByState:          byState,
 		UpstreamSessions: p.upstreamSessions.Load(),
+		UpstreamFailures: p.upstreamFailures.Load(),
+		Reconnects:       p.reconnects.Load(),
 		Evictions:        p.evictions.Load(),
+		BytesIn:          p.bytesIn.Load(),
 	}
 }
 
@@ -481,7 +554,7 @@ func (s *Subscription) NewReader() *Reader {
 // Close unregisters the viewer. Calls after the first do nothing.
 func (s *Subscription) Close() {
 	if s.closed.CompareAndSwap(false, true) {
-		s.p.release(s.e)
+		s.p.release(s)
 	}
 }
 
@@ -494,6 +567,10 @@ type Publisher struct {
 	once     sync.Once
 	attached atomic.Bool // a pull attaches at its first tag
 }
+
+// AttemptFailed counts a failed attempt of a pull (connect, handshake,
+// not found) for the metrics.
+func (pb *Publisher) AttemptFailed() { pb.p.upstreamFailures.Add(1) }
 
 // SetSource names where the tags come from (shown in the streams API); a
 // pull calls it before its first tag when it picks an upstream.
@@ -517,7 +594,11 @@ func (pb *Publisher) WriteTag(typ uint8, timestamp uint32, body []byte) error {
 		}
 		pb.p.mu.Unlock()
 	}
-	return pb.e.append(pb.gen, typ, timestamp, body)
+	if err := pb.e.append(pb.gen, typ, timestamp, body); err != nil {
+		return err
+	}
+	pb.p.bytesIn.Add(uint64(len(body)))
+	return nil
 }
 
 // Close ends the entry with reason (ErrSourceGone if nil). Calls after

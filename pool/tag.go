@@ -158,3 +158,62 @@ func metadataTracks(body []byte) (tr Tracks, ok bool) {
 	}
 	return tr, tr.Audio || tr.Video
 }
+
+// videoCodec names the codec of a video sequence header.
+func videoCodec(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	if body[0]&0x80 != 0 && len(body) >= 5 { // enhanced RTMP FourCC
+		switch string(body[1:5]) {
+		case "hvc1":
+			return "hevc"
+		case "av01":
+			return "av1"
+		case "vp09":
+			return "vp9"
+		case "avc1":
+			return "h264"
+		}
+		return string(body[1:5])
+	}
+	switch body[0] & 0x0f {
+	case 7:
+		return "h264"
+	case 12:
+		return "hevc"
+	}
+	return fmt.Sprintf("codec-%d", body[0]&0x0f)
+}
+
+// audioCodec names the sound format of an audio tag.
+func audioCodec(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	switch body[0] >> 4 {
+	case 10:
+		return "aac"
+	case 2, 14:
+		return "mp3"
+	case 11:
+		return "speex"
+	case 7, 8:
+		return "g711"
+	case 13:
+		return "opus"
+	}
+	return fmt.Sprintf("format-%d", body[0]>>4)
+}
+
+// metadataSize reads width and height from onMetaData, 0 if absent.
+func metadataSize(body []byte) (w, h int) {
+	var script flvtag.ScriptData
+	if err := flvtag.DecodeScriptData(bytes.NewReader(body), &script); err != nil {
+		return 0, 0
+	}
+	meta := script.Objects["onMetaData"]
+	fw, _ := meta["width"].(float64)
+	fh, _ := meta["height"].(float64)
+	return int(fw), int(fh)
+}

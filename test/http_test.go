@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,25 @@ func rawRequest(t *testing.T, addr, req string) (int, string) {
 }
 
 func TestRequestErrors(t *testing.T) {
-	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	// An HTTP-FLV upstream that records what reaches it: no bad request
+	// may turn into an upstream URL.
+	var mu sync.Mutex
+	var upstreamPaths []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		upstreamPaths = append(upstreamPaths, r.URL.RawPath+r.URL.Path)
+		mu.Unlock()
+		http.NotFound(w, r)
+	})}
+	go func() { _ = rec.Serve(ln) }()
+	t.Cleanup(func() { _ = rec.Close() })
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"extra": fmt.Sprintf("[[upstream]]\nname = \"rec\"\nurl = \"http://%s\"\n", ln.Addr()),
+	}))
 	tests := []struct {
 		name, req string
 		want      int
@@ -53,7 +72,7 @@ func TestRequestErrors(t *testing.T) {
 		{"encoded slash", "GET /live/a%2Fb.flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"encoded NUL", "GET /live/a%00b.flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"empty stream", "GET /live/.flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-		{"overlong key", "GET /live/" + strings.Repeat("a", 200) + ".flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"overlong key", "GET /live/" + strings.Repeat("a", 200) + ".flv HTTP/1.1\r\nHost: x\r\n\r\n", 414},
 		{"bad method", "DELETE /live/test.flv HTTP/1.1\r\nHost: x\r\n\r\n", 405},
 		{"huge headers", "GET /live/test.flv HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 16000) + "\r\n\r\n", 431},
 	}
@@ -69,9 +88,20 @@ func TestRequestErrors(t *testing.T) {
 			}
 		})
 	}
-	// Every refusal is logged with its status.
-	if !waitFor(2*time.Second, func() bool { return strings.Count(gw.Stderr(), "request refused") >= len(tests)-1 }) {
+	// Every refusal is logged with its status and counted.
+	if !waitFor(2*time.Second, func() bool { return strings.Count(gw.Stderr(), "request refused") >= len(tests) }) {
 		t.Fatalf("refusals not logged:\n%s", gw.Stderr())
+	}
+	for reason, want := range map[string]float64{"bad_path": 8, "bad_method": 1, "header_too_large": 1, "not_found": 1} {
+		if n, err := gw.Metric(context.Background(), `flvgw_refusals_total{reason="`+reason+`"}`); err != nil || n != want {
+			t.Errorf("refusals %s = %v (%v), want %v", reason, n, err, want)
+		}
+	}
+	// Only the one well-formed request went upstream, as written.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(upstreamPaths) != 1 || upstreamPaths[0] != "/live/nobody.flv" {
+		t.Fatalf("upstream saw %q, want only /live/nobody.flv", upstreamPaths)
 	}
 	if resp, err := http.Get(gw.URL("/healthz")); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz after bad requests: %v %v", resp, err)

@@ -20,6 +20,9 @@ type Config struct {
 	RTMP origin.Config  `toml:"rtmp"`
 	Pool pool.Config    `toml:"pool"`
 	Log  LogConfig      `toml:"log"`
+	// Limits and Auth govern viewers; SIGHUP reloads them.
+	Limits gateway.Limits `toml:"limits"`
+	Auth   gateway.Auth   `toml:"auth"`
 	// Edge and Upstreams make flvgw pull streams nobody publishes to it.
 	Edge      origin.EdgeConfig `toml:"edge"`
 	Upstreams []origin.Upstream `toml:"upstream"`
@@ -35,11 +38,13 @@ type LogConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		HTTP: gateway.DefaultConfig(),
-		RTMP: origin.DefaultConfig(),
-		Pool: pool.DefaultConfig(),
-		Log:  LogConfig{Level: "info", Format: "text"},
-		Edge: origin.DefaultEdgeConfig(),
+		HTTP:   gateway.DefaultConfig(),
+		RTMP:   origin.DefaultConfig(),
+		Pool:   pool.DefaultConfig(),
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Edge:   origin.DefaultEdgeConfig(),
+		Limits: gateway.DefaultLimits(),
+		Auth:   gateway.DefaultAuth(),
 	}
 }
 
@@ -71,7 +76,7 @@ func (c Config) validate() error {
 		ferr = fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
 	}
 	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), c.Edge.Validate(),
-		origin.ValidateUpstreams(c.Upstreams), lerr, ferr)
+		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), lerr, ferr)
 }
 
 func (l LogConfig) level() (slog.Level, error) {

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"flvgw/gateway"
+	"flvgw/gateway/access"
 	"flvgw/origin"
 	"flvgw/pool"
 )
@@ -37,8 +39,18 @@ func run(args []string, stderr io.Writer) error {
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "etc/gw.toml", "configuration file (TOML)")
 	check := flags.Bool("check", false, "validate the configuration and exit")
+	sign := flags.String("sign", "", "print a signed query for this stream key (app/stream) and exit")
+	secret := flags.String("secret", "", "with -sign: the auth.play_secret or rtmp.publish_secret")
+	ttl := flags.Duration("ttl", time.Hour, "with -sign: how long the token is valid")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if *sign != "" {
+		if *secret == "" {
+			return errors.New("-sign needs -secret")
+		}
+		fmt.Fprintln(stderr, access.Query(*secret, *sign, time.Now().Add(*ttl)))
+		return nil
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -49,9 +61,10 @@ func run(args []string, stderr io.Writer) error {
 		return nil
 	}
 	log := newLogger(cfg.Log, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, log)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	return serve(cfg, *configPath, sigs, log)
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -63,49 +76,79 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve wires the pool, the embedded origin and the gateway, and runs them
-// until ctx is done. Shutdown ends viewers cleanly first, then publishers,
-// then the pool.
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
-	var resolver pool.Resolver
-	if len(cfg.Upstreams) > 0 {
-		resolver = origin.NewResolver(cfg.Upstreams, cfg.Edge, log.With("component", "pull"))
-		for _, u := range cfg.Upstreams {
-			log.Info("upstream", "name", u.Name, "url", u.URL, "apps", u.Apps)
-		}
+// listeners opens the HTTP listener and, if configured, the HTTPS one.
+func listeners(cfg gateway.Config) ([]net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
 	}
-	p, err := pool.New(cfg.Pool, log.With("component", "pool"), resolver)
+	if cfg.TLSListen == "" {
+		return []net.Listener{ln}, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("http.tls_cert/tls_key: %w", err)
+	}
+	tln, err := net.Listen("tcp", cfg.TLSListen)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("http.tls_listen: %w", err)
+	}
+	return []net.Listener{ln, tls.NewListener(tln, &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	})}, nil
+}
+
+// serve wires the pool, the embedded origin and the gateway, and runs them
+// until a signal ends them. SIGINT or SIGTERM drains: not ready, no new
+// viewers or publishes, current viewers play until they leave or
+// http.drain_timeout passes (a second signal cuts it short); then viewers
+// end cleanly, publishers are disconnected, and serve returns nil.
+// SIGHUP reloads limits, auth, publish auth and upstreams from path.
+func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) error {
+	resolver := origin.NewResolver(cfg.Upstreams, cfg.Edge, log.With("component", "pull"))
+	for _, u := range cfg.Upstreams {
+		log.Info("upstream", "name", u.Name, "url", u.URL, "apps", u.Apps)
+	}
+	p, err := pool.New(cfg.Pool, log.With("component", "pool"), resolver.Resolve)
 	if err != nil {
 		return err
 	}
-	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	httpLns, err := listeners(cfg.HTTP)
 	if err != nil {
-		return fmt.Errorf("http.listen: %w", err)
+		return err
 	}
 	var rtmpLn net.Listener
 	if cfg.RTMP.Listen != "" {
 		if rtmpLn, err = net.Listen("tcp", cfg.RTMP.Listen); err != nil {
-			_ = httpLn.Close()
+			for _, ln := range httpLns {
+				_ = ln.Close()
+			}
 			return fmt.Errorf("rtmp.listen: %w", err)
 		}
 		log.Info("rtmp listening", "addr", rtmpLn.Addr().String())
 	}
-	log.Info("http listening", "addr", httpLn.Addr().String())
+	if len(httpLns) > 1 {
+		log.Info("https listening", "addr", httpLns[1].Addr().String())
+	}
+	log.Info("http listening", "addr", httpLns[0].Addr().String())
 
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Go(func() { p.Run(ctx) })
-	gw := gateway.NewServer(cfg.HTTP, p, log.With("component", "gateway"))
+	gw := gateway.NewServer(cfg.HTTP, gateway.Policy{Limits: cfg.Limits, Auth: cfg.Auth}, p, log.With("component", "gateway"))
 	wg.Go(func() {
-		if err := gw.Serve(ctx, httpLn); err != nil {
+		if err := gw.Serve(ctx, httpLns...); err != nil {
 			errs <- err
 			cancel()
 		}
 	})
+	org := origin.NewServer(cfg.RTMP, p, log.With("component", "origin"))
 	if rtmpLn != nil {
-		org := origin.NewServer(cfg.RTMP, p, log.With("component", "origin"))
 		wg.Go(func() {
 			if err := org.Serve(ctx, rtmpLn); err != nil {
 				errs <- err
@@ -113,8 +156,40 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			}
 		})
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
+
+	var (
+		drained  <-chan time.Time // polls the viewers while draining
+		deadline time.Time        // end of the drain
+		draining bool
+	)
+	for stop := false; !stop; {
+		select {
+		case <-ctx.Done():
+			stop = true
+		case <-drained:
+			if gw.Viewers() == 0 || !time.Now().Before(deadline) {
+				stop = true
+			} else {
+				drained = time.After(drainPoll)
+			}
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				reload(path, gw, org, resolver, log)
+			case draining || cfg.HTTP.DrainTimeout == 0:
+				stop = true
+			default:
+				draining = true
+				deadline = time.Now().Add(cfg.HTTP.DrainTimeout)
+				log.Info("draining", "signal", sig.String(), "viewers", gw.Viewers(), "drain_timeout", cfg.HTTP.DrainTimeout)
+				gw.Drain()
+				org.Drain()
+				drained = time.After(0)
+			}
+		}
+	}
+	cancel()
+	log.Info("shutting down", "viewers", gw.Viewers())
 	start := time.Now()
 	wg.Wait()
 	p.Close()
@@ -125,4 +200,22 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// drainPoll is how often a drain checks whether the viewers are gone.
+const drainPoll = 100 * time.Millisecond
+
+// reload applies what SIGHUP may change: limits, auth, publish auth and
+// upstreams. The rest of the file (listeners, pool sizes, timeouts, log)
+// needs a restart; a file that does not validate changes nothing.
+func reload(path string, gw *gateway.Server, org *origin.Server, r *origin.Resolver, log *slog.Logger) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		log.Error("reload refused", "error", err)
+		return
+	}
+	gw.SetPolicy(gateway.Policy{Limits: cfg.Limits, Auth: cfg.Auth})
+	org.SetConfig(cfg.RTMP)
+	r.Update(cfg.Upstreams, cfg.Edge)
+	log.Info("reloaded", "config", path, "upstreams", len(cfg.Upstreams))
 }

@@ -47,7 +47,13 @@ type Gateway struct {
 	exited   chan struct{}
 	exitErr  error
 	killed   bool
+	config   string
+	// APIToken is sent as a bearer token by Streams.
+	APIToken string
 }
+
+// ConfigPath is the config file the process runs with (for SIGHUP tests).
+func (g *Gateway) ConfigPath() string { return g.config }
 
 // Kill ends the process with SIGKILL (a crash, as far as its peers can
 // tell) and waits for it.
@@ -64,14 +70,16 @@ var listenRE = regexp.MustCompile(`msg="(http|rtmp) listening".* addr=(\S+)`)
 // "edge"); sections["extra"] is appended as is (for [[upstream]]).
 func BaseConfig(sections map[string]string) string {
 	def := map[string]string{
-		"http": "listen = \"127.0.0.1:0\"\npprof = true\n",
-		"rtmp": "listen = \"127.0.0.1:0\"\nread_timeout = \"5s\"\n",
-		"pool": "idle_timeout = \"1s\"\n",
-		"log":  "level = \"info\"\n",
-		"edge": "",
+		"http":   "listen = \"127.0.0.1:0\"\npprof = true\ndrain_timeout = \"0s\"\n",
+		"rtmp":   "listen = \"127.0.0.1:0\"\nread_timeout = \"5s\"\n",
+		"pool":   "idle_timeout = \"1s\"\n",
+		"log":    "level = \"info\"\n",
+		"edge":   "",
+		"limits": "",
+		"auth":   "",
 	}
 	var b strings.Builder
-	for _, name := range []string{"http", "rtmp", "pool", "log", "edge"} {
+	for _, name := range []string{"http", "rtmp", "pool", "log", "edge", "limits", "auth"} {
 		fmt.Fprintf(&b, "[%s]\n%s\n", name, mergeKeys(def[name], sections[name]))
 	}
 	b.WriteString(sections["extra"])
@@ -105,7 +113,7 @@ func StartGateway(t testing.TB, bin, config string) *Gateway {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &Gateway{t: t, exited: make(chan struct{})}
+	g := &Gateway{t: t, exited: make(chan struct{}), config: path}
 	g.cmd = exec.Command(bin, "-config", path)
 	pr, pw := io.Pipe()
 	g.cmd.Stderr = pw
@@ -211,7 +219,7 @@ type StreamInfo struct {
 
 // Streams reads /api/v1/streams.
 func (g *Gateway) Streams(ctx context.Context) ([]StreamInfo, error) {
-	body, err := get(ctx, g.URL("/api/v1/streams"))
+	body, err := getAuth(ctx, g.URL("/api/v1/streams"), g.APIToken)
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +255,15 @@ func (g *Gateway) Goroutines(ctx context.Context) string {
 	return string(body)
 }
 
-func get(ctx context.Context, url string) ([]byte, error) {
+func get(ctx context.Context, url string) ([]byte, error) { return getAuth(ctx, url, "") }
+
+func getAuth(ctx context.Context, url, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,0 +1,61 @@
+package access
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// ErrDenied: the callback answered with a status other than 2xx.
+var ErrDenied = errors.New("access: denied by callback")
+
+// Callback asks an operator's HTTP service whether a client may play or
+// publish: a POST of a JSON Request; any 2xx allows, anything else, an
+// error or the timeout denies.
+type Callback struct {
+	URL     string
+	Timeout time.Duration
+	Client  *http.Client
+}
+
+// Request is the JSON body of a callback.
+type Request struct {
+	Action string `json:"action"` // "play" or "publish"
+	App    string `json:"app"`
+	Stream string `json:"stream"`
+	Client string `json:"client"` // remote address
+}
+
+// Ask calls the callback; nil means allowed.
+func (c Callback) Ask(ctx context.Context, r Request) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("access: callback: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := c.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("access: callback: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%w: %s", ErrDenied, resp.Status)
+	}
+	return nil
+}
