@@ -112,11 +112,11 @@ type Config struct {
 // DefaultConfig returns the defaults used when a key is absent.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "127.0.0.1:8080",
-		StartTimeout:   10 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		ReadTimeout:    10 * time.Second,
-		IdleTimeout:    30 * time.Second,
+		Listen:          "127.0.0.1:8080",
+		StartTimeout:    10 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		ReadTimeout:     10 * time.Second,
+		IdleTimeout:     30 * time.Second,
 		MaxHeaderBytes:  8192,
 		CORSOrigins:     []string{"*"},
 		DrainTimeout:    30 * time.Second,

@@ -107,10 +107,10 @@ type Entry struct {
 	readyCh     chan struct{}
 	doneCh      chan struct{}
 
-	codecs     Codecs
-	rateStart  time.Time // bitrate window
-	rateBytes  uint64
-	bitrate    float64 // bits per second over the last window
+	codecs    Codecs
+	rateStart time.Time // bitrate window
+	rateBytes uint64
+	bitrate   float64 // bits per second over the last window
 
 	bytesIn  atomic.Uint64
 	tagsIn   atomic.Uint64
