@@ -73,6 +73,8 @@ func TestRequestErrors(t *testing.T) {
 		{"encoded NUL", "GET /live/a%00b.flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"empty stream", "GET /live/.flv HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"overlong key", "GET /live/" + strings.Repeat("a", 200) + ".flv HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+		{"key at its bound", "GET /live/" + strings.Repeat("a", 128) + ".flv HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+		{"key one over", "GET /" + strings.Repeat("a", 129) + "/x.flv HTTP/1.1\r\nHost: x\r\n\r\n", 414},
 		{"bad method", "DELETE /live/test.flv HTTP/1.1\r\nHost: x\r\n\r\n", 405},
 		{"huge headers", "GET /live/test.flv HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 16000) + "\r\n\r\n", 431},
 	}
@@ -92,7 +94,7 @@ func TestRequestErrors(t *testing.T) {
 	if !waitFor(2*time.Second, func() bool { return strings.Count(gw.Stderr(), "request refused") >= len(tests) }) {
 		t.Fatalf("refusals not logged:\n%s", gw.Stderr())
 	}
-	for reason, want := range map[string]float64{"bad_path": 8, "bad_method": 1, "header_too_large": 1, "not_found": 1} {
+	for reason, want := range map[string]float64{"bad_path": 9, "bad_method": 1, "header_too_large": 1, "not_found": 2} {
 		if n, err := gw.Metric(context.Background(), `flvgw_refusals_total{reason="`+reason+`"}`); err != nil || n != want {
 			t.Errorf("refusals %s = %v (%v), want %v", reason, n, err, want)
 		}
@@ -100,8 +102,8 @@ func TestRequestErrors(t *testing.T) {
 	// Only the one well-formed request went upstream, as written.
 	mu.Lock()
 	defer mu.Unlock()
-	if len(upstreamPaths) != 1 || upstreamPaths[0] != "/live/nobody.flv" {
-		t.Fatalf("upstream saw %q, want only /live/nobody.flv", upstreamPaths)
+	if len(upstreamPaths) != 2 || upstreamPaths[0] != "/live/nobody.flv" || upstreamPaths[1] != "/live/"+strings.Repeat("a", 128)+".flv" {
+		t.Fatalf("upstream saw %q, want only the two well-formed requests", upstreamPaths)
 	}
 	if resp, err := http.Get(gw.URL("/healthz")); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz after bad requests: %v %v", resp, err)
@@ -163,9 +165,26 @@ func TestHeadOptionsAndOperatorEndpoints(t *testing.T) {
 			t.Fatalf("API entry lacks %q: %v", field, raw)
 		}
 	}
-	for name, want := range map[string]float64{"flvgw_entries": 1, "flvgw_subscribers": 1, "flvgw_upstream_sessions_total": 1} {
+	for name, want := range map[string]float64{"flvgw_entries": 1, "flvgw_subscribers": 1, "flvgw_upstream_sessions_total": 1,
+		`flvgw_entries_by_state{state="live"}`: 1, `flvgw_stream_viewers{stream="live/api"}`: 1} {
 		if got, err := gw.Metric(ctx, name); err != nil || got != want {
 			t.Fatalf("%s = %v (%v), want %v", name, got, err, want)
+		}
+	}
+	// Every series the README documents is exported.
+	mresp, err := http.Get(gw.URL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, name := range []string{"flvgw_entries_idle", "flvgw_viewer_connections", "flvgw_upstream_failures_total",
+		"flvgw_reconnects_total", "flvgw_evictions_total", "flvgw_bytes_in_total", "flvgw_bytes_out_total",
+		"flvgw_viewer_sessions_total", "flvgw_viewer_skips_total", "flvgw_viewers_dropped_total",
+		"flvgw_http_responses_total", "flvgw_time_to_first_byte_seconds_bucket", "flvgw_stream_bytes_in_total",
+		"flvgw_stream_bytes_out_total", "flvgw_stream_bitrate_bits", "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(string(text), "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
 		}
 	}
 	close(leave)

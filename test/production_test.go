@@ -132,6 +132,10 @@ func TestSignedURLs(t *testing.T) {
 	if err := unsigned.Run(ctx); err == nil {
 		t.Fatal("publish without a token accepted")
 	}
+	expired := &testkit.Publisher{Addr: gw.RTMPAddr, App: "live", Stream: "sig?" + access.Query("pub-s3cret", "live/sig", time.Now().Add(-time.Second)), Tags: loadTags(t, "sample.flv")}
+	if err := expired.Run(ctx); err == nil {
+		t.Fatal("publish with an expired token accepted")
+	}
 	pctx, pcancel := context.WithCancel(context.Background())
 	defer pcancel()
 	good := &testkit.Publisher{Addr: gw.RTMPAddr, App: "live", Stream: "sig?" + access.Query("pub-s3cret", "live/sig", time.Now().Add(time.Hour)), Tags: loadTags(t, "sample.flv"), Loop: true}
