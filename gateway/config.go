@@ -83,6 +83,16 @@ type Config struct {
 	// WriteTimeout disconnects a viewer whose socket accepts nothing for
 	// this long.
 	WriteTimeout time.Duration `toml:"write_timeout"`
+	// LagDisconnect is the hard slow-viewer bound: a viewer whose batch
+	// reaches its socket this long after the tags arrived is disconnected
+	// (counted). The soft bound, skipping to the newest keyframe, is
+	// pool.max_lag. Zero disables it.
+	LagDisconnect time.Duration `toml:"lag_disconnect"`
+	// SendBuffer sets each viewer socket's kernel send buffer (bytes); 0
+	// keeps the kernel's autotuning. A bound keeps a slow viewer's backlog
+	// (latency the gateway cannot see) and the kernel memory per viewer
+	// small.
+	SendBuffer int `toml:"send_buffer"`
 	// ReadTimeout bounds reading a request's headers.
 	ReadTimeout time.Duration `toml:"read_timeout"`
 	// IdleTimeout closes keep-alive connections idle between requests.
@@ -140,6 +150,7 @@ func (c Config) Validate() error {
 		{"http.read_timeout", c.ReadTimeout, 10 * time.Millisecond},
 		{"http.idle_timeout", c.IdleTimeout, 10 * time.Millisecond},
 		{"http.drain_timeout", c.DrainTimeout, 0},
+		{"http.lag_disconnect", c.LagDisconnect, 0},
 	} {
 		if d.v < d.min {
 			return fmt.Errorf("%s must be a duration of at least %s such as \"10s\", got %s", d.key, d.min, d.v)
@@ -147,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		return fmt.Errorf("http.max_header_bytes must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
+	}
+	if c.SendBuffer < 0 || c.SendBuffer > 64<<20 {
+		return fmt.Errorf("http.send_buffer must be between 0 and 67108864 bytes, got %d", c.SendBuffer)
 	}
 	if c.MaxStreamSeries < 0 {
 		return fmt.Errorf("http.max_stream_series must not be negative, got %d", c.MaxStreamSeries)

@@ -20,8 +20,9 @@ type metrics struct {
 	sessions  prometheus.Counter
 	bytesOut  prometheus.Counter
 	skips     prometheus.Counter
-	dropped   prometheus.Counter
+	dropped   *prometheus.CounterVec
 	ttfb      prometheus.Histogram
+	delay     prometheus.Histogram
 	handler   fasthttp.RequestHandler
 }
 
@@ -49,9 +50,14 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 			Name: "flvgw_viewer_skips_total",
 			Help: "Times a lagging viewer skipped forward to the newest keyframe.",
 		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flvgw_viewers_dropped_total",
-			Help: "Viewers disconnected because their socket took nothing for http.write_timeout.",
+			Help: "Slow viewers disconnected: write_timeout (socket took nothing) or lag (past http.lag_disconnect).",
+		}, []string{"reason"}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "flvgw_delivery_delay_seconds",
+			Help:    "From a tag's arrival at its entry to its write to a viewer's socket (the oldest tag of each write).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flvgw_time_to_first_byte_seconds",
@@ -65,7 +71,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb,
+		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb, m.delay,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_entries", Help: "Relay entries in the pool.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Entries) })),

@@ -68,6 +68,9 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the *net.TCPConn, for vectored writes
 	}
+	if tc, ok := c.(*net.TCPConn); ok && g.cfg.SendBuffer > 0 {
+		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
+	}
 	log := g.log.With("stream", req.key, "remote", req.remote)
 	pol := g.policy.Load()
 
@@ -189,11 +192,26 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 	r := sub.NewReader()
 	e := sub.Entry()
 	first := true
+	skips := 0
+	defer func() { g.metrics.skips.Add(float64(r.Skips() - skips)) }()
 	for {
 		// Slot 0 is reserved for the chunk-size line.
 		batch, err := r.Next(ctx, v.bufs[:1])
+		if n := r.Skips(); n != skips {
+			g.metrics.skips.Add(float64(n - skips))
+			skips = n
+		}
 		if len(batch) > 1 {
+			arrival := r.BatchArrival()
 			n, werr := v.writeChunk(batch, g.cfg.WriteTimeout)
+			if arrival > 0 && werr == nil {
+				lag := time.Duration(time.Now().UnixNano() - arrival)
+				g.metrics.delay.Observe(lag.Seconds())
+				if g.cfg.LagDisconnect > 0 && lag > g.cfg.LagDisconnect {
+					g.metrics.dropped.WithLabelValues("lag").Inc()
+					return fmt.Sprintf("lagging %s behind (http.lag_disconnect)", lag.Round(time.Millisecond))
+				}
+			}
 			if cap(batch) > cap(v.bufs) {
 				v.bufs = batch[:0] // keep the grown buffer
 			}
@@ -204,16 +222,14 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
 			}
 			if werr != nil {
-				g.metrics.skips.Add(float64(r.Skips()))
 				if isTimeout(werr) {
-					g.metrics.dropped.Inc() // a viewer too slow to take its stream
+					g.metrics.dropped.WithLabelValues("write_timeout").Inc()
 				}
 				return fmt.Sprintf("viewer write: %v", werr)
 			}
 		}
 		clear(batch)
 		if err != nil {
-			g.metrics.skips.Add(float64(r.Skips()))
 			reason := "shutdown"
 			if errors.Is(err, pool.ErrEnded) {
 				reason = e.Err().Error()

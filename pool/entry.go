@@ -271,6 +271,8 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		e.mu.Unlock()
 		return err
 	}
+	now := time.Now()
+	t.Arrival = now.UnixNano()
 	e.track(&t)
 	e.ring[e.head&e.mask] = t
 	if t.Keyframe {
@@ -286,7 +288,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		e.header = e.tracksLocked().Header()
 	}
 	in := e.bytesIn.Add(uint64(len(t.Data)))
-	e.updateBitrate(in)
+	e.updateBitrate(now, in)
 	notify := e.notify
 	e.notify = make(chan struct{})
 	e.mu.Unlock()
@@ -392,8 +394,7 @@ const bitrateWindow = 2 * time.Second
 
 // updateBitrate folds the input byte count into the windowed bitrate.
 // e.mu held.
-func (e *Entry) updateBitrate(in uint64) {
-	now := time.Now()
+func (e *Entry) updateBitrate(now time.Time, in uint64) {
 	if e.rateStart.IsZero() {
 		e.rateStart, e.rateBytes = now, in
 		return

@@ -50,6 +50,11 @@ type Config struct {
 	// (publisher or pull) goes away mid-stream, waiting for a publisher to
 	// come back or a pull to reconnect. Zero ends them at once.
 	ReconnectWindow time.Duration `toml:"reconnect_window"`
+	// MaxLag is the slow-viewer bound: a viewer whose next tag arrived
+	// longer ago than this skips to the newest keyframe (counted), so it
+	// plays live again instead of ever later. Zero skips only when the
+	// viewer falls out of the buffer.
+	MaxLag time.Duration `toml:"max_lag"`
 }
 
 // DefaultConfig returns the defaults used when a key is absent.
@@ -59,6 +64,7 @@ func DefaultConfig() Config {
 		IdleTimeout: 30 * time.Second,
 		GOPCache:    true,
 		BufferTags:  1024,
+		MaxLag:      5 * time.Second,
 	}
 }
 
@@ -73,6 +79,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pool.buffer_tags must be between 64 and 1048576, got %d", c.BufferTags)
 	case c.ReconnectWindow < 0:
 		return fmt.Errorf("pool.reconnect_window must not be negative, got %s", c.ReconnectWindow)
+	case c.MaxLag < 0:
+		return fmt.Errorf("pool.max_lag must not be negative, got %s", c.MaxLag)
 	}
 	return nil
 }
@@ -548,7 +556,7 @@ func (s *Subscription) Entry() *Entry { return s.e }
 // NewReader returns a cursor for this viewer. gopCache chooses whether it
 // starts at the buffered keyframe or waits for the next one.
 func (s *Subscription) NewReader() *Reader {
-	return &Reader{e: s.e, gopCache: s.p.cfg.GOPCache}
+	return &Reader{e: s.e, gopCache: s.p.cfg.GOPCache, maxLag: int64(s.p.cfg.MaxLag)}
 }
 
 // Close unregisters the viewer. Calls after the first do nothing.

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // MaxBatch bounds how many buffers one Next call returns, so a batch fits
@@ -14,11 +15,18 @@ const MaxBatch = 512
 type Reader struct {
 	e        *Entry
 	gopCache bool
+	maxLag   int64 // nanoseconds; 0: skip only on overflow
+	arrival  int64 // Arrival of the first tag of the last batch
 	primed   bool
 	synced   bool // has reached a keyframe (always true without video)
 	cursor   uint64
 	skips    int
 }
+
+// BatchArrival is when the oldest tag of the last batch Next returned
+// reached the entry (Unix nanoseconds; 0 if the batch held only headers):
+// now minus it is the delivery delay of that batch.
+func (r *Reader) BatchArrival() int64 { return r.arrival }
 
 // Skips counts how often this reader fell out of the buffer and jumped
 // forward to the newest keyframe.
@@ -37,11 +45,12 @@ func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
 	e := r.e
 	start := len(dst)
 	for {
+		now := time.Now().UnixNano()
 		e.mu.RLock()
 		if !r.primed {
 			dst = r.primeLocked(dst)
 		}
-		dst = r.collectLocked(dst, start)
+		dst = r.collectLocked(dst, start, now)
 		state, notify, endErr := e.state, e.notify, e.endErr
 		e.mu.RUnlock()
 
@@ -86,19 +95,26 @@ func (r *Reader) startLocked() {
 	r.synced = !hasVideo
 }
 
-func (r *Reader) collectLocked(dst [][]byte, start int) [][]byte {
+func (r *Reader) collectLocked(dst [][]byte, start int, now int64) [][]byte {
 	e := r.e
 	var oldest uint64
 	if size := uint64(len(e.ring)); e.head > size {
 		oldest = e.head - size
 	}
-	if r.cursor < oldest {
-		// Overwritten before this reader took it: skip forward.
+	lagging := r.maxLag > 0 && r.cursor < e.head && r.cursor >= oldest &&
+		now-e.ring[r.cursor&e.mask].Arrival > r.maxLag && e.hasKeyframe && e.gopStart > r.cursor
+	if r.cursor < oldest || lagging {
+		// Overwritten before this reader took it, or too far behind: skip
+		// to the newest keyframe.
 		r.skips++
 		saved := r.gopCache
 		r.gopCache = true
 		r.startLocked()
 		r.gopCache = saved
+	}
+	r.arrival = 0
+	if r.cursor < e.head {
+		r.arrival = e.ring[r.cursor&e.mask].Arrival
 	}
 	for ; r.cursor < e.head && len(dst)-start < MaxBatch; r.cursor++ {
 		t := &e.ring[r.cursor&e.mask]

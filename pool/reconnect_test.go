@@ -236,3 +236,36 @@ func TestPullRetriesUntilWindowCloses(t *testing.T) {
 		t.Fatalf("pull ran %d times in the window, want about 4 (paced retries)", n)
 	}
 }
+
+// A reader whose next tag is older than max_lag skips to the newest
+// keyframe instead of playing ever later.
+func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxLag = 50 * time.Millisecond
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	if _, err := r.Next(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ts = feedGOP(t, pub, ts, 2) // the reader does not take these in time
+	time.Sleep(100 * time.Millisecond)
+	feedGOP(t, pub, ts, 2)
+	b, err := r.Next(context.Background(), nil)
+	must(t, err)
+	if r.Skips() != 1 {
+		t.Fatalf("skips %d, want 1", r.Skips())
+	}
+	if tagTimestamp(b[0]) != ts || b[0][0] != TagVideo {
+		t.Fatalf("after the skip the reader starts at ts %d, want the newest keyframe at %d", tagTimestamp(b[0]), ts)
+	}
+	if r.BatchArrival() == 0 {
+		t.Fatal("no arrival time for the batch")
+	}
+}

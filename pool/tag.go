@@ -28,7 +28,10 @@ type Tag struct {
 	// Data is the complete tag as it goes on the wire: the 11-byte tag
 	// header, the body and the 4-byte PreviousTagSize that follows it.
 	// It is never written again after the tag is published.
-	Data      []byte
+	Data []byte
+	// Arrival is when the tag reached the entry (Unix nanoseconds), for
+	// the lag policy and the delivery delay.
+	Arrival   int64
 	Timestamp uint32
 	Type      uint8
 	// Keyframe is set on video tags that start a GOP.

@@ -543,3 +543,75 @@ func TestSIGHUPReloadsLimits(t *testing.T) {
 		t.Fatalf("first viewer across the reload: %d %v", p.Status, p.Err)
 	}
 }
+
+// A deliberately slow viewer beside fast ones: it is skipped forward or
+// dropped (counted), and the fast ones keep playing in real time.
+func TestSlowViewerBesideFastOnes(t *testing.T) {
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"http": "send_buffer = 8192\nwrite_timeout = \"2s\"\nlag_disconnect = \"3s\"\n",
+		"pool": "max_lag = \"1s\"\n",
+	}))
+	startPublisher(t, gw, "live/slow", "sample.flv", false)
+	waitLive(t, gw, "live/slow")
+
+	// The slow viewer: a tiny receive buffer, 1 KB a second.
+	slow, err := net.Dial("tcp", gw.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	_ = slow.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(slow, "GET /live/slow.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	stopSlow := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			select {
+			case <-stopSlow:
+				return
+			case <-time.After(time.Second):
+			}
+			_ = slow.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := slow.Read(buf); err != nil && !isTimeoutErr(err) {
+				return
+			}
+		}
+	}()
+	defer close(stopSlow)
+
+	const fast = 5
+	const play = 6 * time.Second
+	plays := make(chan testkit.Play, fast)
+	for range fast {
+		go func() { plays <- playFor(gw.URL("/live/slow.flv"), play) }()
+	}
+	for range fast {
+		p := <-plays
+		checkPlayed(t, p, "fast viewer beside a slow one")
+		var first, last uint32
+		seen := false
+		for _, tag := range p.Stream.Tags {
+			if tag.Type == 9 && !tag.SeqHeader {
+				if !seen {
+					first, seen = tag.Timestamp, true
+				}
+				last = tag.Timestamp
+			}
+		}
+		// A fast viewer got the whole time in media (less the GOP head
+		// start it began with, within a second).
+		if span := time.Duration(last-first) * time.Millisecond; span < play-1500*time.Millisecond {
+			t.Fatalf("fast viewer got %s of video in %s", span, play)
+		}
+	}
+	ctx := context.Background()
+	skips, _ := gw.Metric(ctx, "flvgw_viewer_skips_total")
+	lagDrops, _ := gw.Metric(ctx, `flvgw_viewers_dropped_total{reason="lag"}`)
+	writeDrops, _ := gw.Metric(ctx, `flvgw_viewers_dropped_total{reason="write_timeout"}`)
+	if skips+lagDrops+writeDrops == 0 {
+		t.Fatal("the slow viewer was neither skipped nor dropped")
+	}
+	t.Logf("slow viewer: skips %v, dropped for lag %v, for write timeout %v", skips, lagDrops, writeDrops)
+}
