@@ -68,4 +68,3 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
-
