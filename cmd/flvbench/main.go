@@ -1,0 +1,441 @@
+// Command flvbench is a load tool for HTTP-FLV servers (flvgw or any
+// other): N concurrent viewers of one or more URLs, ramped up at a given
+// rate, for a bounded time. It parses every FLV tag it receives and
+// reports time to first byte and to first keyframe (p50/p95/p99), received
+// bitrate, stalls (no tag for over -stall), disconnects, malformed tags and
+// tags out of timestamp order.
+//
+//	flvbench -url http://127.0.0.1:8080/live/test.flv -n 1000 -ramp 500 -d 60s
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Bounds on what one run may ask for.
+const (
+	maxViewers  = 20000
+	maxDuration = time.Hour
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "flvbench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	urls     []string
+	viewers  int
+	ramp     float64 // viewers per second; 0: all at once
+	duration time.Duration
+	stall    time.Duration
+	progress time.Duration
+	json     bool
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("flvbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	urls := fs.String("url", "http://127.0.0.1:8080/live/test.flv", "HTTP-FLV URL(s), comma-separated; viewers are spread over them")
+	o := options{}
+	fs.IntVar(&o.viewers, "n", 100, fmt.Sprintf("concurrent viewers (at most %d)", maxViewers))
+	fs.Float64Var(&o.ramp, "ramp", 0, "viewers started per second (0: all at once)")
+	fs.DurationVar(&o.duration, "d", 30*time.Second, fmt.Sprintf("how long each run lasts (at most %s)", maxDuration))
+	fs.DurationVar(&o.stall, "stall", time.Second, "a gap between tags longer than this is a stall")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval (0: none)")
+	fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.urls = strings.Split(*urls, ",")
+	for _, u := range o.urls {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "http" || p.Host == "" {
+			return fmt.Errorf("-url %q: want http://host:port/app/stream.flv", u)
+		}
+	}
+	switch {
+	case o.viewers < 1 || o.viewers > maxViewers:
+		return fmt.Errorf("-n must be 1..%d", maxViewers)
+	case o.duration <= 0 || o.duration > maxDuration:
+		return fmt.Errorf("-d must be in (0, %s]", maxDuration)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res := bench(ctx, o, stderr)
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	res.print(stdout)
+	return nil
+}
+
+// viewerResult is what one viewer saw.
+type viewerResult struct {
+	status       int
+	err          error
+	ttfb         time.Duration // request to first body byte
+	ttfk         time.Duration // request to first video keyframe (or first audio for audio-only)
+	bytes        int64
+	tags         int64
+	malformed    int64
+	stalls       int64
+	outOfOrder   int64
+	disconnected bool // ended before the run did
+}
+
+// Summary is the report of a run.
+type Summary struct {
+	Viewers       int        `json:"viewers"`
+	Connected     int        `json:"connected"`
+	Failed        int        `json:"failed"`
+	DurationSec   float64    `json:"duration_seconds"`
+	TTFBms        [3]float64 `json:"ttfb_ms_p50_p95_p99"`
+	TTFKms        [3]float64 `json:"first_keyframe_ms_p50_p95_p99"`
+	MbpsPerViewer float64    `json:"mbps_per_viewer"`
+	MbpsTotal     float64    `json:"mbps_total"`
+	BytesTotal    int64      `json:"bytes_total"`
+	Tags          int64      `json:"tags"`
+	Malformed     int64      `json:"malformed"`
+	Stalls        int64      `json:"stalls"`
+	Disconnects   int        `json:"disconnects"`
+	OutOfOrder    int64      `json:"out_of_order"`
+	Errors        []string   `json:"errors,omitempty"`
+}
+
+func (s Summary) print(w io.Writer) {
+	fmt.Fprintf(w, "%-28s %d (%d connected, %d failed)\n", "viewers", s.Viewers, s.Connected, s.Failed)
+	fmt.Fprintf(w, "%-28s %.1f s\n", "duration", s.DurationSec)
+	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "time to first byte p50/95/99", s.TTFBms[0], s.TTFBms[1], s.TTFBms[2])
+	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "first keyframe p50/95/99", s.TTFKms[0], s.TTFKms[1], s.TTFKms[2])
+	fmt.Fprintf(w, "%-28s %.3f Mbps per viewer, %.1f Mbps in all\n", "received", s.MbpsPerViewer, s.MbpsTotal)
+	fmt.Fprintf(w, "%-28s %d tags, %d bytes\n", "parsed", s.Tags, s.BytesTotal)
+	fmt.Fprintf(w, "%-28s %d\n", "malformed tags", s.Malformed)
+	fmt.Fprintf(w, "%-28s %d\n", "stalls", s.Stalls)
+	fmt.Fprintf(w, "%-28s %d\n", "disconnects", s.Disconnects)
+	fmt.Fprintf(w, "%-28s %d\n", "out of timestamp order", s.OutOfOrder)
+	for _, e := range s.Errors {
+		fmt.Fprintf(w, "%-28s %s\n", "error", e)
+	}
+}
+
+// live counters for the progress line.
+type progress struct {
+	connected atomic.Int64
+	bytes     atomic.Int64
+	stalls    atomic.Int64
+	failed    atomic.Int64
+}
+
+func bench(ctx context.Context, o options, stderr io.Writer) Summary {
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	start := time.Now()
+	var prog progress
+	results := make([]viewerResult, o.viewers)
+	var wg sync.WaitGroup
+	if o.progress > 0 {
+		go func() {
+			t := time.NewTicker(o.progress)
+			defer t.Stop()
+			var last int64
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					b := prog.bytes.Load()
+					fmt.Fprintf(stderr, "[%5.0fs] viewers %d/%d  %.1f Mbps  stalls %d  failed %d\n",
+						time.Since(start).Seconds(), prog.connected.Load(), o.viewers,
+						float64(b-last)*8/o.progress.Seconds()/1e6, prog.stalls.Load(), prog.failed.Load())
+					last = b
+				}
+			}
+		}()
+	}
+	for i := range o.viewers {
+		if o.ramp > 0 && i > 0 {
+			due := start.Add(time.Duration(float64(i) / o.ramp * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(due)):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = view(ctx, o.urls[i%len(o.urls)], o.stall, &prog)
+		}()
+	}
+	wg.Wait()
+	return summarize(results, time.Since(start), o.viewers)
+}
+
+// view plays u until ctx ends, parsing every tag.
+func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r viewerResult) {
+	start := time.Now()
+	parsed, _ := url.Parse(u)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", parsed.Host)
+	if err != nil {
+		prog.failed.Add(1)
+		r.err = err
+		return r
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	path := parsed.RequestURI()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: flvbench\r\n\r\n", path, parsed.Host); err != nil {
+		r.err = err
+		prog.failed.Add(1)
+		return r
+	}
+	br := bufio.NewReaderSize(conn, 16*1024)
+	body, status, err := readHead(br)
+	r.status = status
+	if err != nil || status != 200 {
+		if err == nil {
+			err = fmt.Errorf("HTTP %d", status)
+		}
+		r.err = err
+		prog.failed.Add(1)
+		return r
+	}
+	prog.connected.Add(1)
+	defer prog.connected.Add(-1)
+	fr := bufio.NewReaderSize(body, 16*1024)
+	if _, err := fr.Peek(1); err == nil {
+		r.ttfb = time.Since(start)
+	}
+	var hdr [13]byte
+	if _, err := io.ReadFull(fr, hdr[:]); err != nil || string(hdr[:3]) != "FLV" {
+		r.malformed++
+		r.err = errors.New("no FLV header")
+		r.disconnected = ctx.Err() == nil
+		return r
+	}
+	r.bytes += 13
+	var th [11]byte
+	var last [2]uint32
+	var seen [2]bool
+	lastTag := time.Now()
+	for {
+		if _, err := io.ReadFull(fr, th[:]); err != nil {
+			r.disconnected = ctx.Err() == nil
+			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
+				r.err = err
+			}
+			return r
+		}
+		typ := th[0]
+		size := int(th[1])<<16 | int(th[2])<<8 | int(th[3])
+		ts := uint32(th[4])<<16 | uint32(th[5])<<8 | uint32(th[6]) | uint32(th[7])<<24
+		if (typ != 8 && typ != 9 && typ != 18) || size == 0 {
+			r.malformed++
+			r.err = fmt.Errorf("malformed tag type %d size %d", typ, size)
+			r.disconnected = ctx.Err() == nil
+			return r
+		}
+		first, err := fr.Peek(2)
+		if err != nil {
+			r.disconnected = ctx.Err() == nil
+			return r
+		}
+		key := typ == 9 && first[0]>>4 == 1 && !(first[0]&0x0f == 7 && first[1] == 0)
+		if r.ttfk == 0 && (key || (typ == 8 && !(first[0]>>4 == 10 && first[1] == 0) && !seen[1])) {
+			if key || time.Since(start) > 2*time.Second { // audio-only streams
+				r.ttfk = time.Since(start)
+			}
+		}
+		if _, err := fr.Discard(size); err != nil {
+			r.disconnected = ctx.Err() == nil
+			return r
+		}
+		var prev [4]byte
+		if _, err := io.ReadFull(fr, prev[:]); err != nil {
+			r.disconnected = ctx.Err() == nil
+			return r
+		}
+		if int(binary.BigEndian.Uint32(prev[:])) != size+11 {
+			r.malformed++
+			r.err = errors.New("bad PreviousTagSize")
+			return r
+		}
+		now := time.Now()
+		if now.Sub(lastTag) > stall {
+			r.stalls++
+			prog.stalls.Add(1)
+		}
+		lastTag = now
+		if typ == 8 || typ == 9 {
+			tr := typ - 8
+			if seen[tr] && ts < last[tr] {
+				r.outOfOrder++
+			}
+			seen[tr], last[tr] = true, ts
+		}
+		n := int64(11 + size + 4)
+		r.bytes += n
+		r.tags++
+		prog.bytes.Add(n)
+	}
+}
+
+// readHead reads the response head and returns a reader for the body
+// (de-chunked if chunked).
+func readHead(br *bufio.Reader) (io.Reader, int, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, 0, err
+	}
+	var status int
+	if _, err := fmt.Sscanf(line, "HTTP/1.%d %d", new(int), &status); err != nil {
+		return nil, 0, fmt.Errorf("status line %q", line)
+	}
+	chunked := false
+	for {
+		h, err := br.ReadString('\n')
+		if err != nil {
+			return nil, status, err
+		}
+		h = strings.TrimSpace(h)
+		if h == "" {
+			break
+		}
+		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked") {
+			chunked = true
+		}
+	}
+	if chunked {
+		return &chunkedReader{r: br}, status, nil
+	}
+	return br, status, nil
+}
+
+// chunkedReader decodes HTTP/1.1 chunked encoding without allocating.
+type chunkedReader struct {
+	r    *bufio.Reader
+	left int64
+	done bool
+}
+
+func (c *chunkedReader) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	for c.left == 0 {
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		var n int64
+		for _, b := range line {
+			switch {
+			case b >= '0' && b <= '9':
+				n = n<<4 | int64(b-'0')
+			case b >= 'a' && b <= 'f':
+				n = n<<4 | int64(b-'a'+10)
+			case b >= 'A' && b <= 'F':
+				n = n<<4 | int64(b-'A'+10)
+			default:
+				goto parsed
+			}
+		}
+	parsed:
+		if n == 0 {
+			c.done = true
+			return 0, io.EOF
+		}
+		c.left = n
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left == 0 && err == nil {
+		if _, err := c.r.Discard(2); err != nil {
+			return n, err
+		}
+	}
+	return n, err
+}
+
+func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
+	s := Summary{Viewers: viewers, DurationSec: elapsed.Seconds()}
+	var ttfb, ttfk []float64
+	errs := map[string]int{}
+	for _, r := range rs {
+		if r.status != 200 {
+			s.Failed++
+			if r.err != nil {
+				errs[r.err.Error()]++
+			}
+			continue
+		}
+		s.Connected++
+		s.BytesTotal += r.bytes
+		s.Tags += r.tags
+		s.Malformed += r.malformed
+		s.Stalls += r.stalls
+		s.OutOfOrder += r.outOfOrder
+		if r.disconnected {
+			s.Disconnects++
+			if r.err != nil {
+				errs[r.err.Error()]++
+			}
+		}
+		if r.ttfb > 0 {
+			ttfb = append(ttfb, float64(r.ttfb.Microseconds())/1000)
+		}
+		if r.ttfk > 0 {
+			ttfk = append(ttfk, float64(r.ttfk.Microseconds())/1000)
+		}
+	}
+	s.TTFBms = percentiles(ttfb)
+	s.TTFKms = percentiles(ttfk)
+	if s.Connected > 0 {
+		s.MbpsTotal = float64(s.BytesTotal) * 8 / elapsed.Seconds() / 1e6
+		s.MbpsPerViewer = s.MbpsTotal / float64(s.Connected)
+	}
+	for e, n := range errs {
+		if len(s.Errors) < 10 {
+			s.Errors = append(s.Errors, fmt.Sprintf("%dx %s", n, e))
+		}
+	}
+	slices.Sort(s.Errors)
+	return s
+}
+
+func percentiles(v []float64) [3]float64 {
+	if len(v) == 0 {
+		return [3]float64{}
+	}
+	slices.Sort(v)
+	at := func(q float64) float64 { return v[min(len(v)-1, int(q*float64(len(v))))] }
+	return [3]float64{at(0.50), at(0.95), at(0.99)}
+}

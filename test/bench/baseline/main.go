@@ -1,0 +1,216 @@
+// Command baseline stands for the unavoidable kernel cost in flvgw's
+// benchmark: it plays an FLV file in real time to every HTTP client with
+// the bytes flvgw would send (chunked FLV: header, sequence headers, then
+// each tag), one vectored write per frame per client and nothing else: no
+// pool, no GOP cache, no per-viewer goroutine. test/bench/run.sh measures
+// flvgw against it.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"flvgw/origin"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8090", "HTTP address (loopback)")
+	file := flag.String("file", "", "FLV file to loop in real time")
+	flag.Parse()
+	if err := run(*listen, *file); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type tag struct {
+	data     []byte // serialized tag with PreviousTagSize
+	ts       uint32
+	key, seq bool
+	typ      uint8
+}
+
+func load(file string) (header []byte, tags []tag, err error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fr, err := origin.NewFLVReader(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	header = []byte{'F', 'L', 'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0}
+	for {
+		t, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			return header, tags, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		b := t.Body
+		tg := tag{ts: t.Timestamp, typ: t.Type}
+		switch t.Type {
+		case 9:
+			tg.seq = b[0]&0x0f == 7 && b[1] == 0
+			tg.key = b[0]>>4 == 1 && !tg.seq
+		case 8:
+			tg.seq = b[0]>>4 == 10 && b[1] == 0
+		}
+		tg.data = serialize(t.Type, t.Timestamp, b)
+		tags = append(tags, tg)
+	}
+}
+
+func serialize(typ uint8, ts uint32, body []byte) []byte {
+	n := len(body)
+	d := make([]byte, 11+n+4)
+	d[0] = typ
+	d[1], d[2], d[3] = byte(n>>16), byte(n>>8), byte(n)
+	d[4], d[5], d[6], d[7] = byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24)
+	copy(d[11:], body)
+	binary.BigEndian.PutUint32(d[11+n:], uint32(11+n))
+	return d
+}
+
+type client struct {
+	conn    *net.TCPConn
+	started bool // has had its keyframe
+	bufs    net.Buffers
+	size    [16]byte
+}
+
+func run(listen, file string) error {
+	header, tags, err := load(file)
+	if err != nil {
+		return err
+	}
+	var prefix [][]byte // header and sequence headers for a new client
+	prefix = append(prefix, header)
+	for _, t := range tags {
+		if t.seq || t.typ == 18 {
+			prefix = append(prefix, t.data)
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	log.Printf("baseline listening on %s", ln.Addr())
+	var mu sync.Mutex
+	var joined []*client
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(c)
+				for { // read the request head
+					line, err := br.ReadString('\n')
+					if err != nil {
+						c.Close()
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				cl := &client{conn: c.(*net.TCPConn)}
+				head := "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+				if _, err := io.WriteString(c, head); err != nil {
+					c.Close()
+					return
+				}
+				if err := cl.write(prefix); err != nil {
+					c.Close()
+					return
+				}
+				mu.Lock()
+				joined = append(joined, cl)
+				mu.Unlock()
+			}()
+		}
+	}()
+
+	var clients []*client
+	span := tags[len(tags)-1].ts + 40
+	start := time.Now()
+	for loop := uint32(0); ; loop++ {
+		for _, t := range tags {
+			if t.seq || t.typ == 18 {
+				continue
+			}
+			ts := t.ts + loop*span
+			time.Sleep(time.Until(start.Add(time.Duration(ts) * time.Millisecond)))
+			data := t.data
+			if loop > 0 {
+				data = serialize(t.typ, ts, data[11:len(data)-4])
+			}
+			mu.Lock()
+			clients = append(clients, joined...)
+			joined = joined[:0]
+			mu.Unlock()
+			live := clients[:0]
+			for _, c := range clients {
+				if !c.started {
+					if t.typ != 9 || !t.key {
+						live = append(live, c)
+						continue
+					}
+					c.started = true
+				}
+				if err := c.write1(data); err != nil {
+					c.conn.Close()
+					continue
+				}
+				live = append(live, c)
+			}
+			clients = live
+		}
+	}
+}
+
+var crlf = []byte("\r\n")
+
+// write1 sends one tag as one chunk with one vectored write.
+func (c *client) write1(data []byte) error {
+	line := strconv.AppendInt(c.size[:0], int64(len(data)), 16)
+	line = append(line, '\r', '\n')
+	c.bufs = append(c.bufs[:0], line, data, crlf)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.bufs.WriteTo(c.conn); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// write sends bufs as one chunk with one vectored write.
+func (c *client) write(bufs [][]byte) error {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	line := strconv.AppendInt(c.size[:0], int64(n), 16)
+	line = append(line, '\r', '\n')
+	c.bufs = append(c.bufs[:0], line)
+	c.bufs = append(c.bufs, bufs...)
+	c.bufs = append(c.bufs, crlf)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.bufs.WriteTo(c.conn)
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
