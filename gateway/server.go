@@ -54,6 +54,7 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{log},
 		ErrorHandler:                  g.requestError,
+		KeepHijackedConns:             true, // viewer sessions close their own
 	}
 	return g
 }

@@ -51,9 +51,20 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		g.runViewer(c, req)
+		// The server keeps hijacked connections open (KeepHijackedConns):
+		// the session continues on the raw connection in a goroutine of
+		// its own, so fasthttp gets its request context and read buffer
+		// back now instead of holding them for the whole session.
+		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+			c = u.UnsafeConn() // the *net.TCPConn, for vectored writes
+		}
+		go g.runViewer(c, req)
 	})
 }
+
+// keptBatchCap bounds the batch buffer a viewer keeps between writes: a
+// live batch is a few tags, the first (the GOP cache) may be hundreds.
+const keptBatchCap = 64
 
 // viewer is one session's state; its buffers are reused for every write.
 type viewer struct {
@@ -65,9 +76,7 @@ type viewer struct {
 }
 
 func (g *Server) runViewer(c net.Conn, req playRequest) {
-	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-		c = u.UnsafeConn() // the *net.TCPConn, for vectored writes
-	}
+	defer c.Close()
 	if tc, ok := c.(*net.TCPConn); ok && g.cfg.SendBuffer > 0 {
 		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
 	}
@@ -212,8 +221,8 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 					return fmt.Sprintf("lagging %s behind (http.lag_disconnect)", lag.Round(time.Millisecond))
 				}
 			}
-			if cap(batch) > cap(v.bufs) {
-				v.bufs = batch[:0] // keep the grown buffer
+			if cap(batch) > cap(v.bufs) && cap(batch) <= keptBatchCap {
+				v.bufs = batch[:0] // keep a grown buffer, unless a GOP burst grew it
 			}
 			e.AddBytesOut(n)
 			g.metrics.bytesOut.Add(float64(n))

@@ -2,7 +2,8 @@
 // benchmark: it plays an FLV file in real time to every HTTP client with
 // the bytes flvgw would send (chunked FLV: header, sequence headers, then
 // each tag), one vectored write per frame per client and nothing else: no
-// pool, no GOP cache, no per-viewer goroutine. test/bench/run.sh measures
+// pool, no GOP cache (a new client waits for the next keyframe, which
+// flvbench counts as a stall), one writer goroutine per CPU. test/bench/run.sh measures
 // flvgw against it.
 package main
 
@@ -16,6 +17,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -144,57 +146,96 @@ func run(listen, file string) error {
 		}
 	}()
 
-	var clients []*client
-	span := tags[len(tags)-1].ts + 40
+	// Clients are sharded over one writer goroutine per CPU; each frame
+	// (the tags due at the same millisecond) is one vectored write per
+	// client.
+	shards := make([]chan [][]byte, runtime.GOMAXPROCS(0))
+	for i := range shards {
+		shards[i] = make(chan [][]byte, 64)
+		go writer(shards[i], &mu, &joined, i, len(shards))
+	}
+	var span uint32
+	for _, t := range tags {
+		span = max(span, t.ts)
+	}
+	span += 40
 	start := time.Now()
+	var frame [][]byte
+	var frameTS uint32
+	flush := func() {
+		if len(frame) == 0 {
+			return
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(frameTS) * time.Millisecond)))
+		for _, ch := range shards {
+			ch <- frame
+		}
+		frame = nil
+	}
 	for loop := uint32(0); ; loop++ {
 		for _, t := range tags {
 			if t.seq || t.typ == 18 {
 				continue
 			}
 			ts := t.ts + loop*span
-			time.Sleep(time.Until(start.Add(time.Duration(ts) * time.Millisecond)))
+			if ts != frameTS {
+				flush()
+				frameTS = ts
+			}
 			data := t.data
 			if loop > 0 {
 				data = serialize(t.typ, ts, data[11:len(data)-4])
 			}
-			mu.Lock()
-			clients = append(clients, joined...)
-			joined = joined[:0]
-			mu.Unlock()
-			live := clients[:0]
-			for _, c := range clients {
-				if !c.started {
-					if t.typ != 9 || !t.key {
-						live = append(live, c)
-						continue
-					}
-					c.started = true
-				}
-				if err := c.write1(data); err != nil {
-					c.conn.Close()
-					continue
-				}
-				live = append(live, c)
+			if t.typ == 9 && t.key {
+				frame = append(frame, keyMark)
 			}
-			clients = live
+			frame = append(frame, data)
 		}
 	}
 }
 
-var crlf = []byte("\r\n")
+// keyMark flags the next buffer of a frame as a keyframe (never written).
+var keyMark = []byte{}
 
-// write1 sends one tag as one chunk with one vectored write.
-func (c *client) write1(data []byte) error {
-	line := strconv.AppendInt(c.size[:0], int64(len(data)), 16)
-	line = append(line, '\r', '\n')
-	c.bufs = append(c.bufs[:0], line, data, crlf)
-	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.bufs.WriteTo(c.conn); err != nil {
-		return fmt.Errorf("write: %w", err)
+// writer owns the clients of one shard (every n-th joined client).
+func writer(frames <-chan [][]byte, mu *sync.Mutex, joined *[]*client, shard, n int) {
+	var clients []*client
+	var seen int
+	for frame := range frames {
+		mu.Lock()
+		for ; seen < len(*joined); seen++ {
+			if seen%n == shard {
+				clients = append(clients, (*joined)[seen])
+			}
+		}
+		mu.Unlock()
+		key := false
+		bufs := frame[:0:0]
+		for _, b := range frame {
+			if len(b) == 0 {
+				key = true
+				continue
+			}
+			bufs = append(bufs, b)
+		}
+		live := clients[:0]
+		for _, c := range clients {
+			if !c.started && !key {
+				live = append(live, c)
+				continue
+			}
+			c.started = true
+			if err := c.write(bufs); err != nil {
+				c.conn.Close()
+				continue
+			}
+			live = append(live, c)
+		}
+		clients = live
 	}
-	return nil
 }
+
+var crlf = []byte("\r\n")
 
 // write sends bufs as one chunk with one vectored write.
 func (c *client) write(bufs [][]byte) error {
