@@ -8,6 +8,7 @@
 #   test/bench/run.sh                   # 1000 viewers of a 2 Mbps stream, 60 s
 #   N=5000 RATE=256k D=60 test/bench/run.sh
 #   N=1000 RAMP=1000 D=10 test/bench/run.sh   # 1000 viewers joining within 1 s
+#   PROFILE=1 D=30 test/bench/run.sh          # plus go tool pprof -top of flvgw
 #
 # Needs ffmpeg (to make the clip and to publish it with -c copy, so the
 # publisher costs next to no CPU). Everything listens on 127.0.0.1.
@@ -18,6 +19,7 @@ N=${N:-1000}         # viewers
 RATE=${RATE:-2M}     # video bitrate of the clip
 D=${D:-60}           # seconds of load
 RAMP=${RAMP:-500}    # viewers started per second
+PROFILE=${PROFILE:-} # 1: also take a 20 s CPU profile of flvgw under load
 OUT=test/bench/out
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || true
@@ -59,10 +61,13 @@ cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 # --- flvgw
+PPROF=false
+[ -n "$PROFILE" ] && PPROF=true
 cat > "$OUT/gw.toml" <<TOML
 [http]
 listen = "127.0.0.1:18080"
 drain_timeout = "0s"
+pprof = $PPROF
 [rtmp]
 listen = "127.0.0.1:11935"
 [pool]
@@ -76,6 +81,9 @@ sleep 1
 ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$clip" -c copy -f flv rtmp://127.0.0.1:11935/live/bench &
 pub=$!
 echo "== flvgw: $N viewers, $RATE, ${D}s" >&2
+if [ -n "$PROFILE" ]; then
+  ( sleep $((2 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
+fi
 measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv
 curl -s http://127.0.0.1:18080/metrics > "$OUT/flvgw.metrics"
 kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
@@ -86,6 +94,11 @@ base=$!
 echo "== baseline: $N viewers, $RATE, ${D}s" >&2
 measure baseline "$base" http://127.0.0.1:18090/live/bench.flv
 kill "$base"; wait "$base" 2>/dev/null || true
+
+if [ -n "$PROFILE" ] && [ -s "$OUT/flvgw.cpu.pprof" ]; then
+  echo "== flvgw CPU profile under load (go tool pprof -top $OUT/flvgw.cpu.pprof)"
+  go tool pprof -top -nodecount=25 "$OUT/flvgw" "$OUT/flvgw.cpu.pprof" 2>/dev/null | head -32 || true
+fi
 
 python3 - "$OUT" "$N" "$RATE" "$D" <<'PY'
 import json, sys
