@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"flvgw/gateway/access"
 )
 
 // Limits bound what viewers may take. Zero means no bound. Each refusal
@@ -55,13 +57,7 @@ func DefaultAuth() Auth { return Auth{CallbackTimeout: 2 * time.Second} }
 
 // Validate reports the first invalid field, named by its config key.
 func (a Auth) Validate() error {
-	if a.OnPlay != "" && !strings.HasPrefix(a.OnPlay, "http://") && !strings.HasPrefix(a.OnPlay, "https://") {
-		return fmt.Errorf("auth.on_play must be an http(s) URL, got %q", a.OnPlay)
-	}
-	if a.CallbackTimeout < time.Millisecond {
-		return fmt.Errorf("auth.callback_timeout must be a duration such as \"2s\", got %s", a.CallbackTimeout)
-	}
-	return nil
+	return access.ValidateConfig("auth", "on_play", a.OnPlay, a.CallbackTimeout)
 }
 
 // Policy is what SIGHUP may change while viewers play.

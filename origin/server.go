@@ -58,13 +58,7 @@ func (c Config) Validate() error {
 	if c.ReadTimeout < 100*time.Millisecond {
 		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)
 	}
-	if c.OnPublish != "" && !strings.HasPrefix(c.OnPublish, "http://") && !strings.HasPrefix(c.OnPublish, "https://") {
-		return fmt.Errorf("rtmp.on_publish must be an http(s) URL, got %q", c.OnPublish)
-	}
-	if c.CallbackTimeout < time.Millisecond {
-		return fmt.Errorf("rtmp.callback_timeout must be a duration such as \"2s\", got %s", c.CallbackTimeout)
-	}
-	return nil
+	return access.ValidateConfig("rtmp", "on_publish", c.OnPublish, c.CallbackTimeout)
 }
 
 // Server is the embedded RTMP origin.

@@ -49,6 +49,13 @@ func TestLoadConfig(t *testing.T) {
 		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x:1\"\napps = [\"a/b\"]\n", "upstream[0].apps"},
 		{"[edge]\npull_timeout = \"1ms\"\n", "edge.pull_timeout"},
 		{"[pool]\nreconnect_window = \"-1s\"\n", "pool.reconnect_window"},
+		{"[auth]\non_play = \"ftp://x\"\n", "auth.on_play"},
+		{"[rtmp]\non_publish = \"hook\"\n", "rtmp.on_publish"},
+		{"[limits]\nmax_name_length = 300\n", "limits.max_name_length"},
+		{"[limits]\nmax_viewers = -1\n", "limits.max_viewers"},
+		{"[http]\ntls_listen = \"127.0.0.1:1\"\n", "http.tls_listen"},
+		{"[http]\ncors_origins = [\"player.example\"]\n", "http.cors_origins"},
+		{"[pool]\nmax_lag = \"-1s\"\n", "pool.max_lag"},
 	} {
 		_, err := loadConfig(write(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,18 @@ func (c Callback) Ask(ctx context.Context, r Request) error {
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("%w: %s", ErrDenied, resp.Status)
+	}
+	return nil
+}
+
+// ValidateConfig checks a callback URL ("" for none) and timeout, naming
+// the config keys (section.url_key, section.callback_timeout) in errors.
+func ValidateConfig(section, urlKey, url string, timeout time.Duration) error {
+	if url != "" && !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return fmt.Errorf("%s.%s must be an http(s) URL, got %q", section, urlKey, url)
+	}
+	if timeout < time.Millisecond {
+		return fmt.Errorf("%s.callback_timeout must be a duration such as \"2s\", got %s", section, timeout)
 	}
 	return nil
 }
