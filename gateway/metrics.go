@@ -65,6 +65,9 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}
+	for _, reason := range []string{"write_timeout", "lag"} {
+		m.dropped.WithLabelValues(reason) // export both series from the start
+	}
 	stat := func(f func(pool.Stats) float64) func() float64 {
 		return func() float64 { return f(p.Stats()) }
 	}

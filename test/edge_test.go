@@ -37,7 +37,10 @@ func nginxPublish(t *testing.T, n *testkit.Nginx, stream string) (stop func()) {
 	stop = sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 	// nginx answers StreamNotFound until the publish is in.
-	time.Sleep(1500 * time.Millisecond)
+	if !waitFor(15*time.Second, func() bool { return n.Publishing(context.Background(), stream) }) {
+		t.Fatalf("nginx never saw the publish of %s", stream)
+	}
+	time.Sleep(500 * time.Millisecond) // a keyframe or two in
 	return stop
 }
 
@@ -343,7 +346,9 @@ func TestEdgeLRUEviction(t *testing.T) {
 			}
 			return false
 		}) {
-			t.Fatalf("%s did not start", s)
+			st, _ := gw.Streams(ctx)
+			mu.Lock()
+			t.Fatalf("%s did not start: entries %+v, results %+v\n%s", s, st, results, gw.Stderr())
 		}
 	}
 	// s3 took the place of idle s1: its pull stopped.

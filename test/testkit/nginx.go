@@ -128,6 +128,26 @@ type rtmpStat struct {
 	} `xml:"server>application>live>stream"`
 }
 
+// Publishing reports whether nginx has a publisher for stream.
+func (n *Nginx) Publishing(ctx context.Context, stream string) bool {
+	body, err := get(ctx, "http://"+n.HTTPAddr+"/stat")
+	if err != nil {
+		return false
+	}
+	var st rtmpStat
+	if err := xml.Unmarshal(body, &st); err != nil {
+		return false
+	}
+	for _, s := range st.Streams {
+		for _, c := range s.Clients {
+			if s.Name == stream && c.Publishing != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Players returns how many clients play stream (publishers not counted),
 // read from nginx's rtmp_stat page.
 func (n *Nginx) Players(ctx context.Context, stream string) (int, error) {
