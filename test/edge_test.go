@@ -326,6 +326,13 @@ func TestEdgeLRUEviction(t *testing.T) {
 	if s, _ := gw.Metric(ctx, "flvgw_upstream_sessions_total"); s != 1 {
 		t.Fatalf("upstream sessions %v after a viewer came back, want 1", s)
 	}
+	// The gateway notices the viewer left at its next write.
+	if !waitFor(3*time.Second, func() bool {
+		streams, _ = gw.Streams(ctx)
+		return len(streams) == 1 && streams[0].State == "idle"
+	}) {
+		t.Fatalf("after the second viewer left: %+v", streams)
+	}
 	leave := make(chan struct{})
 	var wg sync.WaitGroup
 	results := make(map[string]testkit.Play)
