@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"flvgw/pool"
 )
 
 // BuildGateway builds cmd/flvgw into dir, with the race detector when the
@@ -207,15 +209,8 @@ func (g *Gateway) Stop(timeout time.Duration) error {
 // URL returns http://HTTPAddr + path.
 func (g *Gateway) URL(path string) string { return "http://" + g.HTTPAddr + path }
 
-// StreamInfo mirrors one element of /api/v1/streams.
-type StreamInfo struct {
-	Key         string `json:"key"`
-	State       string `json:"state"`
-	Subscribers int    `json:"subscribers"`
-	Source      string `json:"source"`
-	BytesIn     uint64 `json:"bytes_in"`
-	BytesOut    uint64 `json:"bytes_out"`
-}
+// StreamInfo is one element of /api/v1/streams.
+type StreamInfo = pool.Snapshot
 
 // Streams reads /api/v1/streams.
 func (g *Gateway) Streams(ctx context.Context) ([]StreamInfo, error) {
