@@ -57,7 +57,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flvgw_delivery_delay_seconds",
 			Help:    "From a tag's arrival at its entry to its write to a viewer's socket (the oldest tag of each write).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flvgw_time_to_first_byte_seconds",

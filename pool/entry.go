@@ -446,6 +446,8 @@ type Snapshot struct {
 	BytesIn     uint64    `json:"bytes_in"`
 	BytesOut    uint64    `json:"bytes_out"`
 	TagsIn      uint64    `json:"tags_in"`
+	Buffered    int       `json:"buffered_tags"`   // tags the ring holds for readers now
+	BufferSize  int       `json:"buffer_capacity"` // pool.buffer_tags
 	Audio       bool      `json:"audio"`
 	Video       bool      `json:"video"`
 	Codecs      Codecs    `json:"codecs"`
@@ -471,6 +473,10 @@ func (e *Entry) snapshot() Snapshot {
 		state = "idle"
 	}
 	tr := e.tracksLocked()
+	buffered := len(e.ring)
+	if e.head < uint64(buffered) {
+		buffered = int(e.head)
+	}
 	return Snapshot{
 		Key:         e.key,
 		State:       state,
@@ -479,6 +485,8 @@ func (e *Entry) snapshot() Snapshot {
 		BytesIn:     e.bytesIn.Load(),
 		BytesOut:    e.bytesOut.Load(),
 		TagsIn:      e.tagsIn.Load(),
+		Buffered:    buffered,
+		BufferSize:  len(e.ring),
 		Audio:       tr.Audio,
 		Video:       tr.Video,
 		Codecs:      e.codecs,

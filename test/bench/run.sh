@@ -80,6 +80,14 @@ gw=$!
 sleep 1
 ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -i "$clip" -c copy -f flv rtmp://127.0.0.1:11935/live/bench &
 pub=$!
+# The no-viewer baseline is taken once the entry's buffer is full: until
+# then it grows with the stream, not with the viewers.
+echo "== flvgw: waiting for the entry's buffer to fill (pool.buffer_tags)" >&2
+for _ in $(seq 120); do
+  s=$(curl -s http://127.0.0.1:18080/api/v1/streams/live/bench || true)
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["buffered_tags"] == j["buffer_capacity"] else 1)' "$s" 2>/dev/null && break
+  sleep 1
+done
 echo "== flvgw: $N viewers, $RATE, ${D}s" >&2
 if [ -n "$PROFILE" ]; then
   ( sleep $((2 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
@@ -93,6 +101,7 @@ kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
 base=$!
 echo "== baseline: $N viewers, $RATE, ${D}s" >&2
 measure baseline "$base" http://127.0.0.1:18090/live/bench.flv
+curl -s http://127.0.0.1:18090/delay > "$OUT/baseline.metrics"
 kill "$base"; wait "$base" 2>/dev/null || true
 
 if [ -n "$PROFILE" ] && [ -s "$OUT/flvgw.cpu.pprof" ]; then
@@ -108,10 +117,10 @@ def load(name):
     rss0, peak, c0, c1 = map(float, open(f"{out}/{name}.proc").read().split())
     gb = j["bytes_total"] / 1e9
     return j, (c1 - c0), gb, (peak - rss0) / n
-def quantiles(path):
+def quantiles(path, metric):
     buckets = []
     for line in open(path):
-        if line.startswith("flvgw_delivery_delay_seconds_bucket"):
+        if line.startswith(metric + "_bucket"):
             le = line.split('le="')[1].split('"')[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     total = buckets[-1][1] if buckets else 0
@@ -121,7 +130,8 @@ def quantiles(path):
     return res
 g, gcpu, ggb, grss = load("flvgw")
 b, bcpu, bgb, brss = load("baseline")
-dq = quantiles(f"{out}/flvgw.metrics")
+dq = quantiles(f"{out}/flvgw.metrics", "flvgw_delivery_delay_seconds")
+bq = quantiles(f"{out}/baseline.metrics", "baseline_delivery_delay_seconds")
 row = "| {:<44} | {:>14} | {:>14} |"
 print(f"\n{n} viewers, {rate} clip, {d} s, loopback, this machine\n")
 print(row.format("figure", "flvgw", "baseline"))
@@ -136,7 +146,7 @@ for name, a, c in [
     ("RSS per viewer above idle (KiB)", f"{grss:.1f}", f"{brss:.1f}"),
     ("time to first byte p50/p99 (ms)", f"{g['ttfb_ms_p50_p95_p99'][0]:.1f}/{g['ttfb_ms_p50_p95_p99'][2]:.1f}", f"{b['ttfb_ms_p50_p95_p99'][0]:.1f}/{b['ttfb_ms_p50_p95_p99'][2]:.1f}"),
     ("first keyframe p50/p99 (ms)", f"{g['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{g['first_keyframe_ms_p50_p95_p99'][2]:.1f}", f"{b['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{b['first_keyframe_ms_p50_p95_p99'][2]:.1f}"),
-    ("delivery delay p50/p95/p99 (ms, bucket bound)", "/".join(f"{x*1000:g}" for x in dq), "-"),
+    ("delivery delay p50/p95/p99 (ms, bucket bound)", "/".join(f"{x*1000:g}" for x in dq), "/".join(f"{x*1000:g}" for x in bq)),
 ]:
     print(row.format(name, a, c))
 if ggb and bgb:

@@ -5,6 +5,11 @@
 // pool, no GOP cache (a new client waits for the next keyframe, which
 // flvbench counts as a stall), one writer goroutine per CPU. test/bench/run.sh measures
 // flvgw against it.
+//
+// GET /delay answers the delivery delay of every write so far (from the
+// moment a frame was due to the end of its write to one client) as a
+// Prometheus histogram, with flvgw_delivery_delay_seconds's buckets, so
+// the two are compared bucket for bucket.
 package main
 
 import (
@@ -18,8 +23,11 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"flvgw/origin"
@@ -104,6 +112,7 @@ func run(listen, file string) error {
 			prefix = append(prefix, t.data)
 		}
 	}
+	delays := &histogram{}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -119,15 +128,25 @@ func run(listen, file string) error {
 			}
 			go func() {
 				br := bufio.NewReader(c)
+				first := ""
 				for { // read the request head
 					line, err := br.ReadString('\n')
 					if err != nil {
 						c.Close()
 						return
 					}
+					if first == "" {
+						first = line
+					}
 					if line == "\r\n" {
 						break
 					}
+				}
+				if strings.HasPrefix(first, "GET /delay ") {
+					body := delays.text()
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+					c.Close()
+					return
 				}
 				cl := &client{conn: c.(*net.TCPConn)}
 				head := "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -149,10 +168,10 @@ func run(listen, file string) error {
 	// Clients are sharded over one writer goroutine per CPU; each frame
 	// (the tags due at the same millisecond) is one vectored write per
 	// client.
-	shards := make([]chan [][]byte, runtime.GOMAXPROCS(0))
+	shards := make([]chan frameDue, runtime.GOMAXPROCS(0))
 	for i := range shards {
-		shards[i] = make(chan [][]byte, 64)
-		go writer(shards[i], &mu, &joined, i, len(shards))
+		shards[i] = make(chan frameDue, 64)
+		go writer(shards[i], &mu, &joined, i, len(shards), delays)
 	}
 	var span uint32
 	for _, t := range tags {
@@ -166,9 +185,10 @@ func run(listen, file string) error {
 		if len(frame) == 0 {
 			return
 		}
-		time.Sleep(time.Until(start.Add(time.Duration(frameTS) * time.Millisecond)))
+		due := start.Add(time.Duration(frameTS) * time.Millisecond)
+		time.Sleep(time.Until(due))
 		for _, ch := range shards {
-			ch <- frame
+			ch <- frameDue{bufs: frame, due: due}
 		}
 		frame = nil
 	}
@@ -197,11 +217,46 @@ func run(listen, file string) error {
 // keyMark flags the next buffer of a frame as a keyframe (never written).
 var keyMark = []byte{}
 
+// frameDue is one frame and the moment it was due.
+type frameDue struct {
+	bufs [][]byte
+	due  time.Time
+}
+
+// delayBounds are flvgw_delivery_delay_seconds's bucket bounds.
+var delayBounds = []float64{.0001, .00025, .0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// histogram counts delivery delays in delayBounds (last: +Inf).
+type histogram struct {
+	counts [19]atomic.Uint64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	i := sort.SearchFloat64s(delayBounds, d.Seconds())
+	h.counts[i].Add(1)
+}
+
+// text renders the histogram in Prometheus' text format, cumulative.
+func (h *histogram) text() string {
+	var b strings.Builder
+	var sum uint64
+	for i := range h.counts {
+		sum += h.counts[i].Load()
+		le := "+Inf"
+		if i < len(delayBounds) {
+			le = strconv.FormatFloat(delayBounds[i], 'g', -1, 64)
+		}
+		fmt.Fprintf(&b, "baseline_delivery_delay_seconds_bucket{le=%q} %d\n", le, sum)
+	}
+	return b.String()
+}
+
 // writer owns the clients of one shard (every n-th joined client).
-func writer(frames <-chan [][]byte, mu *sync.Mutex, joined *[]*client, shard, n int) {
+func writer(frames <-chan frameDue, mu *sync.Mutex, joined *[]*client, shard, n int, delays *histogram) {
 	var clients []*client
 	var seen int
-	for frame := range frames {
+	for fd := range frames {
+		frame := fd.bufs
 		mu.Lock()
 		for ; seen < len(*joined); seen++ {
 			if seen%n == shard {
@@ -229,6 +284,7 @@ func writer(frames <-chan [][]byte, mu *sync.Mutex, joined *[]*client, shard, n 
 				c.conn.Close()
 				continue
 			}
+			delays.observe(time.Since(fd.due))
 			live = append(live, c)
 		}
 		clients = live
