@@ -49,6 +49,15 @@
 // the key map and the LRU are guarded by Pool.mu; an entry's buffer and state
 // by Entry.mu; the lock order is Pool.mu then Entry.mu.
 //
+// The hot path takes neither. A reader that keeps up loads the ring's slots,
+// the published head and the wake channel atomically: append stores a
+// freshly allocated Tag in its slot, then the head, then a new wake channel,
+// and closes the old one; a reader loads the wake channel first, so a tag
+// published after its look at the head always wakes it. Each Tag carries its
+// sequence number, so a reader tells a slot that was overwritten under it
+// (it skips, under Entry.mu) from the tag it wants. A reader takes Entry.mu
+// (shared) only to start, to skip, and to learn why the entry ended.
+//
 // When an entry closes, it is removed from the key map at once, so the next
 // viewer or publisher of that key gets a new entry, never a dead one. Readers
 // still holding the closed entry drain what its buffer holds and then see
@@ -64,12 +73,12 @@
 //  4. The end is an event: Entry.end runs once, closes Done and wakes every
 //     reader; the key is free at once.
 //  5. The source never waits for a viewer: append only takes Entry.mu.
-//  6. Tag bytes are never written after append.
+//  6. Tag bytes are never written after append, nor is a Tag once in a slot.
+//  7. A pull's goroutine ends when its entry ends; Pool.Close waits for it.
 //
 // Across a reconnect the entry splices the new source session onto the old
 // one: a source generation number refuses writes from the replaced source,
 // the new session's timestamps are shifted to continue where the old ended,
 // video waits for the new session's keyframe, and its sequence headers pass
 // to the viewers, who never see a partial tag or time going back.
-//  7. A pull's goroutine ends when its entry ends; Pool.Close waits for it.
 package pool

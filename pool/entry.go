@@ -78,17 +78,22 @@ type Entry struct {
 	reconnect   *time.Timer        // ends a StateReconnecting entry
 	retry       *time.Timer        // restarts a failed pull during a reconnect
 
-	mu          sync.RWMutex
-	state       State
-	gen         uint64 // the current source's generation; older ones are refused
-	splice      bool   // the next tag starts a new source session
-	waitKey     bool   // after a splice, drop video until a keyframe
-	tsOffset    int64  // added to source timestamps (splices)
-	lastTS      [2]int64
-	lastAny     int64
-	endErr      error
-	source      string
-	ring        []Tag
+	mu       sync.RWMutex
+	state    State
+	gen      uint64 // the current source's generation; older ones are refused
+	splice   bool   // the next tag starts a new source session
+	waitKey  bool   // after a splice, drop video until a keyframe
+	tsOffset int64  // added to source timestamps (splices)
+	lastTS   [2]int64
+	lastAny  int64
+	endErr   error
+	source   string
+	// ring holds the last len(ring) tags, tag n in slot n&mask. Each slot
+	// is written only by append (under mu) with a freshly allocated Tag
+	// that is never changed again, so readers load slots without mu: a
+	// slot's Tag carries its sequence number, which tells a reader whether
+	// the slot still holds the tag it wants or was overwritten.
+	ring        []atomic.Pointer[Tag]
 	mask        uint64
 	head        uint64 // sequence number of the next tag
 	gopStart    uint64 // sequence number of the newest keyframe
@@ -103,9 +108,15 @@ type Entry struct {
 	audioSeen   bool
 	header      []byte // FLV header, set when ready
 	notify      chan struct{}
-	liveCh      chan struct{}
-	readyCh     chan struct{}
-	doneCh      chan struct{}
+	// Readers' lock-free view: published is head, stored after the slot;
+	// wake is notify, stored after published; closed is set before the
+	// final wake. A reader loads wake, then published, then closed.
+	published atomic.Uint64
+	wake      atomic.Pointer[chan struct{}]
+	closed    atomic.Bool
+	liveCh    chan struct{}
+	readyCh   chan struct{}
+	doneCh    chan struct{}
 
 	codecs    Codecs
 	rateStart time.Time // bitrate window
@@ -122,16 +133,36 @@ func newEntry(key string, bufferTags int, now time.Time) *Entry {
 	for size < bufferTags {
 		size <<= 1
 	}
-	return &Entry{
+	e := &Entry{
 		key:     key,
 		created: now,
-		ring:    make([]Tag, size),
+		ring:    make([]atomic.Pointer[Tag], size),
 		mask:    uint64(size - 1),
-		notify:  make(chan struct{}),
 		liveCh:  make(chan struct{}),
 		readyCh: make(chan struct{}),
 		doneCh:  make(chan struct{}),
 	}
+	e.renewNotifyLocked()
+	return e
+}
+
+// renewNotifyLocked replaces the channel readers wait on and returns the
+// old one, which the caller closes after releasing mu. e.mu held.
+func (e *Entry) renewNotifyLocked() chan struct{} {
+	old := e.notify
+	ch := make(chan struct{})
+	e.notify = ch
+	e.wake.Store(&ch)
+	return old
+}
+
+// slot returns tag seq if the ring still holds it (nil if overwritten or
+// not yet published). Safe without mu.
+func (e *Entry) slot(seq uint64) *Tag {
+	if t := e.ring[seq&e.mask].Load(); t != nil && t.seq == seq {
+		return t
+	}
+	return nil
 }
 
 // Key is the stream key, "app/stream".
@@ -226,8 +257,8 @@ func (e *Entry) end(reason error) bool {
 	}
 	e.state = StateClosed
 	e.endErr = reason
-	notify := e.notify
-	e.notify = make(chan struct{})
+	e.closed.Store(true)
+	notify := e.renewNotifyLocked()
 	e.mu.Unlock()
 	close(notify)
 	close(e.doneCh)
@@ -273,13 +304,15 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	}
 	now := time.Now()
 	t.Arrival = now.UnixNano()
+	t.seq = e.head
 	e.track(&t)
-	e.ring[e.head&e.mask] = t
+	e.ring[e.head&e.mask].Store(&t)
 	if t.Keyframe {
 		e.gopStart = e.head
 		e.hasKeyframe = true
 	}
 	e.head++
+	e.published.Store(e.head)
 	if e.hasKeyframe && e.head-e.gopStart > uint64(len(e.ring)) {
 		e.hasKeyframe = false // the GOP outgrew the buffer
 	}
@@ -289,8 +322,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	}
 	in := e.bytesIn.Add(uint64(len(t.Data)))
 	e.updateBitrate(now, in)
-	notify := e.notify
-	e.notify = make(chan struct{})
+	notify := e.renewNotifyLocked()
 	e.mu.Unlock()
 
 	e.tagsIn.Add(1)
@@ -385,7 +417,7 @@ func (e *Entry) readyLocked() bool {
 	if e.seen.Video {
 		return false
 	}
-	last := e.ring[(e.head-1)&e.mask].Timestamp
+	last := e.ring[(e.head-1)&e.mask].Load().Timestamp
 	return last-e.firstAudio >= audioOnlyAfter
 }
 

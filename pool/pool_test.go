@@ -3,7 +3,9 @@ package pool
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -628,5 +630,86 @@ func TestMakeKey(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrBadKey) {
 			t.Errorf("error %v is not ErrBadKey", err)
 		}
+	}
+}
+
+// Readers of every speed race a source that overruns the ring: each sees
+// its video frames in the source's order, never one twice, lands on a
+// keyframe after every gap (a skip), and sees the end. Run with -race, it checks
+// the lock-free read path against the writer.
+func TestReadersRaceTheSource(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	startStream(t, pub)
+	frame := func(key bool, n uint32) []byte {
+		b := bytes.Clone(avcInter[:5])
+		if key {
+			b[0] = 0x17
+		}
+		return binary.BigEndian.AppendUint32(b, n)
+	}
+	const readers, frames = 8, 4000
+	errs := make(chan error, readers)
+	var skips atomic.Int64
+	for i := range readers {
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		go func() {
+			defer sub.Close()
+			r := sub.NewReader()
+			errs <- readInOrder(r, time.Duration(i%4)*50*time.Microsecond)
+			skips.Add(int64(r.Skips()))
+		}()
+	}
+	var n uint32
+	for ts := uint32(1000); n < frames; ts += 40 {
+		n++
+		must(t, pub.WriteTag(TagVideo, ts, frame(n%10 == 1, n)))
+		must(t, pub.WriteTag(TagAudio, ts, aacRaw))
+	}
+	pub.Close(nil)
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if skips.Load() == 0 {
+		t.Error("no reader fell out of the ring: the skip path went untested")
+	}
+}
+
+// readInOrder reads r to its end, pausing pause after every batch, and
+// checks the frame numbers of TestReadersRaceTheSource.
+func readInOrder(r *Reader, pause time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var last uint32
+	for {
+		bufs, err := r.Next(ctx, nil)
+		for _, b := range bufs {
+			if len(b) < tagHeaderLen+9+prevSizeLen || b[0] != TagVideo || b[tagHeaderLen+1] != 1 {
+				continue // header, metadata, sequence header, audio
+			}
+			body := b[tagHeaderLen : len(b)-prevSizeLen]
+			if len(body) != 9 {
+				continue // the first GOP of startStream
+			}
+			n := binary.BigEndian.Uint32(body[5:])
+			if n <= last {
+				return fmt.Errorf("frame %d after frame %d", n, last)
+			}
+			if n != last+1 && body[0]>>4 != 1 {
+				return fmt.Errorf("frame %d after frame %d: a skip that did not land on a keyframe", n, last)
+			}
+			last = n
+		}
+		if errors.Is(err, ErrEnded) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("after frame %d: %w", last, err)
+		}
+		time.Sleep(pause)
 	}
 }

@@ -41,27 +41,45 @@ func (r *Reader) Skips() int { return r.skips }
 // this reader has drained it (an error wrapping ErrEnded), or ctx is done
 // (ctx.Err()). The returned byte slices are shared and must not be written.
 // The entry must be ready (see Entry.WaitReady) before the first call.
+//
+// A reader that keeps up takes no lock: it loads the ring's slots and the
+// entry's wake channel atomically. It takes the entry's read lock only to
+// start, to skip forward when it fell behind, and to learn why the entry
+// ended.
 func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
 	e := r.e
 	start := len(dst)
 	for {
-		now := time.Now().UnixNano()
-		e.mu.RLock()
+		wake := *e.wake.Load() // before published: a later tag closes it
 		if !r.primed {
+			e.mu.RLock()
 			dst = r.primeLocked(dst)
+			e.mu.RUnlock()
 		}
-		dst = r.collectLocked(dst, start, now)
-		state, notify, endErr := e.state, e.notify, e.endErr
-		e.mu.RUnlock()
-
+		var now int64
+		if r.maxLag > 0 {
+			now = time.Now().UnixNano()
+		}
+		var behind bool
+		dst, behind = r.collect(dst, start, now, true)
+		if behind {
+			e.mu.RLock()
+			r.skipLocked(now)
+			e.mu.RUnlock()
+			// A lagging reader with no newer keyframe to skip to goes on.
+			dst, _ = r.collect(dst, start, now, false)
+		}
 		if len(dst) > start {
 			return dst, nil
 		}
-		if state == StateClosed {
+		if e.closed.Load() && r.cursor >= e.published.Load() {
+			e.mu.RLock()
+			endErr := e.endErr
+			e.mu.RUnlock()
 			return dst, fmt.Errorf("%w: %w", ErrEnded, endErr)
 		}
 		select {
-		case <-notify:
+		case <-wake:
 		case <-ctx.Done():
 			return dst, ctx.Err()
 		}
@@ -95,29 +113,46 @@ func (r *Reader) startLocked() {
 	r.synced = !hasVideo
 }
 
-func (r *Reader) collectLocked(dst [][]byte, start int, now int64) [][]byte {
+// skipLocked moves a reader that fell out of the ring, or lags more than
+// maxLag behind, to the newest keyframe. e.mu held.
+func (r *Reader) skipLocked(now int64) {
 	e := r.e
 	var oldest uint64
 	if size := uint64(len(e.ring)); e.head > size {
 		oldest = e.head - size
 	}
-	lagging := r.maxLag > 0 && r.cursor < e.head && r.cursor >= oldest &&
-		now-e.ring[r.cursor&e.mask].Arrival > r.maxLag && e.hasKeyframe && e.gopStart > r.cursor
+	lagging := false
+	if t := e.slot(r.cursor); t != nil && r.maxLag > 0 && r.cursor < e.head {
+		lagging = now-t.Arrival > r.maxLag && e.hasKeyframe && e.gopStart > r.cursor
+	}
 	if r.cursor < oldest || lagging {
-		// Overwritten before this reader took it, or too far behind: skip
-		// to the newest keyframe.
 		r.skips++
 		saved := r.gopCache
 		r.gopCache = true
 		r.startLocked()
 		r.gopCache = saved
 	}
+}
+
+// collect appends the tags from the cursor to the published head, without
+// a lock. It stops and reports behind when the cursor's tag was
+// overwritten or (with checkLag) is older than maxLag: the caller then
+// skips under the entry's lock.
+func (r *Reader) collect(dst [][]byte, start int, now int64, checkLag bool) ([][]byte, bool) {
+	e := r.e
+	head := e.published.Load()
 	r.arrival = 0
-	if r.cursor < e.head {
-		r.arrival = e.ring[r.cursor&e.mask].Arrival
-	}
-	for ; r.cursor < e.head && len(dst)-start < MaxBatch; r.cursor++ {
-		t := &e.ring[r.cursor&e.mask]
+	for ; r.cursor < head && len(dst)-start < MaxBatch; r.cursor++ {
+		t := e.slot(r.cursor)
+		if t == nil {
+			return dst, true // overwritten
+		}
+		if r.arrival == 0 {
+			if checkLag && r.maxLag > 0 && now-t.Arrival > r.maxLag && len(dst) == start {
+				return dst, true
+			}
+			r.arrival = t.Arrival
+		}
 		if !r.synced {
 			switch {
 			case t.Type == TagVideo && t.Keyframe:
@@ -129,5 +164,5 @@ func (r *Reader) collectLocked(dst [][]byte, start int, now int64) [][]byte {
 		}
 		dst = append(dst, t.Data)
 	}
-	return dst
+	return dst, false
 }

@@ -39,6 +39,8 @@ type Tag struct {
 	// SeqHeader is set on codec configuration tags (AVC/HEVC decoder
 	// configuration, AAC AudioSpecificConfig).
 	SeqHeader bool
+	// seq is the tag's sequence number in its entry's ring.
+	seq uint64
 }
 
 // Body returns the tag body (without tag header and trailing size).
