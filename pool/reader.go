@@ -60,14 +60,17 @@ func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
 		if r.maxLag > 0 {
 			now = time.Now().UnixNano()
 		}
+		r.arrival = 0
 		var behind bool
 		dst, behind = r.collect(dst, start, now, true)
 		if behind {
+			// Under the lock the source cannot overwrite the slots this
+			// reader skips to. A lagging reader with no newer keyframe
+			// to skip to goes on where it is.
 			e.mu.RLock()
 			r.skipLocked(now)
-			e.mu.RUnlock()
-			// A lagging reader with no newer keyframe to skip to goes on.
 			dst, _ = r.collect(dst, start, now, false)
+			e.mu.RUnlock()
 		}
 		if len(dst) > start {
 			return dst, nil
@@ -134,14 +137,14 @@ func (r *Reader) skipLocked(now int64) {
 	}
 }
 
-// collect appends the tags from the cursor to the published head, without
-// a lock. It stops and reports behind when the cursor's tag was
-// overwritten or (with checkLag) is older than maxLag: the caller then
-// skips under the entry's lock.
+// collect appends the tags from the cursor to the published head (it needs
+// no lock), and sets arrival if it is not set yet (a batch may span a skip:
+// its arrival stays that of its first tag). It stops and reports behind
+// when the cursor's tag was overwritten or (with checkLag) is older than
+// maxLag: the caller then skips under the entry's lock.
 func (r *Reader) collect(dst [][]byte, start int, now int64, checkLag bool) ([][]byte, bool) {
 	e := r.e
 	head := e.published.Load()
-	r.arrival = 0
 	for ; r.cursor < head && len(dst)-start < MaxBatch; r.cursor++ {
 		t := e.slot(r.cursor)
 		if t == nil {
