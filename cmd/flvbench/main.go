@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.stall, "stall", time.Second, "a gap between tags longer than this is a stall")
 	fs.DurationVar(&o.progress, "progress", 5*time.Second, "progress line interval (0: none)")
 	fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write flvbench's own CPU profile to this file (is the load tool the bottleneck?)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +79,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-n must be 1..%d", maxViewers)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("-d must be in (0, %s]", maxDuration)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
