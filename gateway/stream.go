@@ -63,8 +63,9 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 }
 
 // keptBatchCap bounds the batch buffer a viewer keeps between writes: a
-// live batch is a few tags, the first (the GOP cache) may be hundreds.
-const keptBatchCap = 64
+// live batch is a few tags; the first (the GOP cache) fills pool.MaxBatch
+// and is not kept.
+const keptBatchCap = 16
 
 // viewer is one session's state; its buffers are reused for every write.
 type viewer struct {
@@ -138,7 +139,7 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		return
 	}
 
-	v := &viewer{conn: c, bufs: make([][]byte, 0, 16)}
+	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap)}
 	why := g.stream(ctx, v, sub, req)
 	g.metrics.sessions.Inc()
 	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,

@@ -6,9 +6,13 @@ import (
 	"time"
 )
 
-// MaxBatch bounds how many buffers one Next call returns, so a batch fits
-// one vectored write (IOV_MAX is 1024 on Linux) with room for framing.
-const MaxBatch = 512
+// MaxBatch bounds how many buffers one Next call returns. A live batch is
+// a few tags; a viewer's first batch (the GOP cache) or a catching-up
+// viewer's may be hundreds, and goes out in several writes of at most
+// MaxBatch. A socket keeps the iovec array of its largest vectored write
+// for its whole life (Go's poll.FD caches it), so the bound is memory per
+// viewer as much as it is IOV_MAX (1024 on Linux).
+const MaxBatch = 64
 
 // Reader is one viewer's cursor into an entry. It is not safe for
 // concurrent use; each viewer owns its Reader.
