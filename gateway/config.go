@@ -113,7 +113,21 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
 	// goroutine dumps; keep it off on a public listener).
 	Pprof bool `toml:"pprof"`
+	// Delivery is how viewers' bytes reach their sockets: DeliveryHijack
+	// (the default) or DeliveryStreamWriter, which measures worse and is
+	// kept to measure against.
+	Delivery string `toml:"delivery"`
 }
+
+// The values of http.delivery.
+const (
+	// DeliveryHijack: each viewer session owns its hijacked connection and
+	// writes the shared tag bytes with one vectored write per batch.
+	DeliveryHijack = "hijack"
+	// DeliveryStreamWriter: fasthttp's body stream writer (a pipe and a
+	// copy per viewer).
+	DeliveryStreamWriter = "stream_writer"
+)
 
 // DefaultConfig returns the defaults used when a key is absent.
 func DefaultConfig() Config {
@@ -127,6 +141,7 @@ func DefaultConfig() Config {
 		CORSOrigins:     []string{"*"},
 		DrainTimeout:    30 * time.Second,
 		MaxStreamSeries: 100,
+		Delivery:        DeliveryHijack,
 	}
 }
 
@@ -157,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if c.SendBuffer < 0 || c.SendBuffer > 64<<20 {
 		return fmt.Errorf("http.send_buffer must be between 0 and 67108864 bytes, got %d", c.SendBuffer)
+	}
+	if c.Delivery != DeliveryHijack && c.Delivery != DeliveryStreamWriter {
+		return fmt.Errorf("http.delivery must be %q or %q, got %q", DeliveryHijack, DeliveryStreamWriter, c.Delivery)
 	}
 	if c.MaxStreamSeries < 0 {
 		return fmt.Errorf("http.max_stream_series must not be negative, got %d", c.MaxStreamSeries)

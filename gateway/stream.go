@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,10 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		token:   string(ctx.QueryArgs().Peek("token")),
 		start:   time.Now(),
 	}
+	if g.cfg.Delivery == DeliveryStreamWriter {
+		g.playStreamWriter(ctx, req)
+		return
+	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		// The server keeps hijacked connections open (KeepHijackedConns):
@@ -84,8 +89,38 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
 	}
 	log := g.log.With("stream", req.key, "remote", req.remote)
-	pol := g.policy.Load()
+	s, status, reason, err := g.admit(req)
+	if err != nil {
+		g.refuse(c, req, log, status, reason, err)
+		return
+	}
+	defer s.end()
 
+	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap)}
+	why := g.stream(s.ctx, v, s.sub, req)
+	g.metrics.sessions.Inc()
+	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,
+		"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
+}
+
+// session is an admitted viewer: counted in the viewer set, subscribed to
+// its entry, and the entry ready to play. end releases both, once.
+type session struct {
+	ctx  context.Context // cancelled at shutdown
+	sub  *pool.Subscription
+	done func()
+}
+
+func (s session) end() {
+	s.sub.Close()
+	s.done()
+}
+
+// admit applies the limits, the access checks and the wait for the stream
+// to req. On refusal it returns the HTTP status, the refusal reason (the
+// metric label) and why.
+func (g *Server) admit(req playRequest) (s session, status int, reason string, err error) {
+	pol := g.policy.Load()
 	ctx, done, err := g.viewers.add(req.ip, pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	if err != nil {
 		status, reason := fasthttp.StatusServiceUnavailable, "limit_total"
@@ -95,22 +130,21 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		case errors.Is(err, errShuttingDown), errors.Is(err, errDraining):
 			reason = "draining"
 		}
-		g.refuse(c, req, log, status, reason, err)
-		return
+		return session{}, status, reason, err
 	}
-	defer done()
 
 	// Access checks hold no entry: a slow callback delays only this viewer,
 	// and whatever the stream does meanwhile cannot touch it.
 	if err := g.authorize(ctx, pol.Auth, req); err != nil {
-		g.refuse(c, req, log, fasthttp.StatusForbidden, "auth", err)
-		return
+		done()
+		return session{}, fasthttp.StatusForbidden, "auth", err
 	}
 
 	sub, err := g.pool.SubscribeWith(req.key, pool.SubscribeOptions{
 		Wait: g.cfg.PublishWait > 0, MaxViewers: pol.Limits.MaxViewersPerStream, Remote: req.remote,
 	})
 	if err != nil {
+		done()
 		status, reason := fasthttp.StatusInternalServerError, "internal"
 		switch {
 		case errors.Is(err, pool.ErrNotFound):
@@ -120,12 +154,12 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		case errors.Is(err, pool.ErrFull), errors.Is(err, pool.ErrPoolClosed):
 			status, reason = fasthttp.StatusServiceUnavailable, "pool_full"
 		}
-		g.refuse(c, req, log, status, reason, err)
-		return
+		return session{}, status, reason, err
 	}
-	defer sub.Close()
+	s = session{ctx: ctx, sub: sub, done: done}
 
 	if status, err := g.waitReady(ctx, sub.Entry()); err != nil {
+		s.end()
 		reason := "not_found"
 		switch status {
 		case fasthttp.StatusBadGateway:
@@ -135,15 +169,89 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		case fasthttp.StatusServiceUnavailable:
 			reason = "draining"
 		}
-		g.refuse(c, req, log, status, reason, err)
+		return session{}, status, reason, err
+	}
+	return s, fasthttp.StatusOK, "", nil
+}
+
+// playStreamWriter is the other way to deliver (http.delivery =
+// "stream_writer"): fasthttp's body stream writer instead of a hijacked
+// connection. fasthttp runs the writer in a goroutine of its own and copies
+// what it writes through an in-memory pipe, in chunks, to the connection
+// from the request's goroutine: two goroutines, a pipe and a copy per
+// viewer, where the hijacked session has one goroutine and writes the
+// shared tag bytes with one writev. It is kept so that test/bench/run.sh
+// can measure the two against each other (DELIVERY=stream_writer).
+func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
+	log := g.log.With("stream", req.key, "remote", req.remote)
+	s, status, reason, err := g.admit(req)
+	if err != nil {
+		if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
+			ctx.Response.Header.Set("Retry-After", "5")
+		}
+		ctx.SetConnectionClose()
+		g.text(ctx, status, statusReason(status))
+		g.metrics.refusal(reason)
+		log.Info("request refused", "status", status, "reason", reason, "error", err,
+			"duration", time.Since(req.start).Round(time.Millisecond))
 		return
 	}
+	// fasthttp moves the write deadline once per response (to
+	// http.write_timeout); the writer moves it on as the stream goes.
+	conn := ctx.Conn()
+	ctx.SetConnectionClose()
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("video/x-flv")
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-store")
+	g.metrics.response(fasthttp.StatusOK)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.end()
+		sent, why := g.streamTo(s, w, conn, req)
+		g.metrics.sessions.Inc()
+		log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", sent,
+			"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
+	})
+}
 
-	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap)}
-	why := g.stream(ctx, v, sub, req)
-	g.metrics.sessions.Inc()
-	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,
-		"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
+// streamTo is stream for the stream-writer delivery: each batch is copied
+// into w and flushed. The delivery delay it observes ends at the pipe, not
+// at the socket.
+func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playRequest) (sent uint64, why string) {
+	r := s.sub.NewReader()
+	e := s.sub.Entry()
+	bufs := make([][]byte, 0, keptBatchCap)
+	first := true
+	for {
+		batch, err := r.Next(s.ctx, bufs[:0])
+		if len(batch) > 0 {
+			_ = conn.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+			n := 0
+			for _, b := range batch {
+				n += len(b)
+				_, _ = w.Write(b)
+			}
+			if werr := w.Flush(); werr != nil {
+				return sent, fmt.Sprintf("viewer write: %v", werr)
+			}
+			if arrival := r.BatchArrival(); arrival > 0 {
+				g.metrics.delay.Observe(time.Since(time.Unix(0, arrival)).Seconds())
+			}
+			sent += uint64(n)
+			e.AddBytesOut(n)
+			g.metrics.bytesOut.Add(float64(n))
+			if first {
+				first = false
+				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
+			}
+		}
+		clear(batch)
+		if err != nil {
+			if errors.Is(err, pool.ErrEnded) {
+				return sent, e.Err().Error()
+			}
+			return sent, "shutdown"
+		}
+	}
 }
 
 // authorize applies the signed-URL and callback checks of auth.

@@ -378,3 +378,63 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// With http.delivery = "stream_writer" (fasthttp's body stream writer, kept
+// to measure against the hijacked default) viewers get the same stream:
+// ffprobe sees it, every response ends cleanly when the publisher leaves,
+// no subscriber is left behind, and an unknown stream is still a 404.
+func TestStreamWriterDelivery(t *testing.T) {
+	useFFmpeg := testkit.UseFFmpeg(t)
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{"http": "delivery = \"stream_writer\"\n"}))
+	const key = "live/sw"
+	stop := startPublisher(t, gw, key, "sample.flv", useFFmpeg)
+	waitLive(t, gw, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if resp, err := http.Get(gw.URL("/live/none.flv")); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown stream: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if useFFmpeg {
+		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+			"-of", "csv=p=0", gw.URL("/"+key+".flv")).Output()
+		if err != nil || !strings.Contains(string(out), "h264") || !strings.Contains(string(out), "aac") {
+			t.Fatalf("ffprobe: %v\n%s", err, out)
+		}
+	}
+
+	const readers = 5
+	plays := make(chan testkit.Play, readers)
+	for range readers {
+		go func() { plays <- testkit.PlayFLV(ctx, gw.URL("/"+key+".flv"), nil) }()
+	}
+	if !waitFor(10*time.Second, func() bool {
+		s, err := gw.Metric(ctx, "flvgw_subscribers")
+		return err == nil && int(s) == readers
+	}) {
+		t.Fatalf("readers did not all attach\n%s", gw.Stderr())
+	}
+	time.Sleep(time.Second)
+	stopped := time.Now()
+	stop()
+	for range readers {
+		p := <-plays
+		if p.Status != http.StatusOK || p.Err != nil {
+			t.Fatalf("status %d, %v", p.Status, p.Err)
+		}
+		if d := p.Ended.Sub(stopped); d > endWithin {
+			t.Fatalf("response ended %s after the publisher left, want <= %s", d, endWithin)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatalf("stream not playable: %v", err)
+		}
+	}
+	if !waitFor(5*time.Second, func() bool {
+		s, err := gw.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == 0
+	}) {
+		t.Fatalf("subscribers left behind\n%s", gw.Stderr())
+	}
+}

@@ -9,6 +9,7 @@
 #   N=5000 RATE=256k D=60 test/bench/run.sh
 #   N=1000 RAMP=1000 D=10 test/bench/run.sh   # 1000 viewers joining within 1 s
 #   PROFILE=1 D=30 test/bench/run.sh          # plus go tool pprof -top of flvgw
+#   DELIVERY=stream_writer test/bench/run.sh  # fasthttp's stream writer, not hijack
 #
 # Needs ffmpeg (to make the clip and to publish it with -c copy, so the
 # publisher costs next to no CPU). Everything listens on 127.0.0.1.
@@ -20,6 +21,7 @@ RATE=${RATE:-2M}     # video bitrate of the clip
 D=${D:-60}           # seconds of load
 RAMP=${RAMP:-500}    # viewers started per second
 PROFILE=${PROFILE:-} # 1: also take a 20 s CPU profile of flvgw under load
+DELIVERY=${DELIVERY:-hijack} # http.delivery
 OUT=test/bench/out
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || true
@@ -68,6 +70,7 @@ cat > "$OUT/gw.toml" <<TOML
 listen = "127.0.0.1:18080"
 drain_timeout = "0s"
 pprof = $PPROF
+delivery = "$DELIVERY"
 [rtmp]
 listen = "127.0.0.1:11935"
 [pool]
@@ -88,7 +91,7 @@ for _ in $(seq 120); do
   python3 -c 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["buffered_tags"] == j["buffer_capacity"] else 1)' "$s" 2>/dev/null && break
   sleep 1
 done
-echo "== flvgw: $N viewers, $RATE, ${D}s" >&2
+echo "== flvgw ($DELIVERY): $N viewers, $RATE, ${D}s" >&2
 if [ -n "$PROFILE" ]; then
   ( sleep $((2 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
 fi
