@@ -61,7 +61,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 		}),
 		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flvgw_time_to_first_byte_seconds",
-			Help:    "From a viewer's request to the first FLV bytes written to it.",
+			Help:    "From a viewer's request (its connection's accept, for a connection's first request) to the first FLV bytes written to it.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}

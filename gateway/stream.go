@@ -48,7 +48,7 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		origin:  string(ctx.Request.Header.Peek("Origin")),
 		expires: string(ctx.QueryArgs().Peek("expires")),
 		token:   string(ctx.QueryArgs().Peek("token")),
-		start:   time.Now(),
+		start:   requestStart(ctx),
 	}
 	if g.cfg.Delivery == DeliveryStreamWriter {
 		g.playStreamWriter(ctx, req)
@@ -65,6 +65,17 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		}
 		go g.runViewer(c, req)
 	})
+}
+
+// requestStart is when a request began, for the time to first byte: for
+// the first request on a connection, when the connection was accepted (so
+// the wait for a worker and the request's read are counted), otherwise
+// when its handler was called.
+func requestStart(ctx *fasthttp.RequestCtx) time.Time {
+	if ctx.ConnRequestNum() == 1 {
+		return ctx.ConnTime()
+	}
+	return ctx.Time()
 }
 
 // keptBatchCap bounds the batch buffer a viewer keeps between writes: a

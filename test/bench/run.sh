@@ -135,6 +135,7 @@ g, gcpu, ggb, grss = load("flvgw")
 b, bcpu, bgb, brss = load("baseline")
 dq = quantiles(f"{out}/flvgw.metrics", "flvgw_delivery_delay_seconds")
 bq = quantiles(f"{out}/baseline.metrics", "baseline_delivery_delay_seconds")
+tq = quantiles(f"{out}/flvgw.metrics", "flvgw_time_to_first_byte_seconds")
 row = "| {:<44} | {:>14} | {:>14} |"
 print(f"\n{n} viewers, {rate} clip, {d} s, loopback, this machine\n")
 print(row.format("figure", "flvgw", "baseline"))
@@ -148,6 +149,7 @@ for name, a, c in [
     ("server CPU seconds per delivered GB", f"{gcpu/ggb:.2f}" if ggb else "-", f"{bcpu/bgb:.2f}" if bgb else "-"),
     ("RSS per viewer above idle (KiB)", f"{grss:.1f}", f"{brss:.1f}"),
     ("time to first byte p50/p99 (ms)", f"{g['ttfb_ms_p50_p95_p99'][0]:.1f}/{g['ttfb_ms_p50_p95_p99'][2]:.1f}", f"{b['ttfb_ms_p50_p95_p99'][0]:.1f}/{b['ttfb_ms_p50_p95_p99'][2]:.1f}"),
+    ("  gateway side, accept to first write (bucket)", "/".join(f"{x*1000:g}" for x in (tq[0], tq[2])), "-"),
     ("first keyframe p50/p99 (ms)", f"{g['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{g['first_keyframe_ms_p50_p95_p99'][2]:.1f}", f"{b['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{b['first_keyframe_ms_p50_p95_p99'][2]:.1f}"),
     ("delivery delay p50/p95/p99 (ms, bucket bound)", "/".join(f"{x*1000:g}" for x in dq), "/".join(f"{x*1000:g}" for x in bq)),
 ]:
