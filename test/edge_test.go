@@ -87,12 +87,7 @@ func TestEdgeOnePullForManyViewers(t *testing.T) {
 		}()
 	}
 	close(start)
-	if !waitFor(20*time.Second, func() bool {
-		s, err := gw.Metric(ctx, "flvgw_subscribers")
-		return err == nil && s == viewers
-	}) {
-		t.Fatalf("viewers did not attach\n%s", gw.Stderr())
-	}
+	waitSubscribers(t, gw, viewers, 20*time.Second, "viewers did not attach")
 	time.Sleep(time.Second)
 	players, err := n.Players(ctx, "one")
 	if err != nil {

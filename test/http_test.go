@@ -410,12 +410,7 @@ func TestStreamWriterDelivery(t *testing.T) {
 	for range readers {
 		go func() { plays <- testkit.PlayFLV(ctx, gw.URL("/"+key+".flv"), nil) }()
 	}
-	if !waitFor(10*time.Second, func() bool {
-		s, err := gw.Metric(ctx, "flvgw_subscribers")
-		return err == nil && int(s) == readers
-	}) {
-		t.Fatalf("readers did not all attach\n%s", gw.Stderr())
-	}
+	waitSubscribers(t, gw, readers, 10*time.Second, "readers did not all attach")
 	time.Sleep(time.Second)
 	stopped := time.Now()
 	stop()
@@ -431,10 +426,5 @@ func TestStreamWriterDelivery(t *testing.T) {
 			t.Fatalf("stream not playable: %v", err)
 		}
 	}
-	if !waitFor(5*time.Second, func() bool {
-		s, err := gw.Metric(ctx, "flvgw_subscribers")
-		return err == nil && s == 0
-	}) {
-		t.Fatalf("subscribers left behind\n%s", gw.Stderr())
-	}
+	waitSubscribers(t, gw, 0, 5*time.Second, "subscribers left behind")
 }

@@ -116,6 +116,18 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	return cond()
 }
 
+// waitSubscribers waits until the gateway counts n subscribers, and fails
+// the test (with what) if it does not within timeout.
+func waitSubscribers(t testing.TB, gw *testkit.Gateway, n int, timeout time.Duration, what string) {
+	t.Helper()
+	if !waitFor(timeout, func() bool {
+		s, err := gw.Metric(context.Background(), "flvgw_subscribers")
+		return err == nil && int(s) == n
+	}) {
+		t.Fatalf("%s: want %d subscribers\n%s", what, n, gw.Stderr())
+	}
+}
+
 // goroutines reads the gateway's goroutine count.
 func goroutines(t testing.TB, gw *testkit.Gateway) float64 {
 	t.Helper()

@@ -36,12 +36,7 @@ func TestPublisherLeavesWithReaders(t *testing.T) {
 			for range readers {
 				go func() { plays <- testkit.PlayFLV(ctx, gw.URL("/"+key+".flv"), nil) }()
 			}
-			if !waitFor(10*time.Second, func() bool {
-				s, err := gw.Metric(ctx, "flvgw_subscribers")
-				return err == nil && int(s) == readers
-			}) {
-				t.Fatalf("readers did not all attach\n%s", gw.Stderr())
-			}
+			waitSubscribers(t, gw, readers, 10*time.Second, "readers did not all attach")
 			time.Sleep(time.Second) // let them play
 			stopped := time.Now()
 			stop()
