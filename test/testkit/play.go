@@ -105,3 +105,18 @@ func FFmpegPublish(ctx context.Context, file, rtmpURL string, loop bool) (*exec.
 	}
 	return cmd, nil
 }
+
+// Chromium returns the path of a Chromium binary for the browser tests, or
+// "" (after failing the test if peers are required) when there is none.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if PeersRequired() {
+		t.Fatal("chromium not installed, and FLVGW_REQUIRE_PEERS=1")
+	}
+	return ""
+}
