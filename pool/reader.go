@@ -52,38 +52,11 @@ func (r *Reader) Skips() int { return r.skips }
 // ended.
 func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
 	e := r.e
-	start := len(dst)
 	for {
 		wake := *e.wake.Load() // before published: a later tag closes it
-		if !r.primed {
-			e.mu.RLock()
-			dst = r.primeLocked(dst)
-			e.mu.RUnlock()
-		}
-		var now int64
-		if r.maxLag > 0 {
-			now = time.Now().UnixNano()
-		}
-		r.arrival = 0
-		var behind bool
-		dst, behind = r.collect(dst, start, now, true)
-		if behind {
-			// Under the lock the source cannot overwrite the slots this
-			// reader skips to. A lagging reader with no newer keyframe
-			// to skip to goes on where it is.
-			e.mu.RLock()
-			r.skipLocked(now)
-			dst, _ = r.collect(dst, start, now, false)
-			e.mu.RUnlock()
-		}
-		if len(dst) > start {
-			return dst, nil
-		}
-		if e.closed.Load() && r.cursor >= e.published.Load() {
-			e.mu.RLock()
-			endErr := e.endErr
-			e.mu.RUnlock()
-			return dst, fmt.Errorf("%w: %w", ErrEnded, endErr)
+		out, err := r.Poll(dst)
+		if len(out) > len(dst) || err != nil {
+			return out, err
 		}
 		select {
 		case <-wake:
@@ -91,6 +64,46 @@ func (r *Reader) Next(ctx context.Context, dst [][]byte) ([][]byte, error) {
 			return dst, ctx.Err()
 		}
 	}
+}
+
+// Wake returns a channel closed at the entry's next tag or its end. Take it
+// before Poll: a tag published after Poll looked always closes it.
+func (e *Entry) Wake() <-chan struct{} { return *e.wake.Load() }
+
+// Poll is Next without the wait: it appends what is ready now (nothing if
+// nothing is), or returns an error wrapping ErrEnded once the entry ended
+// and this reader drained it.
+func (r *Reader) Poll(dst [][]byte) ([][]byte, error) {
+	e := r.e
+	start := len(dst)
+	if !r.primed {
+		e.mu.RLock()
+		dst = r.primeLocked(dst)
+		e.mu.RUnlock()
+	}
+	var now int64
+	if r.maxLag > 0 {
+		now = time.Now().UnixNano()
+	}
+	r.arrival = 0
+	var behind bool
+	dst, behind = r.collect(dst, start, now, true)
+	if behind {
+		e.mu.RLock()
+		r.skipLocked(now)
+		dst, _ = r.collect(dst, start, now, false)
+		e.mu.RUnlock()
+	}
+	if len(dst) > start {
+		return dst, nil
+	}
+	if e.closed.Load() && r.cursor >= e.published.Load() {
+		e.mu.RLock()
+		endErr := e.endErr
+		e.mu.RUnlock()
+		return dst, fmt.Errorf("%w: %w", ErrEnded, endErr)
+	}
+	return dst, nil
 }
 
 func (r *Reader) primeLocked(dst [][]byte) [][]byte {
@@ -173,3 +186,6 @@ func (r *Reader) collect(dst [][]byte, start int, now int64, checkLag bool) ([][
 	}
 	return dst, false
 }
+
+// Entry is the entry this reader reads.
+func (r *Reader) Entry() *Entry { return r.e }
