@@ -50,6 +50,7 @@ func TestParseStreamPath(t *testing.T) {
 // relay is an in-process gateway with its embedded origin on loopback.
 type relay struct {
 	pool     *pool.Pool
+	gw       *Server
 	httpAddr string
 	rtmpAddr string
 	stop     func()
@@ -79,7 +80,7 @@ func startRelay(t *testing.T, gcfg Config) *relay {
 	go func() { _ = gw.Serve(ctx, httpLn); done <- struct{}{} }()
 	go func() { _ = org.Serve(ctx, rtmpLn); done <- struct{}{} }()
 	go func() { p.Run(ctx); done <- struct{}{} }()
-	r := &relay{pool: p, httpAddr: httpLn.Addr().String(), rtmpAddr: rtmpLn.Addr().String()}
+	r := &relay{pool: p, gw: gw, httpAddr: httpLn.Addr().String(), rtmpAddr: rtmpLn.Addr().String()}
 	r.stop = sync.OnceFunc(func() {
 		cancel()
 		for range 3 {

@@ -23,10 +23,11 @@ type metrics struct {
 	dropped   *prometheus.CounterVec
 	ttfb      prometheus.Histogram
 	delay     prometheus.Histogram
+	handbacks prometheus.Counter
 	handler   fasthttp.RequestHandler
 }
 
-func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics {
+func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStreamSeries int) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		registry: reg,
@@ -59,6 +60,10 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 			Help:    "From a tag's arrival at its entry to its write to a viewer's socket (the oldest tag of each write).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		handbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flvgw_writer_handbacks_total",
+			Help: "Viewers a writer group handed back to their own session because their socket did not take a whole write.",
+		}),
 		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flvgw_time_to_first_byte_seconds",
 			Help:    "From a viewer's request (its connection's accept, for a connection's first request) to the first FLV bytes written to it.",
@@ -74,7 +79,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb, m.delay,
+		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb, m.delay, m.handbacks,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_entries", Help: "Relay entries in the pool.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Entries) })),
@@ -102,6 +107,9 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, maxStreamSeries int) *metrics 
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_viewer_connections", Help: "Viewer connections being served, including those waiting for a stream.",
 		}, func() float64 { return float64(viewers.count()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flvgw_writer_groups", Help: "Writer goroutines serving caught-up viewers (up to 64 each, per stream).",
+		}, func() float64 { return float64(writers.count()) }),
 		&poolCollector{pool: p, maxStreams: maxStreamSeries},
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -34,13 +34,14 @@ type Server struct {
 	metrics  *metrics
 	http     *fasthttp.Server
 	draining atomic.Bool
+	writers  writerGroups
 }
 
 // NewServer returns a gateway playing entries of p under policy.
 func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Server {
 	g := &Server{cfg: cfg, pool: p, log: log, viewers: newViewerSet()}
 	g.policy.Store(&policy)
-	g.metrics = newMetrics(p, g.viewers, cfg.MaxStreamSeries)
+	g.metrics = newMetrics(p, g.viewers, &g.writers, cfg.MaxStreamSeries)
 	g.http = &fasthttp.Server{
 		Handler:                       g.route,
 		Name:                          "flvgw",

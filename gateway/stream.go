@@ -84,14 +84,26 @@ func requestStart(ctx *fasthttp.RequestCtx) time.Time {
 const keptBatchCap = 16
 
 // viewer is one session's state; its buffers are reused for every write.
+// Its session goroutine owns it, except while it is a member of a writer
+// group (see writers.go), which then owns it until it hands it back.
 type viewer struct {
 	conn     net.Conn
+	r        *pool.Reader
 	bufs     [][]byte
 	out      net.Buffers
 	sizeLine [16]byte
 	sent     uint64
+	skips    int // r.Skips() as last counted in the metric
 	// deadlineSet is when the write deadline was last moved (Unix ns).
 	deadlineSet int64
+
+	// For writer groups: non-blocking vectored writes on the raw socket,
+	// and what a group hands back.
+	rawWriter
+	back    chan handback
+	pending [][]byte // the rest of a chunk a group wrote in part
+	pendN   int      // its chunk's FLV bytes
+	pendAt  int64    // its chunk's arrival
 }
 
 func (g *Server) runViewer(c net.Conn, req playRequest) {
@@ -107,7 +119,8 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	}
 	defer s.end()
 
-	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap)}
+	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap), back: make(chan handback, 1)}
+	v.setupRaw()
 	why := g.stream(s.ctx, v, s.sub, req)
 	g.metrics.sessions.Inc()
 	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,
@@ -315,51 +328,65 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 }
 
 // stream writes the entry to the viewer until it ends, the viewer goes
-// away or the gateway shuts down, and says which.
+// away or the gateway shuts down, and says which. The session writes the
+// viewer's first batches itself (the GOP cache, with blocking writes); once
+// the viewer has caught up, the entry's writer groups serve it, and hand it
+// back when a write would block (the session finishes that write, then the
+// viewer catches up and rejoins), when the entry ends, or when it fails.
 func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, req playRequest) string {
 	if err := g.writeHead(v.conn, req); err != nil {
 		return fmt.Sprintf("write headers: %v", err)
 	}
-	r := sub.NewReader()
+	v.r = sub.NewReader()
 	e := sub.Entry()
 	first := true
-	skips := 0
-	defer func() { g.metrics.skips.Add(float64(r.Skips() - skips)) }()
+	defer g.countSkips(v)
 	for {
 		// Slot 0 is reserved for the chunk-size line.
-		batch, err := r.Next(ctx, v.bufs[:1])
-		if n := r.Skips(); n != skips {
-			g.metrics.skips.Add(float64(n - skips))
-			skips = n
-		}
-		if len(batch) > 1 {
-			arrival := r.BatchArrival()
-			n, werr := v.writeChunk(batch, g.cfg.WriteTimeout, time.Now().UnixNano())
-			if arrival > 0 && werr == nil {
-				lag := time.Duration(time.Now().UnixNano() - arrival)
-				g.metrics.delay.Observe(lag.Seconds())
-				if g.cfg.LagDisconnect > 0 && lag > g.cfg.LagDisconnect {
-					g.metrics.dropped.WithLabelValues("lag").Inc()
-					return fmt.Sprintf("lagging %s behind (http.lag_disconnect)", lag.Round(time.Millisecond))
+		batch, err := v.r.Poll(v.bufs[:1])
+		if len(batch) <= 1 && err == nil {
+			if first || !v.canWriteNow() {
+				batch, err = v.r.Next(ctx, v.bufs[:1])
+			} else {
+				// A group never blocks, so no deadline: a passed one would
+				// fail its writes. The session's next write sets one again.
+				_ = v.conn.SetWriteDeadline(time.Time{})
+				v.deadlineSet = 0
+				hb := g.writers.serve(ctx, g, e, v)
+				switch {
+				case hb.why != "":
+					return hb.why
+				case hb.pending:
+					if why := g.writePending(v); why != "" {
+						return why
+					}
+					continue
 				}
+				err = hb.err
 			}
+		}
+		g.countSkips(v)
+		if len(batch) > 1 {
+			arrival := v.r.BatchArrival()
+			n, werr := v.writeChunk(batch, g.cfg.WriteTimeout, time.Now().UnixNano())
 			if cap(batch) > cap(v.bufs) && cap(batch) <= keptBatchCap {
 				v.bufs = batch[:0] // keep a grown buffer, unless a GOP burst grew it
 			}
-			e.AddBytesOut(n)
-			g.metrics.bytesOut.Add(float64(n))
-			if first && werr == nil {
-				first = false
-				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
-			}
+			clear(batch)
 			if werr != nil {
 				if isTimeout(werr) {
 					g.metrics.dropped.WithLabelValues("write_timeout").Inc()
 				}
 				return fmt.Sprintf("viewer write: %v", werr)
 			}
+			if first {
+				first = false
+				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
+			}
+			if why := g.delivered(v, n, arrival); why != "" {
+				return why
+			}
 		}
-		clear(batch)
 		if err != nil {
 			reason := "shutdown"
 			if errors.Is(err, pool.ErrEnded) {
@@ -372,6 +399,55 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 			return reason
 		}
 	}
+}
+
+// delivered counts n FLV bytes written to v, whose oldest tag arrived at
+// arrival, and applies http.lag_disconnect: a non-empty answer ends the
+// session.
+func (g *Server) delivered(v *viewer, n int, arrival int64) string {
+	v.sent += uint64(n)
+	v.r.Entry().AddBytesOut(n)
+	g.metrics.bytesOut.Add(float64(n))
+	if arrival <= 0 {
+		return ""
+	}
+	lag := time.Duration(time.Now().UnixNano() - arrival)
+	g.metrics.delay.Observe(lag.Seconds())
+	if g.cfg.LagDisconnect > 0 && lag > g.cfg.LagDisconnect {
+		g.metrics.dropped.WithLabelValues("lag").Inc()
+		return fmt.Sprintf("lagging %s behind (http.lag_disconnect)", lag.Round(time.Millisecond))
+	}
+	return ""
+}
+
+// countSkips adds the reader's new skips to the metric.
+func (g *Server) countSkips(v *viewer) {
+	if n := v.r.Skips(); n != v.skips {
+		g.metrics.skips.Add(float64(n - v.skips))
+		v.skips = n
+	}
+}
+
+// writePending finishes, with a blocking write, the chunk a writer group
+// could write only in part.
+func (g *Server) writePending(v *viewer) string {
+	now := time.Now().UnixNano()
+	if err := v.conn.SetWriteDeadline(time.Unix(0, now).Add(g.cfg.WriteTimeout)); err != nil {
+		return fmt.Sprintf("viewer write: %v", err)
+	}
+	v.deadlineSet = now - int64(g.cfg.WriteTimeout/8) // the next write moves it again
+	v.out = v.pending
+	_, err := v.out.WriteTo(v.conn)
+	v.out = nil
+	clear(v.pending)
+	v.pending = v.pending[:0]
+	if err != nil {
+		if isTimeout(err) {
+			g.metrics.dropped.WithLabelValues("write_timeout").Inc()
+		}
+		return fmt.Sprintf("viewer write: %v", err)
+	}
+	return g.delivered(v, v.pendN, v.pendAt)
 }
 
 // writeChunk sends batch[1:] as one HTTP chunk with one vectored write.
@@ -400,7 +476,6 @@ func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration, now int64) (i
 	if err != nil {
 		return 0, err
 	}
-	v.sent += uint64(n)
 	return n, nil
 }
 

@@ -603,7 +603,7 @@ func TestSlowViewerBesideFastOnes(t *testing.T) {
 		// A fast viewer got the whole time in media (less the GOP head
 		// start it began with, within a second).
 		if span := time.Duration(last-first) * time.Millisecond; span < play-1500*time.Millisecond {
-			t.Fatalf("fast viewer got %s of video in %s", span, play)
+			t.Fatalf("fast viewer got %s of video in %s\n%s", span, play, gw.Stderr())
 		}
 	}
 	ctx := context.Background()

@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"flvgw/pool"
+)
+
+// groupSize is how many caught-up viewers one writer goroutine serves.
+const groupSize = 64
+
+// writerGroups serves the viewers of each entry that have caught up with
+// it from a few goroutines instead of one each: on a new tag, each group's
+// goroutine is woken once and writes to its members in turn, where one
+// goroutine per viewer would be woken per viewer. A group never blocks on
+// a viewer: its writes are non-blocking, and a viewer whose socket does
+// not take a whole chunk is handed back to its own session, which
+// finishes that chunk with a blocking write (write_timeout applies) and
+// rejoins once it has caught up again. So a slow viewer costs only itself.
+//
+// Ownership: a viewer belongs to its session goroutine, except between
+// join (under the group's mu) and the handback it receives, or its removal
+// under the group's mu; the group touches a viewer only under its mu.
+type writerGroups struct {
+	mu      sync.Mutex
+	byEntry map[*pool.Entry][]*writerGroup
+}
+
+// writerGroup is one writer goroutine and its members, all of one entry.
+type writerGroup struct {
+	e       *pool.Entry
+	mu      sync.Mutex
+	members []*viewer
+	kick    chan struct{}
+	retired bool // its goroutine has ended; join skips it
+}
+
+// handback is why a group returned a viewer to its session.
+type handback struct {
+	err     error  // the reader's: the entry ended
+	why     string // the session ends (write error, lag_disconnect)
+	pending bool   // v.pending holds the rest of a chunk to finish
+}
+
+// serve hands v to a writer group of e and waits until the group hands it
+// back or ctx is done (then ctx's error comes back as hb.err).
+func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *viewer) handback {
+	grp := w.join(g, e, v)
+	select {
+	case hb := <-v.back:
+		return hb
+	case <-ctx.Done():
+		if grp.remove(v) {
+			grp.poke()
+			return handback{err: ctx.Err()}
+		}
+		return <-v.back // handed back meanwhile
+	}
+}
+
+// join adds v to a group of e with room, or to a new one.
+func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, grp := range w.byEntry[e] {
+		grp.mu.Lock()
+		if !grp.retired && len(grp.members) < groupSize {
+			grp.members = append(grp.members, v)
+			grp.mu.Unlock()
+			grp.poke() // v may have missed the wake-up its group waits for
+			return grp
+		}
+		grp.mu.Unlock()
+	}
+	if w.byEntry == nil {
+		w.byEntry = make(map[*pool.Entry][]*writerGroup)
+	}
+	grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
+	grp.members[0] = v
+	w.byEntry[e] = append(w.byEntry[e], grp)
+	go w.run(g, grp)
+	return grp
+}
+
+// count reports the writer goroutines running.
+func (w *writerGroups) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, list := range w.byEntry {
+		n += len(list)
+	}
+	return n
+}
+
+// retire ends grp if it has no member left.
+func (w *writerGroups) retire(grp *writerGroup) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	grp.mu.Lock()
+	defer grp.mu.Unlock()
+	if len(grp.members) > 0 {
+		return false
+	}
+	grp.retired = true
+	list := w.byEntry[grp.e]
+	for i, x := range list {
+		if x == grp {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(w.byEntry, grp.e)
+	} else {
+		w.byEntry[grp.e] = list
+	}
+	return true
+}
+
+// remove takes v out of grp, if it is still a member.
+func (grp *writerGroup) remove(v *viewer) bool {
+	grp.mu.Lock()
+	defer grp.mu.Unlock()
+	for i, x := range grp.members {
+		if x == v {
+			grp.members = append(grp.members[:i], grp.members[i+1:]...)
+			grp.members = grp.members[:len(grp.members):cap(grp.members)]
+			return true
+		}
+	}
+	return false
+}
+
+func (grp *writerGroup) poke() {
+	select {
+	case grp.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is a group's goroutine: on every wake-up of its entry (or a poke) it
+// writes what is ready to each member, and hands back those it cannot keep.
+func (w *writerGroups) run(g *Server, grp *writerGroup) {
+	for {
+		wake := grp.e.Wake() // before polling: a later tag closes it
+		grp.mu.Lock()
+		kept := grp.members[:0]
+		for _, v := range grp.members {
+			if hb, done := g.serveMember(v); done {
+				v.back <- hb // buffered; v is no member from here on
+				continue
+			}
+			kept = append(kept, v)
+		}
+		clear(grp.members[len(kept):])
+		grp.members = kept
+		empty := len(kept) == 0
+		grp.mu.Unlock()
+		if empty && w.retire(grp) {
+			return
+		}
+		select {
+		case <-wake:
+		case <-grp.kick:
+		}
+	}
+}
+
+// serveMember writes to v what its reader has ready, without blocking, and
+// says whether v goes back to its session, and why.
+func (g *Server) serveMember(v *viewer) (handback, bool) {
+	batch, err := v.r.Poll(v.bufs[:1])
+	g.countSkips(v)
+	if len(batch) > 1 {
+		arrival := v.r.BatchArrival()
+		n, total, werr := v.tryChunk(batch)
+		if werr != nil {
+			clear(batch)
+			return handback{why: fmt.Sprintf("viewer write: %v", werr)}, true
+		}
+		if v.wrote < total {
+			g.metrics.handbacks.Inc()
+			v.keepPending(batch, v.wrote, n, arrival)
+			clear(batch)
+			return handback{pending: true}, true
+		}
+		clear(batch)
+		if why := g.delivered(v, n, arrival); why != "" {
+			return handback{why: why}, true
+		}
+	}
+	if err != nil {
+		return handback{err: err}, true
+	}
+	return handback{}, false
+}
+
+// tryChunk frames batch[1:] as one HTTP chunk and writes what the socket
+// takes now with one vectored write: n is the chunk's FLV bytes, total
+// its length with framing, and v.wrote what was written.
+func (v *viewer) tryChunk(batch [][]byte) (n, total int, err error) {
+	for _, b := range batch[1:] {
+		n += len(b)
+	}
+	line := strconv.AppendInt(v.sizeLine[:0], int64(n), 16)
+	batch[0] = append(line, '\r', '\n')
+	batch = append(batch, crlf)
+	total = n + len(batch[0]) + len(crlf)
+	return n, total, v.writeNow(batch)
+}
+
+// keepPending keeps what of batch is left after written bytes, for the
+// session to finish.
+func (v *viewer) keepPending(batch [][]byte, written, n int, arrival int64) {
+	v.pending = v.pending[:0]
+	for _, b := range append(batch, crlf) {
+		if written >= len(b) {
+			written -= len(b)
+			continue
+		}
+		v.pending = append(v.pending, b[written:])
+		written = 0
+	}
+	v.pendN, v.pendAt = n, arrival
+}

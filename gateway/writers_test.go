@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"flvgw/test/testkit"
+)
+
+// members counts the viewers the writer groups serve now.
+func (w *writerGroups) members() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, list := range w.byEntry {
+		for _, grp := range list {
+			grp.mu.Lock()
+			n += len(grp.members)
+			grp.mu.Unlock()
+		}
+	}
+	return n
+}
+
+// Viewers that keep up are served by writer groups of at most groupSize;
+// a viewer that stops reading is handed back to its own session and the
+// others play on; when everyone leaves, the groups' goroutines end
+// (goleak in TestMain).
+func TestWriterGroups(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendBuffer = 8192
+	r := startRelay(t, cfg)
+	stopPub := publish(t, r, "w")
+	defer stopPub()
+	waitReady(t, r, "live/w")
+
+	// A viewer that reads for a while, so that it catches up and joins a
+	// group, and then reads nothing more.
+	d := net.Dialer{}
+	stuck, err := d.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	_ = stuck.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(stuck, "GET /live/w.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	stopReading := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 64<<10)
+		for {
+			select {
+			case <-stopReading:
+				return
+			default:
+			}
+			_ = stuck.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := stuck.Read(buf); err != nil && !isTimeout(err) {
+				return
+			}
+		}
+	}()
+
+	const fast = groupSize + 10
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, fast)
+	for range fast {
+		go func() { plays <- testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/w.flv", leave) }()
+	}
+	waitUntil(t, 10*time.Second, "all viewers served by two groups", func() bool {
+		return r.gw.writers.members() == fast+1 && r.gw.writers.count() == 2
+	})
+	close(stopReading)
+	<-readerDone
+	waitUntil(t, 10*time.Second, "the stuck viewer handed back", func() bool {
+		return r.gw.writers.members() == fast
+	})
+	var m dto.Metric
+	if err := r.gw.metrics.handbacks.Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
+		n := m.GetCounter().GetValue()
+		t.Fatalf("handbacks %v, want at least 1", n)
+	}
+	time.Sleep(2 * time.Second) // the others play on
+	close(leave)
+	for range fast {
+		p := <-plays
+		if p.Status != 200 || !p.Left() {
+			t.Fatalf("fast viewer: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatal(err)
+		}
+		if _, v := p.Stream.CountMedia(); v < 40 {
+			t.Fatalf("fast viewer got %d video tags in 2 s", v)
+		}
+	}
+	stuck.Close()
+	waitUntil(t, 5*time.Second, "groups retired", func() bool {
+		return r.gw.writers.count() == 0 && r.pool.Stats().Subscribers == 0
+	})
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// keepPending keeps exactly the bytes a partial write left, whatever
+// buffer the write stopped in.
+func TestKeepPending(t *testing.T) {
+	batch := [][]byte{[]byte("5\r\n"), []byte("ab"), []byte("cde")}
+	whole := []byte("5\r\nabcde\r\n")
+	for written := 0; written < len(whole); written++ {
+		v := &viewer{}
+		v.keepPending(append([][]byte(nil), batch...), written, 5, 42)
+		got := bytes.Join(v.pending, nil)
+		if !bytes.Equal(got, whole[written:]) {
+			t.Fatalf("written %d: pending %q, want %q", written, got, whole[written:])
+		}
+		if v.pendN != 5 || v.pendAt != 42 {
+			t.Fatalf("written %d: pendN %d pendAt %d", written, v.pendN, v.pendAt)
+		}
+	}
+}
