@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -36,6 +37,7 @@ type writerGroup struct {
 	members []*viewer
 	kick    chan struct{}
 	retired bool // its goroutine has ended; join skips it
+	scratch iovScratch
 }
 
 // handback is why a group returned a viewer to its session.
@@ -61,11 +63,14 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 	}
 }
 
-// join adds v to a group of e with room, or to a new one.
+// join adds v to a group of e with room, or to a new one. It holds no
+// other group's lock while it waits for one (a group holds its own
+// through a pass).
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, grp := range w.byEntry[e] {
+	groups := slices.Clone(w.byEntry[e])
+	w.mu.Unlock()
+	for _, grp := range groups {
 		grp.mu.Lock()
 		if !grp.retired && len(grp.members) < groupSize {
 			grp.members = append(grp.members, v)
@@ -75,12 +80,14 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 		}
 		grp.mu.Unlock()
 	}
+	grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
+	grp.members[0] = v
+	w.mu.Lock()
 	if w.byEntry == nil {
 		w.byEntry = make(map[*pool.Entry][]*writerGroup)
 	}
-	grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
-	grp.members[0] = v
 	w.byEntry[e] = append(w.byEntry[e], grp)
+	w.mu.Unlock()
 	go w.run(g, grp)
 	return grp
 }
@@ -125,12 +132,9 @@ func (w *writerGroups) retire(grp *writerGroup) bool {
 func (grp *writerGroup) remove(v *viewer) bool {
 	grp.mu.Lock()
 	defer grp.mu.Unlock()
-	for i, x := range grp.members {
-		if x == v {
-			grp.members = append(grp.members[:i], grp.members[i+1:]...)
-			grp.members = grp.members[:len(grp.members):cap(grp.members)]
-			return true
-		}
+	if i := slices.Index(grp.members, v); i >= 0 {
+		grp.members = slices.Delete(grp.members, i, i+1)
+		return true
 	}
 	return false
 }
@@ -149,11 +153,14 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 		wake := grp.e.Wake() // before polling: a later tag closes it
 		grp.mu.Lock()
 		kept := grp.members[:0]
+		more := false // a member got a full batch and may have more ready
 		for _, v := range grp.members {
-			if hb, done := g.serveMember(v); done {
+			hb, done, full := g.serveMember(v, &grp.scratch)
+			if done {
 				v.back <- hb // buffered; v is no member from here on
 				continue
 			}
+			more = more || full
 			kept = append(kept, v)
 		}
 		clear(grp.members[len(kept):])
@@ -163,6 +170,9 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 		if empty && w.retire(grp) {
 			return
 		}
+		if more {
+			grp.poke() // no tag may come to wake it for what is left
+		}
 		select {
 		case <-wake:
 		case <-grp.kick:
@@ -171,38 +181,40 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 }
 
 // serveMember writes to v what its reader has ready, without blocking, and
-// says whether v goes back to its session, and why.
-func (g *Server) serveMember(v *viewer) (handback, bool) {
+// says whether v goes back to its session (and why), and whether the batch
+// was full (more may be ready).
+func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done, full bool) {
 	batch, err := v.r.Poll(v.bufs[:1])
 	g.countSkips(v)
 	if len(batch) > 1 {
+		full = len(batch)-1 == pool.MaxBatch
 		arrival := v.r.BatchArrival()
-		n, total, werr := v.tryChunk(batch)
+		n, total, werr := v.tryChunk(batch, scratch)
 		if werr != nil {
 			clear(batch)
-			return handback{why: fmt.Sprintf("viewer write: %v", werr)}, true
+			return handback{why: fmt.Sprintf("viewer write: %v", werr)}, true, false
 		}
 		if v.wrote < total {
 			g.metrics.handbacks.Inc()
 			v.keepPending(batch, v.wrote, n, arrival)
 			clear(batch)
-			return handback{pending: true}, true
+			return handback{pending: true}, true, false
 		}
 		clear(batch)
 		if why := g.delivered(v, n, arrival); why != "" {
-			return handback{why: why}, true
+			return handback{why: why}, true, false
 		}
 	}
 	if err != nil {
-		return handback{err: err}, true
+		return handback{err: err}, true, false
 	}
-	return handback{}, false
+	return handback{}, false, full
 }
 
 // tryChunk frames batch[1:] as one HTTP chunk and writes what the socket
 // takes now with one vectored write: n is the chunk's FLV bytes, total
 // its length with framing, and v.wrote what was written.
-func (v *viewer) tryChunk(batch [][]byte) (n, total int, err error) {
+func (v *viewer) tryChunk(batch [][]byte, scratch *iovScratch) (n, total int, err error) {
 	for _, b := range batch[1:] {
 		n += len(b)
 	}
@@ -210,7 +222,7 @@ func (v *viewer) tryChunk(batch [][]byte) (n, total int, err error) {
 	batch[0] = append(line, '\r', '\n')
 	batch = append(batch, crlf)
 	total = n + len(batch[0]) + len(crlf)
-	return n, total, v.writeNow(batch)
+	return n, total, v.writeNow(batch, scratch)
 }
 
 // keepPending keeps what of batch is left after written bytes, for the

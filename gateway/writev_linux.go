@@ -6,10 +6,14 @@ import (
 	"unsafe"
 )
 
+// iovScratch is a writer group's iovec array, shared by its members (it
+// writes to one at a time), so that a viewer keeps none of its own.
+type iovScratch = []syscall.Iovec
+
 // rawWriter writes to a socket without blocking.
 type rawWriter struct {
 	raw     syscall.RawConn // nil: not a TCP socket
-	iov     []syscall.Iovec
+	iov     []syscall.Iovec // during writeNow only: the group's scratch
 	writeFn func(fd uintptr) bool
 	wrote   int // what the last writeNow wrote
 	werr    error
@@ -50,20 +54,23 @@ func (v *viewer) setupRaw() {
 }
 
 // writeNow writes bufs with one writev, as far as the socket takes them
-// now; v.wrote says how far.
-func (v *viewer) writeNow(bufs [][]byte) error {
-	v.iov = v.iov[:0]
+// now; v.wrote says how far. scratch is the caller's iovec array.
+func (v *viewer) writeNow(bufs [][]byte, scratch *iovScratch) error {
+	iov := (*scratch)[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
 			iv := syscall.Iovec{Base: &b[0]}
 			iv.SetLen(len(b))
-			v.iov = append(v.iov, iv)
+			iov = append(iov, iv)
 		}
 	}
+	v.iov = iov
 	v.wrote, v.werr = 0, nil
-	if err := v.raw.Write(v.writeFn); err != nil {
+	err := v.raw.Write(v.writeFn)
+	clear(iov) // drop the references to the shared bytes
+	*scratch, v.iov = iov, nil
+	if err != nil {
 		return err
 	}
-	clear(v.iov) // drop the references to the shared bytes
 	return v.werr
 }

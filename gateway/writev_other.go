@@ -4,6 +4,9 @@ package gateway
 
 import "errors"
 
+// iovScratch is unused outside Linux.
+type iovScratch = struct{}
+
 // rawWriter is empty outside Linux.
 type rawWriter struct{ wrote int }
 
@@ -13,6 +16,6 @@ func (v *viewer) canWriteNow() bool { return false }
 // viewer and writer groups are not used.
 func (v *viewer) setupRaw() {}
 
-func (v *viewer) writeNow([][]byte) error {
+func (v *viewer) writeNow([][]byte, *iovScratch) error {
 	return errors.New("gateway: non-blocking writes need Linux")
 }
