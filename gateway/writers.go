@@ -176,6 +176,10 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 		select {
 		case <-wake:
 		case <-grp.kick:
+		case <-grp.e.Done():
+			// The entry ended, perhaps after this pass took its last
+			// tags: the next pass hands every member back (ErrEnded),
+			// and no wake-up would come for it.
 		}
 	}
 }

@@ -48,7 +48,6 @@ func TestWriterGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	_ = stuck.(*net.TCPConn).SetReadBuffer(4096)
 	if _, err := io.WriteString(stuck, "GET /live/w.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestWriterGroups(t *testing.T) {
 	})
 	close(stopReading)
 	<-readerDone
-	waitUntil(t, 10*time.Second, "the stuck viewer handed back", func() bool {
+	waitUntil(t, 20*time.Second, "the stuck viewer handed back", func() bool {
 		return r.gw.writers.members() == fast
 	})
 	var m dto.Metric
