@@ -257,15 +257,13 @@ func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playReq
 			if werr := w.Flush(); werr != nil {
 				return sent, fmt.Sprintf("viewer write: %v", werr)
 			}
-			if arrival := r.BatchArrival(); arrival > 0 {
-				g.metrics.delay.Observe(time.Since(time.Unix(0, arrival)).Seconds())
-			}
 			sent += uint64(n)
-			e.AddBytesOut(n)
-			g.metrics.bytesOut.Add(float64(n))
 			if first {
 				first = false
 				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
+			}
+			if why := g.delivered(e, n, r.BatchArrival()); why != "" {
+				return sent, why
 			}
 		}
 		clear(batch)
@@ -383,7 +381,8 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 				first = false
 				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
 			}
-			if why := g.delivered(v, n, arrival); why != "" {
+			v.sent += uint64(n)
+			if why := g.delivered(e, n, arrival); why != "" {
 				return why
 			}
 		}
@@ -401,12 +400,11 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 	}
 }
 
-// delivered counts n FLV bytes written to v, whose oldest tag arrived at
-// arrival, and applies http.lag_disconnect: a non-empty answer ends the
-// session.
-func (g *Server) delivered(v *viewer, n int, arrival int64) string {
-	v.sent += uint64(n)
-	v.r.Entry().AddBytesOut(n)
+// delivered counts n FLV bytes of e written to a viewer, the oldest of
+// which arrived at arrival, and applies http.lag_disconnect: a non-empty
+// answer ends the session.
+func (g *Server) delivered(e *pool.Entry, n int, arrival int64) string {
+	e.AddBytesOut(n)
 	g.metrics.bytesOut.Add(float64(n))
 	if arrival <= 0 {
 		return ""
@@ -447,7 +445,8 @@ func (g *Server) writePending(v *viewer) string {
 		}
 		return fmt.Sprintf("viewer write: %v", err)
 	}
-	return g.delivered(v, v.pendN, v.pendAt)
+	v.sent += uint64(v.pendN)
+	return g.delivered(v.r.Entry(), v.pendN, v.pendAt)
 }
 
 // writeChunk sends batch[1:] as one HTTP chunk with one vectored write.
@@ -457,13 +456,7 @@ func (g *Server) writePending(v *viewer) string {
 // 9/8 of timeout ahead: every write still gets at least timeout, at most
 // an eighth more.
 func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration, now int64) (int, error) {
-	n := 0
-	for _, b := range batch[1:] {
-		n += len(b)
-	}
-	line := strconv.AppendInt(v.sizeLine[:0], int64(n), 16)
-	batch[0] = append(line, '\r', '\n')
-	batch = append(batch, crlf)
+	batch, n := v.frameChunk(batch)
 	if now-v.deadlineSet > int64(timeout/8) {
 		if err := v.conn.SetWriteDeadline(time.Unix(0, now).Add(timeout + timeout/8)); err != nil {
 			return 0, err
@@ -477,6 +470,18 @@ func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration, now int64) (i
 		return 0, err
 	}
 	return n, nil
+}
+
+// frameChunk makes batch[1:] one HTTP chunk: the size line goes in
+// batch[0] (v.sizeLine's bytes) and the closing CRLF after the last
+// buffer. n is the chunk's FLV bytes.
+func (v *viewer) frameChunk(batch [][]byte) (framed [][]byte, n int) {
+	for _, b := range batch[1:] {
+		n += len(b)
+	}
+	line := strconv.AppendInt(v.sizeLine[:0], int64(n), 16)
+	batch[0] = append(line, '\r', '\n')
+	return append(batch, crlf), n
 }
 
 func (g *Server) writeHead(c net.Conn, req playRequest) error {

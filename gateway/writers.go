@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 
 	"flvgw/pool"
@@ -205,7 +204,8 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 			return handback{pending: true}, true, false
 		}
 		clear(batch)
-		if why := g.delivered(v, n, arrival); why != "" {
+		v.sent += uint64(n)
+		if why := g.delivered(v.r.Entry(), n, arrival); why != "" {
 			return handback{why: why}, true, false
 		}
 	}
@@ -219,14 +219,9 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 // takes now with one vectored write: n is the chunk's FLV bytes, total
 // its length with framing, and v.wrote what was written.
 func (v *viewer) tryChunk(batch [][]byte, scratch *iovScratch) (n, total int, err error) {
-	for _, b := range batch[1:] {
-		n += len(b)
-	}
-	line := strconv.AppendInt(v.sizeLine[:0], int64(n), 16)
-	batch[0] = append(line, '\r', '\n')
-	batch = append(batch, crlf)
-	total = n + len(batch[0]) + len(crlf)
-	return n, total, v.writeNow(batch, scratch)
+	framed, n := v.frameChunk(batch)
+	total = n + len(framed[0]) + len(crlf)
+	return n, total, v.writeNow(framed, scratch)
 }
 
 // keepPending keeps what of batch is left after written bytes, for the
