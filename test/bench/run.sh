@@ -10,6 +10,11 @@
 #   N=1000 RAMP=1000 D=10 test/bench/run.sh   # 1000 viewers joining within 1 s
 #   PROFILE=1 D=30 test/bench/run.sh          # plus go tool pprof -top of flvgw
 #   DELIVERY=stream_writer test/bench/run.sh  # fasthttp's stream writer, not hijack
+#   PERF=1 D=30 test/bench/run.sh             # plus a kernel-and-Go profile (perf) of flvgw
+#   BASELINE=0 ...                            # flvgw only
+#
+# The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
+# reads them).
 #
 # Needs ffmpeg (to make the clip and to publish it with -c copy, so the
 # publisher costs next to no CPU). Everything listens on 127.0.0.1.
@@ -21,6 +26,8 @@ RATE=${RATE:-2M}     # video bitrate of the clip
 D=${D:-60}           # seconds of load
 RAMP=${RAMP:-500}    # viewers started per second
 PROFILE=${PROFILE:-} # 1: also take a 20 s CPU profile of flvgw under load
+PERF=${PERF:-}       # 1: also take a 10 s perf profile (kernel and Go) of flvgw
+BASELINE=${BASELINE:-1} # 0: measure flvgw only
 DELIVERY=${DELIVERY:-hijack} # http.delivery
 OUT=test/bench/out
 mkdir -p "$OUT"
@@ -47,16 +54,21 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 measure() {
   local name=$1 pid=$2 url=$3
   sleep 2
-  local rss0 cpu0 peak=0
+  local rss0 cpu0 idle0 idle1 t0 t1 peak=0
   rss0=$(rss_kib "$pid")
+  # CPU with the stream playing to no one, over 5 s: what the server spends
+  # without viewers (ingest, timers, runtime).
+  idle0=$(cpu_seconds "$pid"); sleep 5; idle1=$(cpu_seconds "$pid")
   cpu0=$(cpu_seconds "$pid")
+  t0=$(date +%s.%N)
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" > "$OUT/$name.peak"; sleep 1; done ) &
   local sampler=$!
   "$OUT/flvbench" -url "$url" -n "$N" -ramp "$RAMP" -d "${D}s" -progress 10s -json > "$OUT/$name.json"
   local cpu1
   cpu1=$(cpu_seconds "$pid")
+  t1=$(date +%s.%N)
   kill "$sampler" 2>/dev/null || true
-  echo "$rss0 $(cat "$OUT/$name.peak") $cpu0 $cpu1" > "$OUT/$name.proc"
+  echo "$rss0 $(cat "$OUT/$name.peak") $cpu0 $cpu1 $(awk -v a="$idle0" -v b="$idle1" 'BEGIN {print (b - a) / 5}') $(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" > "$OUT/$name.proc"
 }
 
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -92,68 +104,167 @@ for _ in $(seq 120); do
   sleep 1
 done
 echo "== flvgw ($DELIVERY): $N viewers, $RATE, ${D}s" >&2
+# Both profiles start a third of the way into the load (measure waits 7 s
+# before flvbench starts).
 if [ -n "$PROFILE" ]; then
-  ( sleep $((2 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
+  ( sleep $((7 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
+fi
+rm -f "$OUT/flvgw.perf.txt"
+if [ -n "$PERF" ]; then
+  if command -v perf >/dev/null; then
+    ( sleep $((7 + D / 3))
+      perf record -q -e cpu-clock -g -p "$gw" -o "$OUT/flvgw.perf.data" -- sleep 10 >/dev/null 2>&1 &&
+        perf report -i "$OUT/flvgw.perf.data" --children --sort sym -g none --stdio 2>/dev/null > "$OUT/flvgw.perf.txt" ) &
+  else
+    echo "== PERF=1: perf is not installed (Debian: linux-perf); no kernel profile" >&2
+  fi
 fi
 measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv
 curl -s http://127.0.0.1:18080/metrics > "$OUT/flvgw.metrics"
 kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
 
 # --- baseline
-"$OUT/baseline" -listen 127.0.0.1:18090 -file "$clip" 2> "$OUT/baseline.log" &
-base=$!
-echo "== baseline: $N viewers, $RATE, ${D}s" >&2
-measure baseline "$base" http://127.0.0.1:18090/live/bench.flv
-curl -s http://127.0.0.1:18090/delay > "$OUT/baseline.metrics"
-kill "$base"; wait "$base" 2>/dev/null || true
+rm -f "$OUT/baseline.json" "$OUT/baseline.proc" "$OUT/baseline.metrics"
+if [ "$BASELINE" != 0 ]; then
+  "$OUT/baseline" -listen 127.0.0.1:18090 -file "$clip" 2> "$OUT/baseline.log" &
+  base=$!
+  echo "== baseline: $N viewers, $RATE, ${D}s" >&2
+  measure baseline "$base" http://127.0.0.1:18090/live/bench.flv
+  curl -s http://127.0.0.1:18090/delay > "$OUT/baseline.metrics"
+  kill "$base"; wait "$base" 2>/dev/null || true
+fi
 
 if [ -n "$PROFILE" ] && [ -s "$OUT/flvgw.cpu.pprof" ]; then
   echo "== flvgw CPU profile under load (go tool pprof -top $OUT/flvgw.cpu.pprof)"
   go tool pprof -top -nodecount=25 "$OUT/flvgw" "$OUT/flvgw.cpu.pprof" 2>/dev/null | head -32 || true
 fi
+if [ -n "$PERF" ]; then
+  for _ in $(seq 30); do [ -s "$OUT/flvgw.perf.txt" ] && break; sleep 1; done
+fi
 
-python3 - "$OUT" "$N" "$RATE" "$D" <<'PY'
-import json, sys
-out, n, rate, d = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-def load(name):
-    j = json.load(open(f"{out}/{name}.json"))
-    rss0, peak, c0, c1 = map(float, open(f"{out}/{name}.proc").read().split())
-    gb = j["bytes_total"] / 1e9
-    return j, (c1 - c0), gb, (peak - rss0) / n
-def quantiles(path, metric):
+python3 - "$OUT" "$N" "$RATE" "$D" "$DELIVERY" <<'PY'
+import json, math, os, re, sys
+out, n, rate, d, delivery = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+
+def histogram(path, metric):
+    """The cumulative buckets [(le, count)] of a Prometheus histogram."""
     buckets = []
+    if not os.path.exists(path):
+        return buckets
     for line in open(path):
         if line.startswith(metric + "_bucket"):
             le = line.split('le="')[1].split('"')[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return buckets
+
+def quantile(buckets, q, interpolate):
+    """The q-quantile: the bound of the bucket it falls in or, with
+    interpolate, linear within that bucket, as histogram_quantile does."""
     total = buckets[-1][1] if buckets else 0
-    res = []
-    for q in (0.5, 0.95, 0.99):
-        res.append(next((le for le, c in buckets if total and c >= q * total), float("nan")))
-    return res
-g, gcpu, ggb, grss = load("flvgw")
-b, bcpu, bgb, brss = load("baseline")
-dq = quantiles(f"{out}/flvgw.metrics", "flvgw_delivery_delay_seconds")
-bq = quantiles(f"{out}/baseline.metrics", "baseline_delivery_delay_seconds")
-tq = quantiles(f"{out}/flvgw.metrics", "flvgw_time_to_first_byte_seconds")
-row = "| {:<44} | {:>14} | {:>14} |"
-print(f"\n{n} viewers, {rate} clip, {d} s, loopback, this machine\n")
+    if not total:
+        return float("nan")
+    rank, lo, below = q * total, 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if not interpolate or math.isinf(le):
+                return le
+            return lo + (le - lo) * (rank - below) / (c - below) if c > below else le
+        lo, below = le, c
+    return float("nan")
+
+def load(name, delay_metric):
+    if not os.path.exists(f"{out}/{name}.json"):
+        return None
+    j = json.load(open(f"{out}/{name}.json"))
+    rss0, peak, c0, c1, idle_rate, wall = map(float, open(f"{out}/{name}.proc").read().split())
+    delay = histogram(f"{out}/{name}.metrics", delay_metric)
+    gb = j["bytes_total"] / 1e9
+    cpu = c1 - c0
+    writes = delay[-1][1] if delay else 0
+    r = {
+        "bench": j, "gb": gb, "cpu_s": cpu, "wall_s": wall,
+        "cpu_s_per_gb": cpu / gb if gb else None,
+        "idle_cpu_per_s": idle_rate,
+        # CPU above what the server spends with no viewer, per GB: the
+        # part that grows with viewers.
+        "cpu_s_per_gb_above_idle": (cpu - idle_rate * wall) / gb if gb else None,
+        "rss_kib_per_viewer": (peak - rss0) / n,
+        "writes": writes,
+        "bytes_per_write": j["bytes_total"] / writes if writes else None,
+        "cpu_us_per_write": cpu / writes * 1e6 if writes else None,
+        "delay_bucket_ms": [quantile(delay, q, False) * 1000 for q in (0.5, 0.95, 0.99)],
+        "delay_interp_ms": [quantile(delay, q, True) * 1000 for q in (0.5, 0.95, 0.99)],
+        "delay_le_10ms_share": next((c for le, c in delay if le == 0.01), 0) / writes if writes else None,
+    }
+    if name == "flvgw":
+        ttfb = histogram(f"{out}/{name}.metrics", "flvgw_time_to_first_byte_seconds")
+        r["ttfb_gateway_bucket_ms"] = [quantile(ttfb, q, False) * 1000 for q in (0.5, 0.99)]
+    return r
+
+g = load("flvgw", "flvgw_delivery_delay_seconds")
+b = load("baseline", "baseline_delivery_delay_seconds")
+
+def fmt(x, spec=".2f"):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+def ms(xs):
+    return "/".join(f"{x:.3g}" for x in xs)
+
+row = "| {:<48} | {:>14} | {:>14} |"
+print(f"\n{n} viewers, {rate} clip, {d} s, loopback, this machine (flvgw delivery: {delivery})\n")
 print(row.format("figure", "flvgw", "baseline"))
-print(row.format("-" * 44, "-" * 14, "-" * 14))
-for name, a, c in [
-    ("connected / failed", f"{g['connected']}/{g['failed']}", f"{b['connected']}/{b['failed']}"),
-    ("stalls / disconnects / malformed / out of order", f"{g['stalls']}/{g['disconnects']}/{g['malformed']}/{g['out_of_order']}",
-     f"{b['stalls']}/{b['disconnects']}/{b['malformed']}/{b['out_of_order']}"),
-    ("delivered GB", f"{ggb:.2f}", f"{bgb:.2f}"),
-    ("server CPU seconds", f"{gcpu:.1f}", f"{bcpu:.1f}"),
-    ("server CPU seconds per delivered GB", f"{gcpu/ggb:.2f}" if ggb else "-", f"{bcpu/bgb:.2f}" if bgb else "-"),
-    ("RSS per viewer above idle (KiB)", f"{grss:.1f}", f"{brss:.1f}"),
-    ("time to first byte p50/p99 (ms)", f"{g['ttfb_ms_p50_p95_p99'][0]:.1f}/{g['ttfb_ms_p50_p95_p99'][2]:.1f}", f"{b['ttfb_ms_p50_p95_p99'][0]:.1f}/{b['ttfb_ms_p50_p95_p99'][2]:.1f}"),
-    ("  gateway side, accept to first write (bucket)", "/".join(f"{x*1000:g}" for x in (tq[0], tq[2])), "-"),
-    ("first keyframe p50/p99 (ms)", f"{g['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{g['first_keyframe_ms_p50_p95_p99'][2]:.1f}", f"{b['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{b['first_keyframe_ms_p50_p95_p99'][2]:.1f}"),
-    ("delivery delay p50/p95/p99 (ms, bucket bound)", "/".join(f"{x*1000:g}" for x in dq), "/".join(f"{x*1000:g}" for x in bq)),
-]:
-    print(row.format(name, a, c))
-if ggb and bgb:
-    print(f"\nCPU per delivered GB, flvgw/baseline: {(gcpu/ggb)/(bcpu/bgb):.2f}")
+print(row.format("-" * 48, "-" * 14, "-" * 14))
+def line(name, f):
+    print(row.format(name, f(g), f(b) if b else "-"))
+line("connected / failed", lambda r: f"{r['bench']['connected']}/{r['bench']['failed']}")
+line("stalls / disconnects / malformed / out of order", lambda r: "/".join(str(r["bench"][k]) for k in ("stalls", "disconnects", "malformed", "out_of_order")))
+line("delivered GB", lambda r: fmt(r["gb"]))
+line("server CPU seconds", lambda r: fmt(r["cpu_s"], ".1f"))
+line("server CPU seconds per delivered GB", lambda r: fmt(r["cpu_s_per_gb"]))
+line("  above the no-viewer CPU", lambda r: fmt(r["cpu_s_per_gb_above_idle"]))
+line("no-viewer CPU (cores)", lambda r: fmt(r["idle_cpu_per_s"], ".3f"))
+line("writes to viewers / bytes per write", lambda r: f"{r['writes']:.0f}/{fmt(r['bytes_per_write'], '.0f')}")
+line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
+line("RSS per viewer above idle (KiB)", lambda r: fmt(r["rss_kib_per_viewer"], ".1f"))
+line("time to first byte p50/p99 (ms)", lambda r: f"{r['bench']['ttfb_ms_p50_p95_p99'][0]:.1f}/{r['bench']['ttfb_ms_p50_p95_p99'][2]:.1f}")
+print(row.format("  gateway side, accept to first write (bucket)", ms(g["ttfb_gateway_bucket_ms"]), "-"))
+line("first keyframe p50/p99 (ms)", lambda r: f"{r['bench']['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{r['bench']['first_keyframe_ms_p50_p95_p99'][2]:.1f}")
+line("delivery delay p50/p95/p99 (ms, bucket bound)", lambda r: ms(r["delay_bucket_ms"]))
+line("  interpolated in the bucket (histogram_quantile)", lambda r: ms(r["delay_interp_ms"]))
+line("  share of writes within 10 ms", lambda r: fmt(r["delay_le_10ms_share"] * 100 if r["delay_le_10ms_share"] is not None else None, ".1f") + "%")
+if b and g["cpu_s_per_gb"] and b["cpu_s_per_gb"]:
+    print(f"\nCPU per delivered GB, flvgw/baseline: {g['cpu_s_per_gb'] / b['cpu_s_per_gb']:.2f}")
+
+# perf: where flvgw's CPU goes, kernel included.
+perf = f"{out}/flvgw.perf.txt"
+if os.path.exists(perf) and os.path.getsize(perf):
+    children, self_ = {}, {}
+    for l in open(perf):
+        m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[[k.]\]\s+(\S+)", l)
+        if m:
+            children[m.group(3)] = float(m.group(1))
+            self_[m.group(3)] = float(m.group(2))
+    def ch(*names):
+        return max((children.get(x, 0.0) for x in names), default=0.0)
+    def pre(p, table):
+        return sum(v for k, v in table.items() if k.startswith(p))
+    parts = [
+        ("writev system calls, in all", ch("do_writev")),
+        ("  the viewer's side of loopback TCP (softirq in the writer's call)", ch("net_rx_action")),
+        ("  copying the tag bytes into the socket", self_.get("_copy_from_iter", 0.0)),
+        ("  re-arming TCP timers", ch("sk_reset_timer")),
+        ("flvgw's own Go code (self)", pre("flvgw/", self_)),
+        ("Go runtime: sysmon", ch("runtime.sysmon")),
+        ("Go runtime: scheduler (schedule)", ch("runtime.schedule")),
+        ("Go runtime: garbage collector", ch("runtime.gcBgMarkWorker")),
+        ("OS: switching threads (finish_task_switch)", pre("finish_task_switch", self_)),
+    ]
+    print(f"\nWhere flvgw's CPU goes (perf, 10 s under load; {perf}):\n")
+    print("| {:<66} | {:>6} |".format("part", "share"))
+    print("| {:<66} | {:>6} |".format("-" * 66, "-" * 6))
+    for name, v in parts:
+        print("| {:<66} | {:>5.1f}% |".format(name, v))
+    g["perf_shares"] = {name.strip(): v for name, v in parts}
+
+json.dump({"viewers": n, "rate": rate, "seconds": d, "delivery": delivery, "flvgw": g, "baseline": b},
+          open(f"{out}/summary.json", "w"), indent=1, default=str)
 PY

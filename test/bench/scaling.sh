@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# How flvgw's CPU scales with viewers: test/bench/run.sh (flvgw only) at
+# 100, 1,000 and 5,000 viewers of the 256 kbps clip, then one table of CPU
+# per delivered GB (the same as CPU per viewer-Mbps, in other units), with
+# and without the CPU the gateway spends with no viewer, beside what each
+# write carried and cost.
+#
+#   test/bench/scaling.sh                 # 100, 1000, 5000 viewers
+#   COUNTS="100 1000" D=20 test/bench/scaling.sh
+#
+# Takes about (D + 20 s) per count. Everything listens on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+COUNTS=${COUNTS:-"100 1000 5000"}
+RATE=${RATE:-256k}
+D=${D:-30}
+OUT=test/bench/out
+mkdir -p "$OUT"
+
+runs=()
+for n in $COUNTS; do
+  ramp=500
+  [ "$n" -gt 2000 ] && ramp=1000
+  echo "== scaling: $n viewers" >&2
+  N=$n RATE=$RATE D=$D RAMP=$ramp BASELINE=0 test/bench/run.sh > "$OUT/scaling-$n.txt"
+  cp "$OUT/summary.json" "$OUT/scaling-$n.json"
+  runs+=("$OUT/scaling-$n.json")
+done
+
+python3 - "${runs[@]}" <<'PY'
+import json, sys
+rows = [json.load(open(p)) for p in sys.argv[1:]]
+fmt = "| {:>7} | {:>14} | {:>18} | {:>10} | {:>15} | {:>15} | {:>15} |"
+print()
+print(fmt.format("viewers", "CPU s per GB", "above no-viewer CPU", "writes/s", "bytes per write", "CPU us per write", "stalls/disc."))
+print(fmt.format(*["-" * w for w in (7, 14, 18, 10, 15, 15, 15)]))
+for r in rows:
+    g = r["flvgw"]
+    print(fmt.format(r["viewers"], f"{g['cpu_s_per_gb']:.2f}", f"{g['cpu_s_per_gb_above_idle']:.2f}",
+                     f"{g['writes'] / g['wall_s']:.0f}", f"{g['bytes_per_write']:.0f}",
+                     f"{g['cpu_us_per_write']:.1f}", f"{g['bench']['stalls']}/{g['bench']['disconnects']}"))
+def spread(key):
+    xs = [r["flvgw"][key] for r in rows]
+    return max(xs) / min(xs)
+print(f"\nlargest / smallest CPU per GB: {spread('cpu_s_per_gb'):.2f} (target: flat within 20%, 1.20)")
+print(f"  above the no-viewer CPU: {spread('cpu_s_per_gb_above_idle'):.2f}")
+print(f"largest / smallest CPU per write: {spread('cpu_us_per_write'):.2f}")
+PY
