@@ -66,29 +66,37 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 // other group's lock while it waits for one (a group holds its own
 // through a pass).
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
-	w.mu.Lock()
-	groups := slices.Clone(w.byEntry[e])
-	w.mu.Unlock()
-	for _, grp := range groups {
-		grp.mu.Lock()
-		if !grp.retired && len(grp.members) < groupSize {
-			grp.members = append(grp.members, v)
+	for {
+		w.mu.Lock()
+		groups := slices.Clone(w.byEntry[e])
+		w.mu.Unlock()
+		for _, grp := range groups {
+			grp.mu.Lock()
+			if !grp.retired && len(grp.members) < groupSize {
+				grp.members = append(grp.members, v)
+				grp.mu.Unlock()
+				grp.poke() // v may have missed the wake-up its group waits for
+				return grp
+			}
 			grp.mu.Unlock()
-			grp.poke() // v may have missed the wake-up its group waits for
-			return grp
 		}
-		grp.mu.Unlock()
+		w.mu.Lock()
+		if !slices.Equal(w.byEntry[e], groups) {
+			// A group started or retired since the look: look again,
+			// so that viewers joining together do not each start one.
+			w.mu.Unlock()
+			continue
+		}
+		grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
+		grp.members[0] = v
+		if w.byEntry == nil {
+			w.byEntry = make(map[*pool.Entry][]*writerGroup)
+		}
+		w.byEntry[e] = append(w.byEntry[e], grp)
+		w.mu.Unlock()
+		go w.run(g, grp)
+		return grp
 	}
-	grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
-	grp.members[0] = v
-	w.mu.Lock()
-	if w.byEntry == nil {
-		w.byEntry = make(map[*pool.Entry][]*writerGroup)
-	}
-	w.byEntry[e] = append(w.byEntry[e], grp)
-	w.mu.Unlock()
-	go w.run(g, grp)
-	return grp
 }
 
 // count reports the writer goroutines running.
