@@ -104,8 +104,18 @@ func TestWriterGroups(t *testing.T) {
 	})
 	close(stopReading)
 	<-readerDone
-	waitUntil(t, 20*time.Second, "the stuck viewer handed back", func() bool {
-		return !r.gw.writers.serves(stuckAddr)
+	// Out of its group for a whole second: not a moment's handback it
+	// recovers from, since it reads nothing more.
+	var outSince time.Time
+	waitUntil(t, 30*time.Second, "the stuck viewer handed back for good", func() bool {
+		if r.gw.writers.serves(stuckAddr) {
+			outSince = time.Time{}
+			return false
+		}
+		if outSince.IsZero() {
+			outSince = time.Now()
+		}
+		return time.Since(outSince) > time.Second
 	})
 	var m dto.Metric
 	if err := r.gw.metrics.handbacks.Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
