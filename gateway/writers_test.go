@@ -13,39 +13,34 @@ import (
 	"flvgw/test/testkit"
 )
 
-// members counts the viewers the writer groups serve now.
-func (w *writerGroups) members() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, list := range w.byEntry {
-		for _, grp := range list {
-			grp.mu.Lock()
-			n += len(grp.members)
-			grp.mu.Unlock()
-		}
-	}
-	return n
-}
-
-// serves says whether a group serves now the viewer whose client end is at
-// clientAddr.
-func (w *writerGroups) serves(clientAddr string) bool {
+// eachMember calls fn for every viewer the writer groups serve now.
+func (w *writerGroups) eachMember(fn func(v *viewer)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, list := range w.byEntry {
 		for _, grp := range list {
 			grp.mu.Lock()
 			for _, v := range grp.members {
-				if v.conn.RemoteAddr().String() == clientAddr {
-					grp.mu.Unlock()
-					return true
-				}
+				fn(v)
 			}
 			grp.mu.Unlock()
 		}
 	}
-	return false
+}
+
+// members counts the viewers the writer groups serve now.
+func (w *writerGroups) members() int {
+	n := 0
+	w.eachMember(func(*viewer) { n++ })
+	return n
+}
+
+// serves says whether a group serves now the viewer whose client end is at
+// clientAddr.
+func (w *writerGroups) serves(clientAddr string) bool {
+	found := false
+	w.eachMember(func(v *viewer) { found = found || v.conn.RemoteAddr().String() == clientAddr })
+	return found
 }
 
 // Viewers that keep up are served by writer groups of at most groupSize;
