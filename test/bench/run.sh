@@ -11,6 +11,8 @@
 #   PROFILE=1 D=30 test/bench/run.sh          # plus go tool pprof -top of flvgw
 #   DELIVERY=stream_writer test/bench/run.sh  # fasthttp's stream writer, not hijack
 #   PERF=1 D=30 test/bench/run.sh             # plus a kernel-and-Go profile (perf) of flvgw
+#   TRACE=1 D=30 test/bench/run.sh            # plus 1 s of Go execution trace: the writer groups' rounds
+#   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: only on idle CPU)
 #   BASELINE=0 ...                            # flvgw only
 #
 # The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
@@ -27,8 +29,10 @@ D=${D:-60}           # seconds of load
 RAMP=${RAMP:-500}    # viewers started per second
 PROFILE=${PROFILE:-} # 1: also take a 20 s CPU profile of flvgw under load
 PERF=${PERF:-}       # 1: also take a 10 s perf profile (kernel and Go) of flvgw
+TRACE=${TRACE:-}     # 1: also take 1 s of Go execution trace of flvgw (test/bench/rounds.py)
 BASELINE=${BASELINE:-1} # 0: measure flvgw only
 DELIVERY=${DELIVERY:-hijack} # http.delivery
+LOADCMD=${LOADCMD:-} # a command flvbench runs under, e.g. "chrt -i 0" or "nice -n 10"
 OUT=test/bench/out
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || true
@@ -63,7 +67,7 @@ measure() {
   t0=$(date +%s.%N)
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" > "$OUT/$name.peak"; sleep 1; done ) &
   local sampler=$!
-  "$OUT/flvbench" -url "$url" -n "$N" -ramp "$RAMP" -d "${D}s" -progress 10s -json > "$OUT/$name.json"
+  $LOADCMD "$OUT/flvbench" -url "$url" -n "$N" -ramp "$RAMP" -d "${D}s" -progress 10s -json > "$OUT/$name.json"
   local cpu1
   cpu1=$(cpu_seconds "$pid")
   t1=$(date +%s.%N)
@@ -76,7 +80,7 @@ trap cleanup EXIT
 
 # --- flvgw
 PPROF=false
-[ -n "$PROFILE" ] && PPROF=true
+[ -n "$PROFILE$TRACE" ] && PPROF=true
 cat > "$OUT/gw.toml" <<TOML
 [http]
 listen = "127.0.0.1:18080"
@@ -109,7 +113,10 @@ echo "== flvgw ($DELIVERY): $N viewers, $RATE, ${D}s" >&2
 if [ -n "$PROFILE" ]; then
   ( sleep $((7 + D / 3)); curl -s -o "$OUT/flvgw.cpu.pprof" "http://127.0.0.1:18080/debug/pprof/profile?seconds=20" ) &
 fi
-rm -f "$OUT/flvgw.perf.txt"
+rm -f "$OUT/flvgw.perf.txt" "$OUT/flvgw.trace"
+if [ -n "$TRACE" ]; then
+  ( sleep $((7 + 2 * D / 3)); curl -s -o "$OUT/flvgw.trace" "http://127.0.0.1:18080/debug/pprof/trace?seconds=1" ) &
+fi
 if [ -n "$PERF" ]; then
   if command -v perf >/dev/null; then
     ( sleep $((7 + D / 3))
@@ -268,3 +275,8 @@ if os.path.exists(perf) and os.path.getsize(perf):
 json.dump({"viewers": n, "rate": rate, "seconds": d, "delivery": delivery, "flvgw": g, "baseline": b},
           open(f"{out}/summary.json", "w"), indent=1, default=str)
 PY
+
+# The trace (1 s, which the trace itself slows a little) goes last.
+if [ -n "$TRACE" ] && [ -s "$OUT/flvgw.trace" ]; then
+  python3 test/bench/rounds.py "$OUT/flvgw.trace" || true
+fi
