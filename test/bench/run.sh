@@ -195,6 +195,7 @@ def load(name, delay_metric):
         # CPU above what the server spends with no viewer, per GB: the
         # part that grows with viewers.
         "cpu_s_per_gb_above_idle": (cpu - idle_rate * wall) / gb if gb else None,
+        "rss_growth_kib": peak - rss0,
         "rss_kib_per_viewer": (peak - rss0) / n,
         "writes": writes,
         "bytes_per_write": j["bytes_total"] / writes if writes else None,

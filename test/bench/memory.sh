@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# How flvgw's memory grows with viewers: test/bench/run.sh (flvgw only)
+# with 1 viewer and then with each count, the same clip and duration. The
+# one-viewer run is the control: it shows what RSS gains over a run that
+# the viewers do not cause (the stream's own garbage, which grows the heap
+# until the next GC, and what the first viewer starts once), so that the
+# RSS per viewer can be given both as run.sh does (peak above the RSS just
+# before the viewers join, divided by the count) and above the control.
+#
+#   test/bench/memory.sh                     # 1, then 100 and 1000 viewers of the 256 kbps clip
+#   COUNTS="100" RATE=2M D=60 test/bench/memory.sh
+#
+# Takes about (D + 40 s) per run. Everything listens on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+COUNTS=${COUNTS:-"100 1000"}
+RATE=${RATE:-256k}
+D=${D:-30}
+OUT=test/bench/out
+mkdir -p "$OUT"
+
+runs=()
+for n in 1 $COUNTS; do
+  ramp=500
+  [ "$n" -gt 2000 ] && ramp=1000
+  echo "== memory: $n viewers" >&2
+  N=$n RATE=$RATE D=$D RAMP=$ramp BASELINE=0 test/bench/run.sh > "$OUT/memory-$n.txt"
+  cp "$OUT/summary.json" "$OUT/memory-$n.json"
+  runs+=("$OUT/memory-$n.json")
+done
+
+python3 - "${runs[@]}" <<'PY'
+import json, sys
+control, *rows = [json.load(open(p)) for p in sys.argv[1:]]
+c = control["flvgw"]["rss_growth_kib"]
+fmt = "| {:>7} | {:>16} | {:>19} | {:>33} |"
+print(f"\n{control['rate']} clip, {control['seconds']} s per run; with 1 viewer RSS grew {c:.0f} KiB\n")
+print(fmt.format("viewers", "RSS growth (KiB)", "per viewer (run.sh)", "per viewer above the 1-viewer run"))
+print(fmt.format(*["-" * w for w in (7, 16, 19, 33)]))
+for r in rows:
+    g, n = r["flvgw"]["rss_growth_kib"], r["viewers"]
+    print(fmt.format(n, f"{g:.0f}", f"{g / n:.1f}", f"{(g - c) / (n - 1):.1f}"))
+PY
