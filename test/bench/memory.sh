@@ -4,8 +4,10 @@
 # one-viewer run is the control: it shows what RSS gains over a run that
 # the viewers do not cause (the stream's own garbage, which grows the heap
 # until the next GC, and what the first viewer starts once), so that the
-# RSS per viewer can be given both as run.sh does (peak above the RSS just
-# before the viewers join, divided by the count) and above the control.
+# RSS per viewer can be given both as run.sh does (peak above the RSS read
+# 5 s before the viewers join, divided by the count) and above the
+# control; with two counts or more it also gives the slope between the
+# two largest, which owes nothing to the control.
 #
 #   test/bench/memory.sh                     # 1, then 100 and 1000 viewers of the 256 kbps clip
 #   COUNTS="100" RATE=2M D=60 test/bench/memory.sh
@@ -21,6 +23,11 @@ OUT=test/bench/out
 mkdir -p "$OUT"
 
 runs=()
+for n in $COUNTS; do
+  [ "$n" -gt 1 ] || { echo "memory.sh: COUNTS are above 1 (1 is the control)" >&2; exit 2; }
+done
+# Each run as run.sh's defaults make it: no profile or trace in the RSS.
+unset TRACE PROFILE PERF LOADCMD
 for n in 1 $COUNTS; do
   ramp=500
   [ "$n" -gt 2000 ] && ramp=1000
@@ -41,4 +48,8 @@ print(fmt.format(*["-" * w for w in (7, 16, 19, 33)]))
 for r in rows:
     g, n = r["flvgw"]["rss_growth_kib"], r["viewers"]
     print(fmt.format(n, f"{g:.0f}", f"{g / n:.1f}", f"{(g - c) / (n - 1):.1f}"))
+if len(rows) > 1:
+    a, b = sorted(rows, key=lambda r: r["viewers"])[-2:]
+    slope = (b["flvgw"]["rss_growth_kib"] - a["flvgw"]["rss_growth_kib"]) / (b["viewers"] - a["viewers"])
+    print(f"\nslope from {a['viewers']} to {b['viewers']} viewers: {slope:.1f} KiB per viewer")
 PY

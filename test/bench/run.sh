@@ -12,7 +12,8 @@
 #   DELIVERY=stream_writer test/bench/run.sh  # fasthttp's stream writer, not hijack
 #   PERF=1 D=30 test/bench/run.sh             # plus a kernel-and-Go profile (perf) of flvgw
 #   TRACE=1 D=30 test/bench/run.sh            # plus 1 s of Go execution trace: the writer groups' rounds
-#   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: only on idle CPU)
+#                                             # (it slows that second: take delay figures from runs without it)
+#   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: SCHED_IDLE); split on spaces
 #   BASELINE=0 ...                            # flvgw only
 #
 # The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
@@ -115,7 +116,7 @@ if [ -n "$PROFILE" ]; then
 fi
 rm -f "$OUT/flvgw.perf.txt" "$OUT/flvgw.trace"
 if [ -n "$TRACE" ]; then
-  ( sleep $((7 + 2 * D / 3)); curl -s -o "$OUT/flvgw.trace" "http://127.0.0.1:18080/debug/pprof/trace?seconds=1" ) &
+  ( sleep $((7 + 2 * D / 3)); curl -fsS -o "$OUT/flvgw.trace" "http://127.0.0.1:18080/debug/pprof/trace?seconds=1" ) &
 fi
 if [ -n "$PERF" ]; then
   if command -v perf >/dev/null; then
