@@ -22,20 +22,11 @@ D=${D:-30}
 OUT=test/bench/out
 mkdir -p "$OUT"
 
-runs=()
 for n in $COUNTS; do
   [ "$n" -gt 1 ] || { echo "memory.sh: COUNTS are above 1 (1 is the control)" >&2; exit 2; }
 done
-# Each run as run.sh's defaults make it: no profile or trace in the RSS.
-unset TRACE PROFILE PERF LOADCMD
-for n in 1 $COUNTS; do
-  ramp=500
-  [ "$n" -gt 2000 ] && ramp=1000
-  echo "== memory: $n viewers" >&2
-  N=$n RATE=$RATE D=$D RAMP=$ramp BASELINE=0 test/bench/run.sh > "$OUT/memory-$n.txt"
-  cp "$OUT/summary.json" "$OUT/memory-$n.json"
-  runs+=("$OUT/memory-$n.json")
-done
+. test/bench/counts.sh
+run_counts memory 1 $COUNTS
 
 python3 - "${runs[@]}" <<'PY'
 import json, sys

@@ -18,15 +18,8 @@ D=${D:-30}
 OUT=test/bench/out
 mkdir -p "$OUT"
 
-runs=()
-for n in $COUNTS; do
-  ramp=500
-  [ "$n" -gt 2000 ] && ramp=1000
-  echo "== scaling: $n viewers" >&2
-  N=$n RATE=$RATE D=$D RAMP=$ramp BASELINE=0 test/bench/run.sh > "$OUT/scaling-$n.txt"
-  cp "$OUT/summary.json" "$OUT/scaling-$n.json"
-  runs+=("$OUT/scaling-$n.json")
-done
+. test/bench/counts.sh
+run_counts scaling $COUNTS
 
 python3 - "${runs[@]}" <<'PY'
 import json, sys
