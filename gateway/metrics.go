@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"regexp"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,7 +78,10 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		return func() float64 { return f(p.Stats()) }
 	}
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		// go_cpu_classes_gc_total_cpu_seconds_total: the CPU the garbage
+		// collector takes (runtime.gc_percent trades it against RSS).
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/gc/total:cpu-seconds$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.responses, m.refusals, m.sessions, m.bytesOut, m.skips, m.dropped, m.ttfb, m.delay, m.handbacks,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -20,6 +20,8 @@ type Config struct {
 	RTMP origin.Config  `toml:"rtmp"`
 	Pool pool.Config    `toml:"pool"`
 	Log  LogConfig      `toml:"log"`
+	// Runtime tunes the Go runtime (a restart applies it).
+	Runtime RuntimeConfig `toml:"runtime"`
 	// Limits and Auth govern viewers; SIGHUP reloads them.
 	Limits gateway.Limits `toml:"limits"`
 	Auth   gateway.Auth   `toml:"auth"`
@@ -38,13 +40,14 @@ type LogConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		HTTP:   gateway.DefaultConfig(),
-		RTMP:   origin.DefaultConfig(),
-		Pool:   pool.DefaultConfig(),
-		Log:    LogConfig{Level: "info", Format: "text"},
-		Edge:   origin.DefaultEdgeConfig(),
-		Limits: gateway.DefaultLimits(),
-		Auth:   gateway.DefaultAuth(),
+		HTTP:    gateway.DefaultConfig(),
+		RTMP:    origin.DefaultConfig(),
+		Pool:    pool.DefaultConfig(),
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Runtime: RuntimeConfig{GCPercent: DefaultGCPercent},
+		Edge:    origin.DefaultEdgeConfig(),
+		Limits:  gateway.DefaultLimits(),
+		Auth:    gateway.DefaultAuth(),
 	}
 }
 
@@ -76,7 +79,7 @@ func (c Config) validate() error {
 		ferr = fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
 	}
 	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), c.Edge.Validate(),
-		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), lerr, ferr)
+		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), c.Runtime.validate(), lerr, ferr)
 }
 
 func (l LogConfig) level() (slog.Level, error) {

@@ -21,7 +21,8 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Pool.IdleTimeout != 5*time.Second || cfg.RTMP.Listen != "" || cfg.Pool.MaxEntries != 1024 {
+	if cfg.Pool.IdleTimeout != 5*time.Second || cfg.RTMP.Listen != "" || cfg.Pool.MaxEntries != 1024 ||
+		cfg.Runtime.GCPercent != DefaultGCPercent {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	for _, f := range []string{"../../etc/gw.toml", "../../etc/edge.toml"} {
@@ -57,6 +58,8 @@ func TestLoadConfig(t *testing.T) {
 		{"[http]\ntls_listen = \"127.0.0.1:1\"\n", "http.tls_listen"},
 		{"[http]\ncors_origins = [\"player.example\"]\n", "http.cors_origins"},
 		{"[pool]\nmax_lag = \"-1s\"\n", "pool.max_lag"},
+		{"[runtime]\ngc_percent = 0\n", "runtime.gc_percent"},
+		{"[runtime]\ngc_percent = 5000\n", "runtime.gc_percent"},
 	} {
 		_, err := loadConfig(write(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {

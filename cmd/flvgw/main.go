@@ -61,6 +61,7 @@ func run(args []string, stderr io.Writer) error {
 		return nil
 	}
 	log := newLogger(cfg.Log, stderr)
+	applyRuntime(cfg.Runtime, os.LookupEnv, log)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)

@@ -14,6 +14,7 @@
 #   TRACE=1 D=30 test/bench/run.sh            # plus 1 s of Go execution trace: the writer groups' rounds
 #                                             # (it slows that second: take delay figures from runs without it)
 #   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: SCHED_IDLE); split on spaces
+#   GC_PERCENT=100 test/bench/run.sh          # flvgw's runtime.gc_percent (default 25; 100 is Go's own)
 #   BASELINE=0 ...                            # flvgw only
 #
 # The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
@@ -34,6 +35,7 @@ TRACE=${TRACE:-}     # 1: also take 1 s of Go execution trace of flvgw (test/ben
 BASELINE=${BASELINE:-1} # 0: measure flvgw only
 DELIVERY=${DELIVERY:-hijack} # http.delivery
 LOADCMD=${LOADCMD:-} # a command flvbench runs under, e.g. "chrt -i 0" or "nice -n 10"
+GC_PERCENT=${GC_PERCENT:-} # runtime.gc_percent for flvgw; empty: its default
 OUT=test/bench/out
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || true
@@ -55,15 +57,19 @@ cpu_seconds() { # utime+stime of a pid, in seconds
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# measure NAME PID URL: run flvbench against URL while sampling PID.
+# measure NAME PID URL [METRICS]: run flvbench against URL while sampling
+# PID; with METRICS (a Prometheus URL), keep its series at the start of
+# the load in $OUT/NAME.metrics0.
 measure() {
-  local name=$1 pid=$2 url=$3
+  local name=$1 pid=$2 url=$3 metrics=${4:-}
   sleep 2
   local rss0 cpu0 idle0 idle1 t0 t1 peak=0
   rss0=$(rss_kib "$pid")
   # CPU with the stream playing to no one, over 5 s: what the server spends
   # without viewers (ingest, timers, runtime).
   idle0=$(cpu_seconds "$pid"); sleep 5; idle1=$(cpu_seconds "$pid")
+  rm -f "$OUT/$name.metrics0"
+  [ -n "$metrics" ] && curl -s -o "$OUT/$name.metrics0" "$metrics"
   cpu0=$(cpu_seconds "$pid")
   t0=$(date +%s.%N)
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" > "$OUT/$name.peak"; sleep 1; done ) &
@@ -95,6 +101,7 @@ buffer_tags = 2048
 [log]
 level = "warn"
 TOML
+[ -n "$GC_PERCENT" ] && printf '[runtime]\ngc_percent = %s\n' "$GC_PERCENT" >> "$OUT/gw.toml"
 "$OUT/flvgw" -config "$OUT/gw.toml" 2> "$OUT/flvgw.log" &
 gw=$!
 sleep 1
@@ -127,7 +134,7 @@ if [ -n "$PERF" ]; then
     echo "== PERF=1: perf is not installed (Debian: linux-perf); no kernel profile" >&2
   fi
 fi
-measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv
+measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv http://127.0.0.1:18080/metrics
 curl -s http://127.0.0.1:18080/metrics > "$OUT/flvgw.metrics"
 kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
 
@@ -180,6 +187,14 @@ def quantile(buckets, q, interpolate):
         lo, below = le, c
     return float("nan")
 
+def sample(path, metric):
+    """The value of an unlabelled Prometheus series, None without it."""
+    if os.path.exists(path):
+        for line in open(path):
+            if line.startswith(metric + " "):
+                return float(line.split()[-1])
+    return None
+
 def load(name, delay_metric):
     if not os.path.exists(f"{out}/{name}.json"):
         return None
@@ -208,6 +223,14 @@ def load(name, delay_metric):
     if name == "flvgw":
         ttfb = histogram(f"{out}/{name}.metrics", "flvgw_time_to_first_byte_seconds")
         r["ttfb_gateway_bucket_ms"] = [quantile(ttfb, q, False) * 1000 for q in (0.5, 0.99)]
+        # The garbage collector under load (runtime.gc_percent): its cycles,
+        # and its CPU as the Go runtime estimates it (an overestimate).
+        before, after = f"{out}/{name}.metrics0", f"{out}/{name}.metrics"
+        cycles = [sample(p, "go_gc_duration_seconds_count") for p in (before, after)]
+        gc_cpu = [sample(p, "go_cpu_classes_gc_total_cpu_seconds_total") for p in (before, after)]
+        r["gc_percent"] = sample(after, "go_gc_gogc_percent")
+        r["gc_cycles"] = cycles[1] - cycles[0] if None not in cycles else None
+        r["gc_cpu_share"] = (gc_cpu[1] - gc_cpu[0]) / cpu if None not in gc_cpu and cpu else None
     return r
 
 g = load("flvgw", "flvgw_delivery_delay_seconds")
@@ -236,6 +259,9 @@ line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
 line("RSS per viewer above idle (KiB)", lambda r: fmt(r["rss_kib_per_viewer"], ".1f"))
 line("time to first byte p50/p99 (ms)", lambda r: f"{r['bench']['ttfb_ms_p50_p95_p99'][0]:.1f}/{r['bench']['ttfb_ms_p50_p95_p99'][2]:.1f}")
 print(row.format("  gateway side, accept to first write (bucket)", ms(g["ttfb_gateway_bucket_ms"]), "-"))
+print(row.format("GC target % / cycles / CPU share (estimate)",
+                 f"{fmt(g['gc_percent'], '.0f')}/{fmt(g['gc_cycles'], '.0f')}/" +
+                 (fmt(g["gc_cpu_share"] * 100, ".1f") + "%" if g["gc_cpu_share"] is not None else "-"), "-"))
 line("first keyframe p50/p99 (ms)", lambda r: f"{r['bench']['first_keyframe_ms_p50_p95_p99'][0]:.1f}/{r['bench']['first_keyframe_ms_p50_p95_p99'][2]:.1f}")
 line("delivery delay p50/p95/p99 (ms, bucket bound)", lambda r: ms(r["delay_bucket_ms"]))
 line("  interpolated in the bucket (histogram_quantile)", lambda r: ms(r["delay_interp_ms"]))
