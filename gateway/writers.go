@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"flvgw/pool"
 )
@@ -34,6 +35,9 @@ type writerGroup struct {
 	e       *pool.Entry
 	mu      sync.Mutex
 	members []*viewer
+	// size is len(members), stored under mu and read without it by join,
+	// which so skips full groups without waiting for their passes.
+	size    atomic.Int32
 	kick    chan struct{}
 	retired bool // its goroutine has ended; join skips it
 	scratch iovScratch
@@ -63,17 +67,23 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 }
 
 // join adds v to a group of e with room, or to a new one. It holds no
-// other group's lock while it waits for one (a group holds its own
-// through a pass).
+// other group's lock while it waits for one, and waits only for groups
+// that had room: a group holds its own lock through a pass, and on a
+// saturated machine a joiner that waited for every full group's pass in
+// turn went seconds without a write.
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	for {
 		w.mu.Lock()
 		groups := slices.Clone(w.byEntry[e])
 		w.mu.Unlock()
 		for _, grp := range groups {
+			if grp.size.Load() >= groupSize {
+				continue
+			}
 			grp.mu.Lock()
 			if !grp.retired && len(grp.members) < groupSize {
 				grp.members = append(grp.members, v)
+				grp.size.Store(int32(len(grp.members)))
 				grp.mu.Unlock()
 				grp.poke() // v may have missed the wake-up its group waits for
 				return grp
@@ -89,6 +99,7 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 		}
 		grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
 		grp.members[0] = v
+		grp.size.Store(1)
 		if w.byEntry == nil {
 			w.byEntry = make(map[*pool.Entry][]*writerGroup)
 		}
@@ -141,6 +152,7 @@ func (grp *writerGroup) remove(v *viewer) bool {
 	defer grp.mu.Unlock()
 	if i := slices.Index(grp.members, v); i >= 0 {
 		grp.members = slices.Delete(grp.members, i, i+1)
+		grp.size.Store(int32(len(grp.members)))
 		return true
 	}
 	return false
@@ -172,6 +184,7 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 		}
 		clear(grp.members[len(kept):])
 		grp.members = kept
+		grp.size.Store(int32(len(kept)))
 		empty := len(kept) == 0
 		grp.mu.Unlock()
 		if empty && w.retire(grp) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,4 +165,67 @@ func TestKeepPending(t *testing.T) {
 			t.Fatalf("written %d: pendN %d pendAt %d", written, v.pendN, v.pendAt)
 		}
 	}
+}
+
+// A viewer that joins while a full group is in a pass goes to a group
+// with room without waiting for that pass: here the full group's lock is
+// held throughout, as a pass on a saturated machine may hold it, and the
+// joiner must still start a group of its own.
+func TestJoinSkipsFullGroups(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "j")
+	defer stopPub()
+	waitReady(t, r, "live/j")
+	url := "http://" + r.httpAddr + "/live/j.flv"
+
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, groupSize+1)
+	for range groupSize {
+		go func() { plays <- testkit.PlayFLV(context.Background(), url, leave) }()
+	}
+	var full *writerGroup
+	waitUntil(t, 20*time.Second, "one full group, held as in a pass", func() bool {
+		r.gw.writers.mu.Lock()
+		var list []*writerGroup
+		for _, l := range r.gw.writers.byEntry {
+			list = l
+		}
+		r.gw.writers.mu.Unlock()
+		if len(list) != 1 || list[0].size.Load() != groupSize {
+			return false
+		}
+		list[0].mu.Lock()
+		if len(list[0].members) == groupSize {
+			full = list[0]
+			return true // keeps the lock
+		}
+		list[0].mu.Unlock()
+		return false
+	})
+	release := sync.OnceFunc(full.mu.Unlock)
+	defer release() // also when the wait below fails
+	go func() { plays <- testkit.PlayFLV(context.Background(), url, leave) }()
+	waitUntil(t, 20*time.Second, "the joiner in a group of its own beside the held one", func() bool {
+		r.gw.writers.mu.Lock()
+		defer r.gw.writers.mu.Unlock()
+		for _, l := range r.gw.writers.byEntry {
+			return len(l) == 2 && l[1].size.Load() == 1
+		}
+		return false
+	})
+	release()
+	time.Sleep(time.Second)
+	close(leave)
+	for range groupSize + 1 {
+		p := <-plays
+		if p.Status != 200 || !p.Left() {
+			t.Fatalf("viewer: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 5*time.Second, "groups retired", func() bool {
+		return r.gw.writers.count() == 0 && r.pool.Stats().Subscribers == 0
+	})
 }

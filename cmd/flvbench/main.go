@@ -113,9 +113,16 @@ type viewerResult struct {
 	tags         int64
 	malformed    int64
 	stalls       int64
+	joinStalls   int64         // stalls that ended within joinWindow of the request
+	longestGap   time.Duration // longest time between two tags
 	outOfOrder   int64
 	disconnected bool // ended before the run did
 }
+
+// joinWindow is how long after its request a viewer counts as joining: a
+// stall that ends within it is also counted apart (stalls_joining), to
+// tell a start that falters from a stream that does.
+const joinWindow = 5 * time.Second
 
 // Summary is the report of a run.
 type Summary struct {
@@ -131,6 +138,8 @@ type Summary struct {
 	Tags          int64      `json:"tags"`
 	Malformed     int64      `json:"malformed"`
 	Stalls        int64      `json:"stalls"`
+	JoinStalls    int64      `json:"stalls_joining"`
+	LongestGapMs  float64    `json:"longest_gap_ms"`
 	Disconnects   int        `json:"disconnects"`
 	OutOfOrder    int64      `json:"out_of_order"`
 	Errors        []string   `json:"errors,omitempty"`
@@ -144,7 +153,8 @@ func (s Summary) print(w io.Writer) {
 	fmt.Fprintf(w, "%-28s %.3f Mbps per viewer, %.1f Mbps in all\n", "received", s.MbpsPerViewer, s.MbpsTotal)
 	fmt.Fprintf(w, "%-28s %d tags, %d bytes\n", "parsed", s.Tags, s.BytesTotal)
 	fmt.Fprintf(w, "%-28s %d\n", "malformed tags", s.Malformed)
-	fmt.Fprintf(w, "%-28s %d\n", "stalls", s.Stalls)
+	fmt.Fprintf(w, "%-28s %d (%d within %s of the request; longest gap between tags %.0f ms)\n",
+		"stalls", s.Stalls, s.JoinStalls, joinWindow, s.LongestGapMs)
 	fmt.Fprintf(w, "%-28s %d\n", "disconnects", s.Disconnects)
 	fmt.Fprintf(w, "%-28s %d\n", "out of timestamp order", s.OutOfOrder)
 	for _, e := range s.Errors {
@@ -299,9 +309,14 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 			return r
 		}
 		now := time.Now()
-		if now.Sub(lastTag) > stall {
+		gap := now.Sub(lastTag)
+		r.longestGap = max(r.longestGap, gap)
+		if gap > stall {
 			r.stalls++
 			prog.stalls.Add(1)
+			if now.Sub(start) < joinWindow {
+				r.joinStalls++
+			}
 		}
 		lastTag = now
 		if typ == 8 || typ == 9 {
@@ -415,6 +430,8 @@ func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
 		s.Tags += r.tags
 		s.Malformed += r.malformed
 		s.Stalls += r.stalls
+		s.JoinStalls += r.joinStalls
+		s.LongestGapMs = max(s.LongestGapMs, float64(r.longestGap.Microseconds())/1000)
 		s.OutOfOrder += r.outOfOrder
 		if r.disconnected {
 			s.Disconnects++
