@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -182,9 +183,16 @@ func TestHeadOptionsAndOperatorEndpoints(t *testing.T) {
 		"flvgw_reconnects_total", "flvgw_evictions_total", "flvgw_bytes_in_total", "flvgw_bytes_out_total",
 		"flvgw_viewer_sessions_total", "flvgw_viewer_skips_total", "flvgw_viewers_dropped_total",
 		"flvgw_http_responses_total", "flvgw_time_to_first_byte_seconds_bucket", "flvgw_stream_bytes_in_total",
-		"flvgw_stream_bytes_out_total", "flvgw_stream_bitrate_bits", "go_goroutines", "process_resident_memory_bytes"} {
+		"flvgw_stream_bytes_out_total", "flvgw_stream_bitrate_bits", "go_goroutines", "process_resident_memory_bytes",
+		"go_cpu_classes_gc_total_cpu_seconds_total"} {
 		if !strings.Contains(string(text), "\n"+name) {
 			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// runtime.gc_percent's default is in force unless GOGC overrides it.
+	if _, env := os.LookupEnv("GOGC"); !env {
+		if got, err := gw.Metric(ctx, "go_gc_gogc_percent"); err != nil || got != 25 {
+			t.Errorf("go_gc_gogc_percent = %v (%v), want runtime.gc_percent's default 25", got, err)
 		}
 	}
 	close(leave)
