@@ -35,8 +35,10 @@ type writerGroup struct {
 	e       *pool.Entry
 	mu      sync.Mutex
 	members []*viewer
-	// size is len(members), stored under mu and read without it by join,
-	// which so skips full groups without waiting for their passes.
+	// size is how many members the group has, for join to read without
+	// mu and so skip full groups without waiting for their passes. It is
+	// changed under mu, never below len(members) but for the members a
+	// pass has handed back already (so that they may rejoin at once).
 	size    atomic.Int32
 	kick    chan struct{}
 	retired bool // its goroutine has ended; join skips it
@@ -176,7 +178,8 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 		for _, v := range grp.members {
 			hb, done, full := g.serveMember(v, &grp.scratch)
 			if done {
-				v.back <- hb // buffered; v is no member from here on
+				grp.size.Add(-1) // its place is free for a rejoin now
+				v.back <- hb     // buffered; v is no member from here on
 				continue
 			}
 			more = more || full

@@ -113,6 +113,19 @@ func TestWriterGroups(t *testing.T) {
 		}
 		return time.Since(outSince) > time.Second
 	})
+	// A handback frees its place at once, and between passes each group's
+	// count of members, which joiners read without its lock, is exact.
+	r.gw.writers.mu.Lock()
+	for _, list := range r.gw.writers.byEntry {
+		for _, grp := range list {
+			grp.mu.Lock()
+			if n, size := len(grp.members), grp.size.Load(); int(size) != n {
+				t.Errorf("group of %d members counts %d", n, size)
+			}
+			grp.mu.Unlock()
+		}
+	}
+	r.gw.writers.mu.Unlock()
 	var m dto.Metric
 	if err := r.gw.metrics.handbacks.Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
 		n := m.GetCounter().GetValue()
@@ -183,14 +196,18 @@ func TestJoinSkipsFullGroups(t *testing.T) {
 	for range groupSize {
 		go func() { plays <- testkit.PlayFLV(context.Background(), url, leave) }()
 	}
-	var full *writerGroup
-	waitUntil(t, 20*time.Second, "one full group, held as in a pass", func() bool {
+	groups := func() []*writerGroup { // of all entries: here, of live/j
 		r.gw.writers.mu.Lock()
+		defer r.gw.writers.mu.Unlock()
 		var list []*writerGroup
 		for _, l := range r.gw.writers.byEntry {
-			list = l
+			list = append(list, l...)
 		}
-		r.gw.writers.mu.Unlock()
+		return list
+	}
+	var full *writerGroup
+	waitUntil(t, 20*time.Second, "one full group, held as in a pass", func() bool {
+		list := groups()
 		if len(list) != 1 || list[0].size.Load() != groupSize {
 			return false
 		}
@@ -206,12 +223,8 @@ func TestJoinSkipsFullGroups(t *testing.T) {
 	defer release() // also when the wait below fails
 	go func() { plays <- testkit.PlayFLV(context.Background(), url, leave) }()
 	waitUntil(t, 20*time.Second, "the joiner in a group of its own beside the held one", func() bool {
-		r.gw.writers.mu.Lock()
-		defer r.gw.writers.mu.Unlock()
-		for _, l := range r.gw.writers.byEntry {
-			return len(l) == 2 && l[1].size.Load() == 1
-		}
-		return false
+		list := groups()
+		return len(list) == 2 && list[0] == full && list[1].size.Load() == 1
 	})
 	release()
 	time.Sleep(time.Second)

@@ -189,7 +189,8 @@ func TestHeadOptionsAndOperatorEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
-	// runtime.gc_percent's default is in force unless GOGC overrides it.
+	// runtime.gc_percent's default (DefaultGCPercent in cmd/flvgw) is in
+	// force unless GOGC overrides it.
 	if _, env := os.LookupEnv("GOGC"); !env {
 		if got, err := gw.Metric(ctx, "go_gc_gogc_percent"); err != nil || got != 25 {
 			t.Errorf("go_gc_gogc_percent = %v (%v), want runtime.gc_percent's default 25", got, err)

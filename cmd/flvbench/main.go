@@ -113,14 +113,14 @@ type viewerResult struct {
 	tags         int64
 	malformed    int64
 	stalls       int64
-	joinStalls   int64         // stalls that ended within joinWindow of the request
-	longestGap   time.Duration // longest time between two tags
+	joinStalls   int64         // stalls that began within joinWindow of the request
+	longestGap   time.Duration // longest time between two tags (or the FLV header and the first)
 	outOfOrder   int64
 	disconnected bool // ended before the run did
 }
 
 // joinWindow is how long after its request a viewer counts as joining: a
-// stall that ends within it is also counted apart (stalls_joining), to
+// stall that begins within it is also counted apart (stalls_joining), to
 // tell a start that falters from a stream that does.
 const joinWindow = 5 * time.Second
 
@@ -314,7 +314,7 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 		if gap > stall {
 			r.stalls++
 			prog.stalls.Add(1)
-			if now.Sub(start) < joinWindow {
+			if lastTag.Sub(start) < joinWindow {
 				r.joinStalls++
 			}
 		}

@@ -3,6 +3,7 @@
 # keeps each run's output and summary as $OUT/NAME-COUNT.{txt,json}, and
 # lists the summaries in the array runs. Each run is as run.sh's defaults
 # make it: a profile, a trace or a load command would skew CPU and RSS.
+# GC_PERCENT passes through, to compare the collector's targets.
 run_counts() {
   local name=$1 n ramp
   shift
