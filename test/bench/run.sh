@@ -249,7 +249,7 @@ def line(name, f):
     print(row.format(name, f(g), f(b) if b else "-"))
 line("connected / failed", lambda r: f"{r['bench']['connected']}/{r['bench']['failed']}")
 line("stalls / disconnects / malformed / out of order", lambda r: "/".join(str(r["bench"][k]) for k in ("stalls", "disconnects", "malformed", "out_of_order")))
-line("  begun within 5 s of the request / longest gap (ms)",
+line("  of them joining (begun <5 s) / longest gap (ms)",
      lambda r: f"{r['bench'].get('stalls_joining', '-')}/{fmt(r['bench'].get('longest_gap_ms'), '.0f')}")
 line("delivered GB", lambda r: fmt(r["gb"]))
 line("server CPU seconds", lambda r: fmt(r["cpu_s"], ".1f"))
