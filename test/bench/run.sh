@@ -18,7 +18,9 @@
 #   BASELINE=0 ...                            # flvgw only
 #
 # The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
-# reads them).
+# reads them); test/bench/out/flvgw.samples has a line of flvgw's
+# collections, heap, goroutines, writer groups, handbacks, skips and drops
+# every 5 s of the load, to look back at a run that went wrong.
 #
 # Needs ffmpeg (to make the clip and to publish it with -c copy, so the
 # publisher costs next to no CPU). Everything listens on 127.0.0.1.
@@ -59,7 +61,9 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # measure NAME PID URL [METRICS]: run flvbench against URL while sampling
 # PID; with METRICS (a Prometheus URL), keep its series at the start of
-# the load in $OUT/NAME.metrics0.
+# the load in $OUT/NAME.metrics0, and a line of the series that tell a run
+# that goes wrong (collections, heap, goroutines, writer groups,
+# handbacks, skips, drops) every 5 s in $OUT/NAME.samples.
 measure() {
   local name=$1 pid=$2 url=$3 metrics=${4:-}
   sleep 2
@@ -73,12 +77,23 @@ measure() {
   cpu0=$(cpu_seconds "$pid")
   t0=$(date +%s.%N)
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" > "$OUT/$name.peak"; sleep 1; done ) &
-  local sampler=$!
+  local sampler=$! series=
+  : > "$OUT/$name.samples"
+  if [ -n "$metrics" ]; then
+    ( while kill -0 "$pid" 2>/dev/null; do
+        curl -s --max-time 2 "$metrics" | awk -v t="$(date +%T)" '
+          /^(go_gc_duration_seconds_count|go_cpu_classes_gc_total_cpu_seconds_total|go_memstats_heap_inuse_bytes|go_goroutines|flvgw_writer_groups|flvgw_writer_handbacks_total|flvgw_viewer_skips_total|flvgw_viewers_dropped_total|process_cpu_seconds_total) / ||
+          /^flvgw_viewers_dropped_total[{]/ { sub(/^(go_|flvgw_|process_)/, "", $1); line = line " " $1 "=" $2 }
+          END { print t line }' >> "$OUT/$name.samples"
+        sleep 5
+      done ) &
+    series=$!
+  fi
   $LOADCMD "$OUT/flvbench" -url "$url" -n "$N" -ramp "$RAMP" -d "${D}s" -progress 10s -json > "$OUT/$name.json"
   local cpu1
   cpu1=$(cpu_seconds "$pid")
   t1=$(date +%s.%N)
-  kill "$sampler" 2>/dev/null || true
+  kill "$sampler" $series 2>/dev/null || true
   echo "$rss0 $(cat "$OUT/$name.peak") $cpu0 $cpu1 $(awk -v a="$idle0" -v b="$idle1" 'BEGIN {print (b - a) / 5}') $(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" > "$OUT/$name.proc"
 }
 
