@@ -142,6 +142,7 @@ type Summary struct {
 	LongestGapMs  float64    `json:"longest_gap_ms"`
 	Disconnects   int        `json:"disconnects"`
 	OutOfOrder    int64      `json:"out_of_order"`
+	CPUSeconds    float64    `json:"cpu_seconds"` // flvbench's own user+system CPU over the run
 	Errors        []string   `json:"errors,omitempty"`
 }
 
@@ -157,6 +158,7 @@ func (s Summary) print(w io.Writer) {
 		"stalls", s.Stalls, s.JoinStalls, joinWindow, s.LongestGapMs)
 	fmt.Fprintf(w, "%-28s %d\n", "disconnects", s.Disconnects)
 	fmt.Fprintf(w, "%-28s %d\n", "out of timestamp order", s.OutOfOrder)
+	fmt.Fprintf(w, "%-28s %.1f s (%.2f cores)\n", "flvbench's own CPU", s.CPUSeconds, s.CPUSeconds/max(s.DurationSec, 1e-9))
 	for _, e := range s.Errors {
 		fmt.Fprintf(w, "%-28s %s\n", "error", e)
 	}
@@ -214,7 +216,19 @@ func bench(ctx context.Context, o options, stderr io.Writer) Summary {
 		}()
 	}
 	wg.Wait()
-	return summarize(results, time.Since(start), o.viewers)
+	s := summarize(results, time.Since(start), o.viewers)
+	s.CPUSeconds = ownCPUSeconds()
+	return s
+}
+
+// ownCPUSeconds is the user and system CPU this process has used: what
+// the load tool took from a machine it shares with the server it measures.
+func ownCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // view plays u until ctx ends, parsing every tag.

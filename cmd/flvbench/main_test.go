@@ -48,6 +48,9 @@ func TestBenchParsesEveryTag(t *testing.T) {
 	if s.Tags < 3*600 || s.TTFKms[0] <= 0 {
 		t.Fatalf("parsed %d tags, first keyframe %v", s.Tags, s.TTFKms)
 	}
+	if s.CPUSeconds <= 0 || s.CPUSeconds > 60 {
+		t.Fatalf("flvbench's own CPU %v s", s.CPUSeconds)
+	}
 }
 
 func TestBenchCountsMalformedAndRefusals(t *testing.T) {
