@@ -13,6 +13,8 @@
 #   PERF=1 D=30 test/bench/run.sh             # plus a kernel-and-Go profile (perf) of flvgw
 #   TRACE=1 D=30 test/bench/run.sh            # plus 1 s of Go execution trace: the writer groups' rounds
 #                                             # (it slows that second: take delay figures from runs without it)
+#   SCHED=1 D=30 test/bench/run.sh            # plus 2 s of the kernel's scheduling (perf sched): how long
+#                                             # flvgw's threads waited for a CPU while runnable
 #   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: SCHED_IDLE); split on spaces
 #   GC_PERCENT=100 test/bench/run.sh          # flvgw's runtime.gc_percent (default 25; 100 is Go's own)
 #   BASELINE=0 ...                            # flvgw only
@@ -34,6 +36,7 @@ RAMP=${RAMP:-500}    # viewers started per second
 PROFILE=${PROFILE:-} # 1: also take a 20 s CPU profile of flvgw under load
 PERF=${PERF:-}       # 1: also take a 10 s perf profile (kernel and Go) of flvgw
 TRACE=${TRACE:-}     # 1: also take 1 s of Go execution trace of flvgw (test/bench/rounds.py)
+SCHED=${SCHED:-}     # 1: also record 2 s of the kernel's scheduling, all processes (perf sched)
 BASELINE=${BASELINE:-1} # 0: measure flvgw only
 DELIVERY=${DELIVERY:-hijack} # http.delivery
 LOADCMD=${LOADCMD:-} # a command flvbench runs under, e.g. "chrt -i 0" or "nice -n 10"
@@ -149,6 +152,16 @@ if [ -n "$PERF" ]; then
     echo "== PERF=1: perf is not installed (Debian: linux-perf); no kernel profile" >&2
   fi
 fi
+rm -f "$OUT/sched.txt"
+if [ -n "$SCHED" ]; then
+  if command -v perf >/dev/null; then
+    ( sleep $((7 + D / 2))
+      perf sched record -q -o "$OUT/sched.data" -- sleep 2 >/dev/null 2>&1 &&
+        perf sched timehist -i "$OUT/sched.data" 2>/dev/null > "$OUT/sched.txt" ) &
+  else
+    echo "== SCHED=1: perf is not installed (Debian: linux-perf); no scheduling record" >&2
+  fi
+fi
 measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv http://127.0.0.1:18080/metrics
 curl -s http://127.0.0.1:18080/metrics > "$OUT/flvgw.metrics"
 kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
@@ -170,6 +183,9 @@ if [ -n "$PROFILE" ] && [ -s "$OUT/flvgw.cpu.pprof" ]; then
 fi
 if [ -n "$PERF" ]; then
   for _ in $(seq 30); do [ -s "$OUT/flvgw.perf.txt" ] && break; sleep 1; done
+fi
+if [ -n "$SCHED" ]; then
+  for _ in $(seq 30); do [ -s "$OUT/sched.txt" ] && break; sleep 1; done
 fi
 
 python3 - "$OUT" "$N" "$RATE" "$D" "$DELIVERY" <<'PY'
@@ -317,6 +333,45 @@ if os.path.exists(perf) and os.path.getsize(perf):
     for name, v in parts:
         print("| {:<66} | {:>5.1f}% |".format(name, v))
     g["perf_shares"] = {name.strip(): v for name, v in parts}
+
+# perf sched: per process, how long its threads ran and how long they
+# waited for a CPU while runnable ("sch delay" in perf sched timehist).
+sched = f"{out}/sched.txt"
+if os.path.exists(sched) and os.path.getsize(sched):
+    procs, t0, t1 = {}, None, None
+    for l in open(sched):
+        f = l.split()
+        if len(f) < 6 or not re.match(r"^\d+\.\d+$", f[0]):
+            continue
+        t = float(f[0])
+        t0, t1 = t if t0 is None else t0, t
+        name = " ".join(f[2:-3]).split("[")[0]
+        _, delay, run = map(float, f[-3:])
+        p = procs.setdefault(name, {"run": 0.0, "delay": 0.0, "waits": 0, "over1": 0, "max": 0.0})
+        p["run"] += run
+        p["delay"] += delay
+        p["waits"] += delay > 0
+        p["over1"] += delay > 1
+        p["max"] = max(p["max"], delay)
+    secs = max((t1 or 0) - (t0 or 0), 1e-9)
+    hz = None
+    try:
+        import gzip
+        m = re.search(rb"^CONFIG_HZ=(\d+)$", gzip.open("/proc/config.gz").read(), re.M)
+        hz = int(m.group(1)) if m else None
+    except OSError:
+        pass
+    print(f"\nThe kernel's scheduling over {secs:.1f} s under load (perf sched; {sched}"
+          + (f"; kernel tick {1000 / hz:g} ms" if hz else "") + "):\n")
+    srow = "| {:<12} | {:>14} | {:>22} | {:>16} | {:>14} |"
+    print(srow.format("process", "ran (cores)", "runnable, waiting (ms/s)", "waits > 1 ms /s", "longest (ms)"))
+    print(srow.format("-" * 12, "-" * 14, "-" * 22, "-" * 16, "-" * 14))
+    for name in sorted(procs, key=lambda k: -procs[k]["run"])[:6]:
+        p = procs[name]
+        print(srow.format(name[:12], f"{p['run'] / 1000 / secs:.2f}", f"{p['delay'] / secs:.0f}",
+                          f"{p['over1'] / secs:.0f}", f"{p['max']:.2f}"))
+    g["sched"] = {k: v for k, v in procs.items() if k in ("flvgw", "flvbench")}
+    g["sched_seconds"] = secs
 
 json.dump({"viewers": n, "rate": rate, "seconds": d, "delivery": delivery, "flvgw": g, "baseline": b},
           open(f"{out}/summary.json", "w"), indent=1, default=str)
