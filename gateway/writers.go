@@ -76,7 +76,11 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	for {
 		w.mu.Lock()
-		groups := slices.Clone(w.byEntry[e])
+		// A copy to look through without w.mu, in v's own scratch: a
+		// viewer handed back and rejoining, over and over on a saturated
+		// machine, allocates nothing here.
+		groups := append(v.groups[:0], w.byEntry[e]...)
+		v.groups = groups
 		w.mu.Unlock()
 		for _, grp := range groups {
 			if grp.size.Load() >= groupSize {
@@ -84,6 +88,7 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			}
 			grp.mu.Lock()
 			if !grp.retired && len(grp.members) < groupSize {
+				v.dropGroups() // while v is still the session's alone
 				grp.members = append(grp.members, v)
 				grp.size.Store(int32(len(grp.members)))
 				grp.mu.Unlock()
@@ -99,6 +104,7 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			w.mu.Unlock()
 			continue
 		}
+		v.dropGroups()
 		grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
 		grp.members[0] = v
 		grp.size.Store(1)
@@ -110,6 +116,13 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 		go w.run(g, grp)
 		return grp
 	}
+}
+
+// dropGroups empties join's scratch, so that it keeps no retired group
+// alive.
+func (v *viewer) dropGroups() {
+	clear(v.groups)
+	v.groups = v.groups[:0]
 }
 
 // count reports the writer goroutines running.

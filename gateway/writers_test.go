@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"flvgw/pool"
 	"flvgw/test/testkit"
 )
 
@@ -241,4 +242,38 @@ func TestJoinSkipsFullGroups(t *testing.T) {
 	waitUntil(t, 5*time.Second, "groups retired", func() bool {
 		return r.gw.writers.count() == 0 && r.pool.Stats().Subscribers == 0
 	})
+}
+
+// A viewer handed back and rejoining allocates nothing in join, however
+// many groups its entry has: on a saturated machine viewers may cycle
+// through handbacks many times a second, and garbage there would make the
+// collector scan every viewer's stack more often.
+func TestRejoinAllocatesNothing(t *testing.T) {
+	var w writerGroups
+	e := new(pool.Entry)
+	for i := range 79 {
+		grp := &writerGroup{e: e, members: make([]*viewer, 0, groupSize), kick: make(chan struct{}, 1)}
+		if i < 78 {
+			grp.members = grp.members[:groupSize]
+		}
+		grp.size.Store(int32(len(grp.members)))
+		w.byEntry = map[*pool.Entry][]*writerGroup{e: append(w.byEntry[e], grp)}
+	}
+	last := w.byEntry[e][78]
+	v := &viewer{}
+	allocs := testing.AllocsPerRun(100, func() {
+		if grp := w.join(nil, e, v); grp != last {
+			t.Fatal("joined a full group")
+		}
+		if !last.remove(v) {
+			t.Fatal("not a member")
+		}
+		<-last.kick
+	})
+	if allocs != 0 {
+		t.Fatalf("join and remove: %v allocations, want 0", allocs)
+	}
+	if len(v.groups) != 0 || cap(v.groups) == 0 || v.groups[:1][0] != nil {
+		t.Fatalf("join's scratch kept %d groups", len(v.groups))
+	}
 }
