@@ -17,6 +17,7 @@
 #                                             # flvgw's threads waited for a CPU while runnable
 #   LOADCMD="chrt -i 0" test/bench/run.sh     # flvbench under a command (here: SCHED_IDLE); split on spaces
 #   GC_PERCENT=100 test/bench/run.sh          # flvgw's runtime.gc_percent (default 25; 100 is Go's own)
+#   SEND_BUFFER=4096 test/bench/run.sh        # flvgw's http.send_buffer (default 0: the kernel's)
 #   BASELINE=0 ...                            # flvgw only
 #
 # The figures also go to test/bench/out/summary.json (test/bench/scaling.sh
@@ -41,6 +42,7 @@ BASELINE=${BASELINE:-1} # 0: measure flvgw only
 DELIVERY=${DELIVERY:-hijack} # http.delivery
 LOADCMD=${LOADCMD:-} # a command flvbench runs under, e.g. "chrt -i 0" or "nice -n 10"
 GC_PERCENT=${GC_PERCENT:-} # runtime.gc_percent for flvgw; empty: its default
+SEND_BUFFER=${SEND_BUFFER:-0} # http.send_buffer for flvgw, bytes per viewer socket; 0: the kernel's
 OUT=test/bench/out
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || true
@@ -112,6 +114,7 @@ listen = "127.0.0.1:18080"
 drain_timeout = "0s"
 pprof = $PPROF
 delivery = "$DELIVERY"
+send_buffer = $SEND_BUFFER
 [rtmp]
 listen = "127.0.0.1:11935"
 [pool]
