@@ -101,10 +101,9 @@ type viewer struct {
 	// and what a group hands back.
 	rawWriter
 	back    chan handback
-	pending [][]byte       // the rest of a chunk a group wrote in part
-	pendN   int            // its chunk's FLV bytes
-	pendAt  int64          // its chunk's arrival
-	groups  []*writerGroup // join's scratch: the entry's groups as it looked
+	pending [][]byte // the rest of a chunk a group wrote in part
+	pendN   int      // its chunk's FLV bytes
+	pendAt  int64    // its chunk's arrival
 }
 
 func (g *Server) runViewer(c net.Conn, req playRequest) {

@@ -28,7 +28,11 @@ const groupSize = 64
 type writerGroups struct {
 	mu      sync.Mutex
 	byEntry map[*pool.Entry][]*writerGroup
+	changes uint64 // groups started and retired, for join to see either
 }
+
+// joinCandidates is how many groups with room join tries in one look.
+const joinCandidates = 8
 
 // writerGroup is one writer goroutine and its members, all of one entry.
 type writerGroup struct {
@@ -72,23 +76,28 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 // other group's lock while it waits for one, and waits only for groups
 // that had room: a group holds its own lock through a pass, and on a
 // saturated machine a joiner that waited for every full group's pass in
-// turn went seconds without a write.
+// turn went seconds without a write. It allocates nothing unless it
+// starts a group: a viewer handed back may rejoin many times a second.
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	for {
+		// The groups that have room, gathered on the stack under w.mu
+		// (which is never held while a group's lock is waited for).
+		var room [joinCandidates]*writerGroup
+		n := 0
 		w.mu.Lock()
-		// A copy to look through without w.mu, in v's own scratch: a
-		// viewer handed back and rejoining, over and over on a saturated
-		// machine, allocates nothing here.
-		groups := append(v.groups[:0], w.byEntry[e]...)
-		v.groups = groups
-		w.mu.Unlock()
-		for _, grp := range groups {
-			if grp.size.Load() >= groupSize {
-				continue
+		seen := w.changes
+		for _, grp := range w.byEntry[e] {
+			if grp.size.Load() < groupSize {
+				room[n] = grp
+				if n++; n == len(room) {
+					break
+				}
 			}
+		}
+		w.mu.Unlock()
+		for _, grp := range room[:n] {
 			grp.mu.Lock()
 			if !grp.retired && len(grp.members) < groupSize {
-				v.dropGroups() // while v is still the session's alone
 				grp.members = append(grp.members, v)
 				grp.size.Store(int32(len(grp.members)))
 				grp.mu.Unlock()
@@ -98,13 +107,12 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			grp.mu.Unlock()
 		}
 		w.mu.Lock()
-		if !slices.Equal(w.byEntry[e], groups) {
+		if w.changes != seen {
 			// A group started or retired since the look: look again,
 			// so that viewers joining together do not each start one.
 			w.mu.Unlock()
 			continue
 		}
-		v.dropGroups()
 		grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
 		grp.members[0] = v
 		grp.size.Store(1)
@@ -112,17 +120,11 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			w.byEntry = make(map[*pool.Entry][]*writerGroup)
 		}
 		w.byEntry[e] = append(w.byEntry[e], grp)
+		w.changes++
 		w.mu.Unlock()
 		go w.run(g, grp)
 		return grp
 	}
-}
-
-// dropGroups empties join's scratch, so that it keeps no retired group
-// alive.
-func (v *viewer) dropGroups() {
-	clear(v.groups)
-	v.groups = v.groups[:0]
 }
 
 // count reports the writer goroutines running.
@@ -146,6 +148,7 @@ func (w *writerGroups) retire(grp *writerGroup) bool {
 		return false
 	}
 	grp.retired = true
+	w.changes++
 	list := w.byEntry[grp.e]
 	for i, x := range list {
 		if x == grp {

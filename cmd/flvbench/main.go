@@ -142,7 +142,7 @@ type Summary struct {
 	LongestGapMs  float64    `json:"longest_gap_ms"`
 	Disconnects   int        `json:"disconnects"`
 	OutOfOrder    int64      `json:"out_of_order"`
-	CPUSeconds    float64    `json:"cpu_seconds"` // flvbench's own user+system CPU over the run
+	CPUSeconds    float64    `json:"cpu_seconds"` // flvbench's own user+system CPU over the run (0: not known)
 	Errors        []string   `json:"errors,omitempty"`
 }
 
@@ -175,7 +175,7 @@ type progress struct {
 func bench(ctx context.Context, o options, stderr io.Writer) Summary {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	start := time.Now()
+	start, cpu0 := time.Now(), ownCPUSeconds()
 	var prog progress
 	results := make([]viewerResult, o.viewers)
 	var wg sync.WaitGroup
@@ -217,18 +217,8 @@ func bench(ctx context.Context, o options, stderr io.Writer) Summary {
 	}
 	wg.Wait()
 	s := summarize(results, time.Since(start), o.viewers)
-	s.CPUSeconds = ownCPUSeconds()
+	s.CPUSeconds = ownCPUSeconds() - cpu0
 	return s
-}
-
-// ownCPUSeconds is the user and system CPU this process has used: what
-// the load tool took from a machine it shares with the server it measures.
-func ownCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // view plays u until ctx ends, parsing every tag.
