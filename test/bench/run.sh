@@ -155,12 +155,13 @@ if [ -n "$PERF" ]; then
     echo "== PERF=1: perf is not installed (Debian: linux-perf); no kernel profile" >&2
   fi
 fi
-rm -f "$OUT/sched.txt"
+rm -f "$OUT/sched.txt" "$OUT/sched.err"
+sched_rec=
 if [ -n "$SCHED" ]; then
   if command -v perf >/dev/null; then
-    ( sleep $((7 + D / 2))
-      perf sched record -q -o "$OUT/sched.data" -- sleep 2 >/dev/null 2>&1 &&
-        perf sched timehist -i "$OUT/sched.data" 2>/dev/null > "$OUT/sched.txt" ) &
+    # Recorded under load; read (timehist) only once the load is over.
+    ( sleep $((7 + D / 2)); perf sched record -q -o "$OUT/sched.data" -- sleep 2 >/dev/null 2>>"$OUT/sched.err" ) &
+    sched_rec=$!
   else
     echo "== SCHED=1: perf is not installed (Debian: linux-perf); no scheduling record" >&2
   fi
@@ -168,6 +169,13 @@ fi
 measure flvgw "$gw" http://127.0.0.1:18080/live/bench.flv http://127.0.0.1:18080/metrics
 curl -s http://127.0.0.1:18080/metrics > "$OUT/flvgw.metrics"
 kill "$pub" "$gw"; wait "$pub" "$gw" 2>/dev/null || true
+if [ -n "$sched_rec" ]; then
+  if wait "$sched_rec" && perf sched timehist --state -i "$OUT/sched.data" > "$OUT/sched.tmp" 2>>"$OUT/sched.err"; then
+    mv "$OUT/sched.tmp" "$OUT/sched.txt"
+  else
+    echo "== SCHED=1: perf sched failed, no scheduling table (see $OUT/sched.err)" >&2
+  fi
+fi
 
 # --- baseline
 rm -f "$OUT/baseline.json" "$OUT/baseline.proc" "$OUT/baseline.metrics"
@@ -186,9 +194,6 @@ if [ -n "$PROFILE" ] && [ -s "$OUT/flvgw.cpu.pprof" ]; then
 fi
 if [ -n "$PERF" ]; then
   for _ in $(seq 30); do [ -s "$OUT/flvgw.perf.txt" ] && break; sleep 1; done
-fi
-if [ -n "$SCHED" ]; then
-  for _ in $(seq 30); do [ -s "$OUT/sched.txt" ] && break; sleep 1; done
 fi
 
 python3 - "$OUT" "$N" "$RATE" "$D" "$DELIVERY" <<'PY'
@@ -290,7 +295,7 @@ line("server CPU seconds", lambda r: fmt(r["cpu_s"], ".1f"))
 line("server CPU seconds per delivered GB", lambda r: fmt(r["cpu_s_per_gb"]))
 line("  above the no-viewer CPU", lambda r: fmt(r["cpu_s_per_gb_above_idle"]))
 line("no-viewer CPU (cores)", lambda r: fmt(r["idle_cpu_per_s"], ".3f"))
-line("load tool's (flvbench's) CPU (cores)", lambda r: fmt(r["bench"].get("cpu_seconds", 0) / r["wall_s"], ".2f"))
+line("load tool's (flvbench's) CPU (cores)", lambda r: fmt(r["bench"]["cpu_seconds"] / r["wall_s"], ".2f") if r["bench"].get("cpu_seconds") else "-")
 line("writes to viewers / bytes per write", lambda r: f"{r['writes']:.0f}/{fmt(r['bytes_per_write'], '.0f')}")
 line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
 line("RSS per viewer above idle (KiB)", lambda r: fmt(r["rss_kib_per_viewer"], ".1f"))
@@ -338,24 +343,33 @@ if os.path.exists(perf) and os.path.getsize(perf):
     g["perf_shares"] = {name.strip(): v for name, v in parts}
 
 # perf sched: per process, how long its threads ran and how long they
-# waited for a CPU while runnable ("sch delay" in perf sched timehist).
+# were runnable but waiting for a CPU: after a wake-up ("sch delay") and,
+# for a thread switched out while still runnable (state R: preempted),
+# until it ran again (its next "wait time").
 sched = f"{out}/sched.txt"
+EVENT = re.compile(r"^\s*(\d+\.\d+)\s+\[\d+\]\s+(.*?)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\S+)\s*$")
 if os.path.exists(sched) and os.path.getsize(sched):
-    procs, t0, t1 = {}, None, None
+    procs, last_state, idle_ms, lost, t0, t1 = {}, {}, 0.0, 0, None, None
     for l in open(sched):
-        f = l.split()
-        if len(f) < 6 or not re.match(r"^\d+\.\d+$", f[0]):
+        m = EVENT.match(l)
+        if not m:
+            lost += " lost " in l and " events" in l
             continue
-        t = float(f[0])
+        t = float(m.group(1))
         t0, t1 = t if t0 is None else t0, t
-        name = " ".join(f[2:-3]).split("[")[0]
-        _, delay, run = map(float, f[-3:])
-        p = procs.setdefault(name, {"run": 0.0, "delay": 0.0, "waits": 0, "over1": 0, "max": 0.0})
+        task = m.group(2)
+        wait, delay, run = float(m.group(3)), float(m.group(4)), float(m.group(5))
+        if task.startswith("<idle>"):
+            idle_ms += run
+            continue
+        name, tid = task.split("[")[0], task.split("[")[-1].split("/")[0].rstrip("]")
+        runnable = delay + (wait if last_state.get(tid, "").startswith("R") else 0.0)
+        last_state[tid] = m.group(6)
+        p = procs.setdefault(name, {"run": 0.0, "runnable": 0.0, "over1": 0, "max": 0.0})
         p["run"] += run
-        p["delay"] += delay
-        p["waits"] += delay > 0
-        p["over1"] += delay > 1
-        p["max"] = max(p["max"], delay)
+        p["runnable"] += runnable
+        p["over1"] += runnable > 1
+        p["max"] = max(p["max"], runnable)
     secs = max((t1 or 0) - (t0 or 0), 1e-9)
     hz = None
     try:
@@ -365,13 +379,14 @@ if os.path.exists(sched) and os.path.getsize(sched):
     except OSError:
         pass
     print(f"\nThe kernel's scheduling over {secs:.1f} s under load (perf sched; {sched}"
-          + (f"; kernel tick {1000 / hz:g} ms" if hz else "") + "):\n")
-    srow = "| {:<12} | {:>14} | {:>22} | {:>16} | {:>14} |"
-    print(srow.format("process", "ran (cores)", "runnable, waiting (ms/s)", "waits > 1 ms /s", "longest (ms)"))
-    print(srow.format("-" * 12, "-" * 14, "-" * 22, "-" * 16, "-" * 14))
+          + (f"; kernel tick {1000 / hz:g} ms" if hz else "") + f"; CPUs idle {idle_ms / 1000 / secs:.2f} cores"
+          + (f"; {lost} lines of lost events" if lost else "") + "):\n")
+    srow = "| {:<12} | {:>11} | {:>24} | {:>15} | {:>12} |"
+    print(srow.format("process", "ran (cores)", "runnable, waiting (ms/s)", "waits > 1 ms/s", "longest (ms)"))
+    print(srow.format("-" * 12, "-" * 11, "-" * 24, "-" * 15, "-" * 12))
     for name in sorted(procs, key=lambda k: -procs[k]["run"])[:6]:
         p = procs[name]
-        print(srow.format(name[:12], f"{p['run'] / 1000 / secs:.2f}", f"{p['delay'] / secs:.0f}",
+        print(srow.format(name[:12], f"{p['run'] / 1000 / secs:.2f}", f"{p['runnable'] / secs:.0f}",
                           f"{p['over1'] / secs:.0f}", f"{p['max']:.2f}"))
     g["sched"] = {k: v for k, v in procs.items() if k in ("flvgw", "flvbench")}
     g["sched_seconds"] = secs
