@@ -349,7 +349,7 @@ if os.path.exists(perf) and os.path.getsize(perf):
 sched = f"{out}/sched.txt"
 EVENT = re.compile(r"^\s*(\d+\.\d+)\s+\[\d+\]\s+(.*?)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\S+)\s*$")
 if os.path.exists(sched) and os.path.getsize(sched):
-    procs, last_state, idle_ms, lost, t0, t1 = {}, {}, 0.0, 0, None, None
+    procs, threads, last_state, idle_ms, lost, t0, t1 = {}, {}, {}, 0.0, 0, None, None
     for l in open(sched):
         m = EVENT.match(l)
         if not m:
@@ -365,6 +365,11 @@ if os.path.exists(sched) and os.path.getsize(sched):
         name, tid = task.split("[")[0], task.split("[")[-1].split("/")[0].rstrip("]")
         runnable = delay + (wait if last_state.get(tid, "").startswith("R") else 0.0)
         last_state[tid] = m.group(6)
+        if name == "flvgw":
+            th = threads.setdefault(tid, [0, 0.0, 0.0])
+            th[0] += 1
+            th[1] += run
+            th[2] += runnable
         p = procs.setdefault(name, {"run": 0.0, "runnable": 0.0, "over1": 0, "max": 0.0})
         p["run"] += run
         p["runnable"] += runnable
@@ -388,6 +393,11 @@ if os.path.exists(sched) and os.path.getsize(sched):
         p = procs[name]
         print(srow.format(name[:12], f"{p['run'] / 1000 / secs:.2f}", f"{p['runnable'] / secs:.0f}",
                           f"{p['over1'] / secs:.0f}", f"{p['max']:.2f}"))
+    # flvgw's threads: the one that switches most, running little each
+    # time, is the Go runtime's sysmon, which writes to no viewer.
+    print("\nflvgw's threads, most switches first (tid: switches/s, ran ms/s, runnable but waiting ms/s):")
+    print("  " + "; ".join(f"{tid}: {th[0] / secs:.0f}, {th[1] / secs:.0f}, {th[2] / secs:.0f}"
+                           for tid, th in sorted(threads.items(), key=lambda kv: -kv[1][0])[:8]))
     g["sched"] = {k: v for k, v in procs.items() if k in ("flvgw", "flvbench")}
     g["sched_seconds"] = secs
 
