@@ -31,9 +31,6 @@ type writerGroups struct {
 	changes uint64 // groups started and retired, for join to see either
 }
 
-// joinCandidates is how many groups with room join tries in one look.
-const joinCandidates = 8
-
 // writerGroup is one writer goroutine and its members, all of one entry.
 type writerGroup struct {
 	e       *pool.Entry
@@ -76,54 +73,51 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 // other group's lock while it waits for one, and waits only for groups
 // that had room: a group holds its own lock through a pass, and on a
 // saturated machine a joiner that waited for every full group's pass in
-// turn went seconds without a write. It allocates nothing unless it
+// turn went seconds without a write. It takes one group's lock at a
+// time and never while holding w.mu, and it allocates nothing unless it
 // starts a group: a viewer handed back may rejoin many times a second.
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
+	from, seen := 0, uint64(0) // where the look through e's groups is, and of which list
 	for {
-		// The groups that have room, gathered on the stack under w.mu
-		// (which is never held while a group's lock is waited for).
-		var room [joinCandidates]*writerGroup
-		n := 0
-		w.mu.Lock()
-		seen := w.changes
-		for _, grp := range w.byEntry[e] {
-			if grp.size.Load() < groupSize {
-				room[n] = grp
-				if n++; n == len(room) {
-					break
-				}
-			}
-		}
-		w.mu.Unlock()
-		for _, grp := range room[:n] {
-			grp.mu.Lock()
-			if !grp.retired && len(grp.members) < groupSize {
-				grp.members = append(grp.members, v)
-				grp.size.Store(int32(len(grp.members)))
-				grp.mu.Unlock()
-				grp.poke() // v may have missed the wake-up its group waits for
-				return grp
-			}
-			grp.mu.Unlock()
-		}
 		w.mu.Lock()
 		if w.changes != seen {
-			// A group started or retired since the look: look again,
-			// so that viewers joining together do not each start one.
+			// A group started or retired: look through the new list from
+			// its start, so that viewers joining together do not each
+			// start a group.
+			from, seen = 0, w.changes
+		}
+		list := w.byEntry[e]
+		var grp *writerGroup
+		for from < len(list) && grp == nil {
+			if list[from].size.Load() < groupSize {
+				grp = list[from]
+			}
+			from++
+		}
+		if grp == nil {
+			// Every group of an unchanged list was full when looked at.
+			grp = &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
+			grp.members[0] = v
+			grp.size.Store(1)
+			if w.byEntry == nil {
+				w.byEntry = make(map[*pool.Entry][]*writerGroup)
+			}
+			w.byEntry[e] = append(list, grp)
+			w.changes++
 			w.mu.Unlock()
-			continue
+			go w.run(g, grp)
+			return grp
 		}
-		grp := &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
-		grp.members[0] = v
-		grp.size.Store(1)
-		if w.byEntry == nil {
-			w.byEntry = make(map[*pool.Entry][]*writerGroup)
-		}
-		w.byEntry[e] = append(w.byEntry[e], grp)
-		w.changes++
 		w.mu.Unlock()
-		go w.run(g, grp)
-		return grp
+		grp.mu.Lock()
+		if !grp.retired && len(grp.members) < groupSize {
+			grp.members = append(grp.members, v)
+			grp.size.Store(int32(len(grp.members)))
+			grp.mu.Unlock()
+			grp.poke() // v may have missed the wake-up its group waits for
+			return grp
+		}
+		grp.mu.Unlock()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -272,5 +273,31 @@ func TestRejoinAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("join and remove: %v allocations, want 0", allocs)
+	}
+}
+
+// join tries every group its atomic count shows with room, one after
+// another, and starts a group only when all of them turned out full:
+// here the first nine filled up after their count was read (a stale
+// count, as a joiner racing other joiners sees), and the tenth has room.
+func TestJoinTriesEveryGroupWithRoom(t *testing.T) {
+	var w writerGroups
+	e := new(pool.Entry)
+	list := make([]*writerGroup, 10)
+	for i := range list {
+		grp := &writerGroup{e: e, members: make([]*viewer, groupSize, groupSize), kick: make(chan struct{}, 1)}
+		grp.size.Store(groupSize - 1) // stale: it filled since
+		if i == len(list)-1 {
+			grp.members = grp.members[:groupSize-1]
+		}
+		list[i] = grp
+	}
+	w.byEntry = map[*pool.Entry][]*writerGroup{e: slices.Clone(list)}
+	v := &viewer{}
+	if grp := w.join(nil, e, v); grp != list[9] {
+		t.Fatalf("joined %p, want the tenth group %p", grp, list[9])
+	}
+	if n := len(w.byEntry[e]); n != len(list) {
+		t.Fatalf("%d groups, want %d: join started one", n, len(list))
 	}
 }

@@ -158,7 +158,11 @@ func (s Summary) print(w io.Writer) {
 		"stalls", s.Stalls, s.JoinStalls, joinWindow, s.LongestGapMs)
 	fmt.Fprintf(w, "%-28s %d\n", "disconnects", s.Disconnects)
 	fmt.Fprintf(w, "%-28s %d\n", "out of timestamp order", s.OutOfOrder)
-	fmt.Fprintf(w, "%-28s %.1f s (%.2f cores)\n", "flvbench's own CPU", s.CPUSeconds, s.CPUSeconds/max(s.DurationSec, 1e-9))
+	if s.CPUSeconds > 0 {
+		fmt.Fprintf(w, "%-28s %.2f s (%.2f cores)\n", "flvbench's own CPU", s.CPUSeconds, s.CPUSeconds/max(s.DurationSec, 1e-9))
+	} else {
+		fmt.Fprintf(w, "%-28s not known on this system\n", "flvbench's own CPU")
+	}
 	for _, e := range s.Errors {
 		fmt.Fprintf(w, "%-28s %s\n", "error", e)
 	}
