@@ -155,12 +155,23 @@ if [ -n "$PERF" ]; then
     echo "== PERF=1: perf is not installed (Debian: linux-perf); no kernel profile" >&2
   fi
 fi
-rm -f "$OUT/sched.txt" "$OUT/sched.err"
+rm -f "$OUT/sched.txt" "$OUT/sched.tmp" "$OUT/sched.err" "$OUT/sched.data" "$OUT/sched.sysmon"
 sched_rec=
 if [ -n "$SCHED" ]; then
   if command -v perf >/dev/null; then
     # Recorded under load; read (timehist) only once the load is over.
-    ( sleep $((7 + D / 2)); perf sched record -q -o "$OUT/sched.data" -- sleep 2 >/dev/null 2>>"$OUT/sched.err" ) &
+    # In the second before, the thread of flvgw most often found asleep in
+    # nanosleep (its wchan, read without a fork) is taken for the Go
+    # runtime's sysmon, whose usleep it is.
+    ( sleep $((6 + D / 2))
+      for _ in 1 2 3 4 5; do
+        for t in /proc/"$gw"/task/*; do
+          w=; read -r w < "$t/wchan" 2>/dev/null || true
+          case "$w" in *nanosleep*) echo "${t##*/}" ;; esac
+        done
+        sleep 0.2
+      done | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}' > "$OUT/sched.sysmon" || true
+      perf sched record -q -o "$OUT/sched.data" -- sleep 2 >/dev/null 2>>"$OUT/sched.err" ) &
     sched_rec=$!
   else
     echo "== SCHED=1: perf is not installed (Debian: linux-perf); no scheduling record" >&2
@@ -353,7 +364,8 @@ if os.path.exists(sched) and os.path.getsize(sched):
     for l in open(sched):
         m = EVENT.match(l)
         if not m:
-            lost += " lost " in l and " events" in l
+            n_lost = re.search(r" lost (\d+) events", l)
+            lost += int(n_lost.group(1)) if n_lost else 0
             continue
         t = float(m.group(1))
         t0, t1 = t if t0 is None else t0, t
@@ -363,7 +375,10 @@ if os.path.exists(sched) and os.path.getsize(sched):
             idle_ms += run
             continue
         name, tid = task.split("[")[0], task.split("[")[-1].split("/")[0].rstrip("]")
-        runnable = delay + (wait if last_state.get(tid, "").startswith("R") else 0.0)
+        # perf 6.1 prints R for a thread preempted back to user space and
+        # W for one preempted in the kernel (R+); newer perf counts that
+        # wait in "sch delay" already, so the two are not added.
+        runnable = wait if last_state.get(tid, "")[:1] in ("R", "W") else delay
         last_state[tid] = m.group(6)
         if name == "flvgw":
             th = threads.setdefault(tid, [0, 0.0, 0.0])
@@ -376,6 +391,8 @@ if os.path.exists(sched) and os.path.getsize(sched):
         p["over1"] += runnable > 1
         p["max"] = max(p["max"], runnable)
     secs = max((t1 or 0) - (t0 or 0), 1e-9)
+    if not procs:
+        print(f"\nperf sched: no scheduling events could be read from {sched}")
     hz = None
     try:
         import gzip
@@ -385,7 +402,7 @@ if os.path.exists(sched) and os.path.getsize(sched):
         pass
     print(f"\nThe kernel's scheduling over {secs:.1f} s under load (perf sched; {sched}"
           + (f"; kernel tick {1000 / hz:g} ms" if hz else "") + f"; CPUs idle {idle_ms / 1000 / secs:.2f} cores"
-          + (f"; {lost} lines of lost events" if lost else "") + "):\n")
+          + (f"; {lost} events lost" if lost else "") + "):\n")
     srow = "| {:<12} | {:>11} | {:>24} | {:>15} | {:>12} |"
     print(srow.format("process", "ran (cores)", "runnable, waiting (ms/s)", "waits > 1 ms/s", "longest (ms)"))
     print(srow.format("-" * 12, "-" * 11, "-" * 24, "-" * 15, "-" * 12))
@@ -393,11 +410,13 @@ if os.path.exists(sched) and os.path.getsize(sched):
         p = procs[name]
         print(srow.format(name[:12], f"{p['run'] / 1000 / secs:.2f}", f"{p['runnable'] / secs:.0f}",
                           f"{p['over1'] / secs:.0f}", f"{p['max']:.2f}"))
-    # flvgw's threads: the one that switches most, running little each
-    # time, is the Go runtime's sysmon, which writes to no viewer.
+    # flvgw's threads, the Go runtime's sysmon (which writes to no viewer)
+    # marked if it was found.
+    sysmon = open(f"{out}/sched.sysmon").read().strip() if os.path.exists(f"{out}/sched.sysmon") else ""
     print("\nflvgw's threads, most switches first (tid: switches/s, ran ms/s, runnable but waiting ms/s):")
-    print("  " + "; ".join(f"{tid}: {th[0] / secs:.0f}, {th[1] / secs:.0f}, {th[2] / secs:.0f}"
+    print("  " + "; ".join(f"{tid}{' (sysmon)' if tid == sysmon else ''}: {th[0] / secs:.0f}, {th[1] / secs:.0f}, {th[2] / secs:.0f}"
                            for tid, th in sorted(threads.items(), key=lambda kv: -kv[1][0])[:8]))
+    g["sched_sysmon"] = threads.get(sysmon)
     g["sched"] = {k: v for k, v in procs.items() if k in ("flvgw", "flvbench")}
     g["sched_seconds"] = secs
 
