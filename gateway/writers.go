@@ -27,13 +27,22 @@ const groupSize = 64
 // under the group's mu; the group touches a viewer only under its mu.
 type writerGroups struct {
 	mu      sync.Mutex
-	byEntry map[*pool.Entry][]*writerGroup
-	changes uint64 // groups started and retired, for join to see either
+	byEntry map[*pool.Entry]*entryGroups
+}
+
+// entryGroups are the writer groups of one entry.
+type entryGroups struct {
+	list []*writerGroup // under writerGroups.mu
+	// changes counts the groups started and retired and the places freed
+	// in a group (handback, removal), for a joiner looking through list
+	// to start over rather than start a group while one has room.
+	changes atomic.Uint64
 }
 
 // writerGroup is one writer goroutine and its members, all of one entry.
 type writerGroup struct {
 	e       *pool.Entry
+	set     *entryGroups // the groups of e it is one of
 	mu      sync.Mutex
 	members []*viewer
 	// size is how many members the group has, for join to read without
@@ -77,33 +86,31 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 // time and never while holding w.mu, and it allocates nothing unless it
 // starts a group: a viewer handed back may rejoin many times a second.
 func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
-	from, seen := 0, uint64(0) // where the look through e's groups is, and of which list
+	// Where the look through e's groups is, and of which list.
+	var (
+		from int
+		seen *entryGroups
+		gen  uint64
+	)
 	for {
 		w.mu.Lock()
-		if w.changes != seen {
-			// A group started or retired: look through the new list from
-			// its start, so that viewers joining together do not each
-			// start a group.
-			from, seen = 0, w.changes
+		set := w.byEntry[e]
+		if set != nil && (set != seen || set.changes.Load() != gen) {
+			// A group started or retired, or a place was freed: look
+			// through the list from its start, so that viewers joining
+			// together do not each start a group.
+			from, seen, gen = 0, set, set.changes.Load()
 		}
-		list := w.byEntry[e]
 		var grp *writerGroup
-		for from < len(list) && grp == nil {
-			if list[from].size.Load() < groupSize {
-				grp = list[from]
+		for set != nil && from < len(set.list) && grp == nil {
+			if set.list[from].size.Load() < groupSize {
+				grp = set.list[from]
 			}
 			from++
 		}
 		if grp == nil {
 			// Every group of an unchanged list was full when looked at.
-			grp = &writerGroup{e: e, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
-			grp.members[0] = v
-			grp.size.Store(1)
-			if w.byEntry == nil {
-				w.byEntry = make(map[*pool.Entry][]*writerGroup)
-			}
-			w.byEntry[e] = append(list, grp)
-			w.changes++
+			grp = w.start(e, set, v)
 			w.mu.Unlock()
 			go w.run(g, grp)
 			return grp
@@ -121,13 +128,31 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	}
 }
 
+// start makes a group of e (set: e's groups, nil when it has none) with v
+// its one member. w.mu is held.
+func (w *writerGroups) start(e *pool.Entry, set *entryGroups, v *viewer) *writerGroup {
+	if set == nil {
+		set = &entryGroups{}
+		if w.byEntry == nil {
+			w.byEntry = make(map[*pool.Entry]*entryGroups)
+		}
+		w.byEntry[e] = set
+	}
+	grp := &writerGroup{e: e, set: set, members: make([]*viewer, 1, groupSize), kick: make(chan struct{}, 1)}
+	grp.members[0] = v
+	grp.size.Store(1)
+	set.list = append(set.list, grp)
+	set.changes.Add(1)
+	return grp
+}
+
 // count reports the writer goroutines running.
 func (w *writerGroups) count() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
-	for _, list := range w.byEntry {
-		n += len(list)
+	for _, set := range w.byEntry {
+		n += len(set.list)
 	}
 	return n
 }
@@ -142,18 +167,13 @@ func (w *writerGroups) retire(grp *writerGroup) bool {
 		return false
 	}
 	grp.retired = true
-	w.changes++
-	list := w.byEntry[grp.e]
-	for i, x := range list {
-		if x == grp {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
+	set := grp.set
+	set.changes.Add(1)
+	if i := slices.Index(set.list, grp); i >= 0 {
+		set.list = slices.Delete(set.list, i, i+1)
 	}
-	if len(list) == 0 {
+	if len(set.list) == 0 && w.byEntry[grp.e] == set {
 		delete(w.byEntry, grp.e)
-	} else {
-		w.byEntry[grp.e] = list
 	}
 	return true
 }
@@ -165,6 +185,7 @@ func (grp *writerGroup) remove(v *viewer) bool {
 	if i := slices.Index(grp.members, v); i >= 0 {
 		grp.members = slices.Delete(grp.members, i, i+1)
 		grp.size.Store(int32(len(grp.members)))
+		grp.set.changes.Add(1)
 		return true
 	}
 	return false
@@ -189,7 +210,8 @@ func (w *writerGroups) run(g *Server, grp *writerGroup) {
 			hb, done, full := g.serveMember(v, &grp.scratch)
 			if done {
 				grp.size.Add(-1) // its place is free for a rejoin now
-				v.back <- hb     // buffered; v is no member from here on
+				grp.set.changes.Add(1)
+				v.back <- hb // buffered; v is no member from here on
 				continue
 			}
 			more = more || full

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -20,8 +21,8 @@ import (
 func (w *writerGroups) eachMember(fn func(v *viewer)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, list := range w.byEntry {
-		for _, grp := range list {
+	for _, set := range w.byEntry {
+		for _, grp := range set.list {
 			grp.mu.Lock()
 			for _, v := range grp.members {
 				fn(v)
@@ -118,8 +119,8 @@ func TestWriterGroups(t *testing.T) {
 	// A handback frees its place at once, and between passes each group's
 	// count of members, which joiners read without its lock, is exact.
 	r.gw.writers.mu.Lock()
-	for _, list := range r.gw.writers.byEntry {
-		for _, grp := range list {
+	for _, set := range r.gw.writers.byEntry {
+		for _, grp := range set.list {
 			grp.mu.Lock()
 			if n, size := len(grp.members), grp.size.Load(); int(size) != n {
 				t.Errorf("group of %d members counts %d", n, size)
@@ -202,8 +203,8 @@ func TestJoinSkipsFullGroups(t *testing.T) {
 		r.gw.writers.mu.Lock()
 		defer r.gw.writers.mu.Unlock()
 		var list []*writerGroup
-		for _, l := range r.gw.writers.byEntry {
-			list = append(list, l...)
+		for _, set := range r.gw.writers.byEntry {
+			list = append(list, set.list...)
 		}
 		return list
 	}
@@ -250,17 +251,18 @@ func TestJoinSkipsFullGroups(t *testing.T) {
 // through handbacks many times a second, and garbage there would make the
 // collector scan every viewer's stack more often.
 func TestRejoinAllocatesNothing(t *testing.T) {
-	var w writerGroups
 	e := new(pool.Entry)
+	set := &entryGroups{}
+	w := writerGroups{byEntry: map[*pool.Entry]*entryGroups{e: set}}
 	for i := range 79 {
-		grp := &writerGroup{e: e, members: make([]*viewer, 0, groupSize), kick: make(chan struct{}, 1)}
+		grp := &writerGroup{e: e, set: set, members: make([]*viewer, 0, groupSize), kick: make(chan struct{}, 1)}
 		if i < 78 {
 			grp.members = grp.members[:groupSize]
 		}
 		grp.size.Store(int32(len(grp.members)))
-		w.byEntry = map[*pool.Entry][]*writerGroup{e: append(w.byEntry[e], grp)}
+		set.list = append(set.list, grp)
 	}
-	last := w.byEntry[e][78]
+	last := set.list[78]
 	v := &viewer{}
 	allocs := testing.AllocsPerRun(100, func() {
 		if grp := w.join(nil, e, v); grp != last {
@@ -281,23 +283,71 @@ func TestRejoinAllocatesNothing(t *testing.T) {
 // here the first nine filled up after their count was read (a stale
 // count, as a joiner racing other joiners sees), and the tenth has room.
 func TestJoinTriesEveryGroupWithRoom(t *testing.T) {
-	var w writerGroups
 	e := new(pool.Entry)
+	set := &entryGroups{}
+	w := writerGroups{byEntry: map[*pool.Entry]*entryGroups{e: set}}
 	list := make([]*writerGroup, 10)
 	for i := range list {
-		grp := &writerGroup{e: e, members: make([]*viewer, groupSize, groupSize), kick: make(chan struct{}, 1)}
+		grp := &writerGroup{e: e, set: set, members: make([]*viewer, groupSize, groupSize), kick: make(chan struct{}, 1)}
 		grp.size.Store(groupSize - 1) // stale: it filled since
 		if i == len(list)-1 {
 			grp.members = grp.members[:groupSize-1]
 		}
 		list[i] = grp
 	}
-	w.byEntry = map[*pool.Entry][]*writerGroup{e: slices.Clone(list)}
+	set.list = slices.Clone(list)
 	v := &viewer{}
 	if grp := w.join(nil, e, v); grp != list[9] {
 		t.Fatalf("joined %p, want the tenth group %p", grp, list[9])
 	}
-	if n := len(w.byEntry[e]); n != len(list) {
+	if n := len(set.list); n != len(list) {
 		t.Fatalf("%d groups, want %d: join started one", n, len(list))
+	}
+}
+
+// joinerWaitsForALock says whether a goroutine waits in join for a lock.
+func joinerWaitsForALock() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("[sync.Mutex.Lock")) && bytes.Contains(g, []byte("writerGroups).join(")) {
+			return true
+		}
+	}
+	return false
+}
+
+// A place freed in a group that a joiner has looked past (here a viewer
+// leaves the first group while the joiner waits for the second, whose
+// count was stale) sends the joiner back to it rather than to a group of
+// its own.
+func TestJoinSeesAPlaceFreedBehindIt(t *testing.T) {
+	e := new(pool.Entry)
+	set := &entryGroups{}
+	w := writerGroups{byEntry: map[*pool.Entry]*entryGroups{e: set}}
+	leaver := &viewer{}
+	for i := range 2 {
+		grp := &writerGroup{e: e, set: set, members: make([]*viewer, groupSize, groupSize), kick: make(chan struct{}, 1)}
+		grp.size.Store(groupSize)
+		set.list = append(set.list, grp)
+		if i == 0 {
+			grp.members[0] = leaver
+		}
+	}
+	first, second := set.list[0], set.list[1]
+	second.size.Store(groupSize - 1) // stale: it filled since
+	second.mu.Lock()                 // as in a pass: the joiner waits here
+	joined := make(chan *writerGroup)
+	go func() { joined <- w.join(nil, e, &viewer{}) }()
+	waitUntil(t, 5*time.Second, "the joiner waiting for the second group's lock", joinerWaitsForALock)
+	if !first.remove(leaver) {
+		t.Fatal("leaver not in the first group")
+	}
+	second.mu.Unlock()
+	if grp := <-joined; grp != first {
+		t.Fatalf("joined %p, want the first group %p with the place freed", grp, first)
+	}
+	if n := len(set.list); n != 2 {
+		t.Fatalf("%d groups, want 2: join started one", n)
 	}
 }
