@@ -3,7 +3,8 @@
 # keeps each run's output and summary as $OUT/NAME-COUNT.{txt,json}, and
 # lists the summaries in the array runs. Each run is as run.sh's defaults
 # make it: a profile, a trace or a load command would skew CPU and RSS.
-# GC_PERCENT passes through, to compare the collector's targets.
+# GC_PERCENT passes through, to compare the collector's targets, and
+# BASELINE (default 0: flvgw only), to measure the baseline at each count.
 run_counts() {
   local name=$1 n ramp
   shift
@@ -13,7 +14,7 @@ run_counts() {
     [ "$n" -gt 2000 ] && ramp=1000
     echo "== $name: $n viewers" >&2
     env -u TRACE -u PROFILE -u PERF -u LOADCMD \
-      N="$n" RATE="$RATE" D="$D" RAMP="$ramp" BASELINE=0 test/bench/run.sh > "$OUT/$name-$n.txt"
+      N="$n" RATE="$RATE" D="$D" RAMP="$ramp" BASELINE="${BASELINE:-0}" test/bench/run.sh > "$OUT/$name-$n.txt"
     cp "$OUT/summary.json" "$OUT/$name-$n.json"
     runs+=("$OUT/$name-$n.json")
   done
