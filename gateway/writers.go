@@ -65,7 +65,10 @@ type handback struct {
 // serve hands v to a writer group of e and waits until the group hands it
 // back or ctx is done (then ctx's error comes back as hb.err).
 func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *viewer) handback {
-	grp := w.join(g, e, v)
+	grp, started := w.join(e, v)
+	if started {
+		go w.run(g, grp)
+	}
 	select {
 	case hb := <-v.back:
 		return hb
@@ -78,14 +81,15 @@ func (w *writerGroups) serve(ctx context.Context, g *Server, e *pool.Entry, v *v
 	}
 }
 
-// join adds v to a group of e with room, or to a new one. It holds no
+// join adds v to a group of e with room, or to a new one, whose goroutine
+// the caller starts (started: a new one). It holds no
 // other group's lock while it waits for one, and waits only for groups
 // that had room: a group holds its own lock through a pass, and on a
 // saturated machine a joiner that waited for every full group's pass in
 // turn went seconds without a write. It takes one group's lock at a
 // time and never while holding w.mu, and it allocates nothing unless it
 // starts a group: a viewer handed back may rejoin many times a second.
-func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
+func (w *writerGroups) join(e *pool.Entry, v *viewer) (grp *writerGroup, started bool) {
 	// Where the look through e's groups is, and of which list.
 	var (
 		from int
@@ -95,13 +99,15 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 	for {
 		w.mu.Lock()
 		set := w.byEntry[e]
-		if set != nil && (set != seen || set.changes.Load() != gen) {
-			// A group started or retired, or a place was freed: look
-			// through the list from its start, so that viewers joining
-			// together do not each start a group.
-			from, seen, gen = 0, set, set.changes.Load()
+		if set != nil {
+			if n := set.changes.Load(); set != seen || n != gen {
+				// A group started or retired, or a place was freed: look
+				// through the list from its start, so that viewers
+				// joining together do not each start a group.
+				from, seen, gen = 0, set, n
+			}
 		}
-		var grp *writerGroup
+		grp = nil
 		for set != nil && from < len(set.list) && grp == nil {
 			if set.list[from].size.Load() < groupSize {
 				grp = set.list[from]
@@ -109,11 +115,12 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			from++
 		}
 		if grp == nil {
-			// Every group of an unchanged list was full when looked at.
+			// Every group of an unchanged list was full when looked at
+			// (a place freed since the last look at changes is missed:
+			// then one group more, which retires once empty).
 			grp = w.start(e, set, v)
 			w.mu.Unlock()
-			go w.run(g, grp)
-			return grp
+			return grp, true
 		}
 		w.mu.Unlock()
 		grp.mu.Lock()
@@ -122,7 +129,7 @@ func (w *writerGroups) join(g *Server, e *pool.Entry, v *viewer) *writerGroup {
 			grp.size.Store(int32(len(grp.members)))
 			grp.mu.Unlock()
 			grp.poke() // v may have missed the wake-up its group waits for
-			return grp
+			return grp, false
 		}
 		grp.mu.Unlock()
 	}
@@ -167,12 +174,11 @@ func (w *writerGroups) retire(grp *writerGroup) bool {
 		return false
 	}
 	grp.retired = true
-	set := grp.set
+	set := grp.set // grp is in its list, and the list is e's until empty
 	set.changes.Add(1)
-	if i := slices.Index(set.list, grp); i >= 0 {
-		set.list = slices.Delete(set.list, i, i+1)
-	}
-	if len(set.list) == 0 && w.byEntry[grp.e] == set {
+	i := slices.Index(set.list, grp)
+	set.list = slices.Delete(set.list, i, i+1)
+	if len(set.list) == 0 {
 		delete(w.byEntry, grp.e)
 	}
 	return true

@@ -265,8 +265,8 @@ func TestRejoinAllocatesNothing(t *testing.T) {
 	last := set.list[78]
 	v := &viewer{}
 	allocs := testing.AllocsPerRun(100, func() {
-		if grp := w.join(nil, e, v); grp != last {
-			t.Fatal("joined a full group")
+		if grp, started := w.join(e, v); grp != last || started {
+			t.Fatal("joined a full group, or started one")
 		}
 		if !last.remove(v) {
 			t.Fatal("not a member")
@@ -297,24 +297,28 @@ func TestJoinTriesEveryGroupWithRoom(t *testing.T) {
 	}
 	set.list = slices.Clone(list)
 	v := &viewer{}
-	if grp := w.join(nil, e, v); grp != list[9] {
-		t.Fatalf("joined %p, want the tenth group %p", grp, list[9])
+	if grp, started := w.join(e, v); grp != list[9] || started {
+		t.Fatalf("joined %p (started: %v), want the tenth group %p", grp, started, list[9])
 	}
 	if n := len(set.list); n != len(list) {
 		t.Fatalf("%d groups, want %d: join started one", n, len(list))
 	}
 }
 
-// joinerWaitsForALock says whether a goroutine waits in join for a lock.
-func joinerWaitsForALock() bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("[sync.Mutex.Lock")) && bytes.Contains(g, []byte("writerGroups).join(")) {
-			return true
+// joinerWaitsForALock says whether a goroutine that the test creator
+// started waits in join for a lock.
+func joinerWaitsForALock(creator string) func() bool {
+	return func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+			if bytes.Contains(g, []byte("[sync.Mutex.Lock")) && bytes.Contains(g, []byte("writerGroups).join(")) &&
+				bytes.Contains(g, []byte("created by flvgw/gateway."+creator+" ")) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
 }
 
 // A place freed in a group that a joiner has looked past (here a viewer
@@ -337,15 +341,25 @@ func TestJoinSeesAPlaceFreedBehindIt(t *testing.T) {
 	first, second := set.list[0], set.list[1]
 	second.size.Store(groupSize - 1) // stale: it filled since
 	second.mu.Lock()                 // as in a pass: the joiner waits here
-	joined := make(chan *writerGroup)
-	go func() { joined <- w.join(nil, e, &viewer{}) }()
-	waitUntil(t, 5*time.Second, "the joiner waiting for the second group's lock", joinerWaitsForALock)
+	release := sync.OnceFunc(second.mu.Unlock)
+	defer release() // also when the test fails before
+	type joinedGroup struct {
+		grp     *writerGroup
+		started bool
+	}
+	joined := make(chan joinedGroup, 1)
+	go func() {
+		grp, started := w.join(e, &viewer{})
+		joined <- joinedGroup{grp, started}
+	}()
+	waitUntil(t, 5*time.Second, "the joiner waiting for the second group's lock",
+		joinerWaitsForALock("TestJoinSeesAPlaceFreedBehindIt"))
 	if !first.remove(leaver) {
 		t.Fatal("leaver not in the first group")
 	}
-	second.mu.Unlock()
-	if grp := <-joined; grp != first {
-		t.Fatalf("joined %p, want the first group %p with the place freed", grp, first)
+	release()
+	if j := <-joined; j.grp != first || j.started {
+		t.Fatalf("joined %p (started: %v), want the first group %p with the place freed", j.grp, j.started, first)
 	}
 	if n := len(set.list); n != 2 {
 		t.Fatalf("%d groups, want 2: join started one", n)
