@@ -1,5 +1,5 @@
 # Sourced by scaling.sh and memory.sh: run_counts NAME COUNT... runs
-# test/bench/run.sh (flvgw only) once per viewer count, with RATE and D,
+# test/bench/run.sh (flvgw only, unless BASELINE=1) once per viewer count, with RATE and D,
 # keeps each run's output and summary as $OUT/NAME-COUNT.{txt,json}, and
 # lists the summaries in the array runs. Each run is as run.sh's defaults
 # make it: a profile, a trace or a load command would skew CPU and RSS.

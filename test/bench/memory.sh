@@ -26,7 +26,7 @@ for n in $COUNTS; do
   [ "$n" -gt 1 ] || { echo "memory.sh: COUNTS are above 1 (1 is the control)" >&2; exit 2; }
 done
 . test/bench/counts.sh
-run_counts memory 1 $COUNTS
+BASELINE=0 run_counts memory 1 $COUNTS
 
 python3 - "${runs[@]}" <<'PY'
 import json, sys

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How flvgw's CPU scales with viewers: test/bench/run.sh (flvgw only) at
+# How flvgw's CPU scales with viewers: test/bench/run.sh (flvgw only,
+# unless BASELINE=1) at
 # 100, 1,000 and 5,000 viewers of the 256 kbps clip, then one table of CPU
 # per delivered GB (the same as CPU per viewer-Mbps, in other units), with
 # and without the CPU the gateway spends with no viewer, beside what each
@@ -8,10 +9,10 @@
 #   test/bench/scaling.sh                 # 100, 1000, 5000 viewers
 #   COUNTS="100 1000" D=20 test/bench/scaling.sh
 #   BASELINE=1 test/bench/scaling.sh      # the baseline too, at each count: how
-#                                         # the kernel's own cost per GB and per
-#                                         # write moves with the number of sockets
+#                                         # its CPU per GB and per write move
+#                                         # with the number of sockets
 #
-# Takes about (D + 20 s) per count, twice that with the baseline. Everything listens on 127.0.0.1.
+# Takes about (D + 20 s) per count, and D + 10 s more with the baseline. Everything listens on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -43,16 +44,21 @@ print(f"\nlargest / smallest CPU per GB: {spread('cpu_s_per_gb'):.2f} (target: f
 print(f"  above the no-viewer CPU: {spread('cpu_s_per_gb_above_idle'):.2f}")
 print(f"largest / smallest CPU per write: {spread('cpu_us_per_write'):.2f}")
 based = [r for r in rows if r.get("baseline")]
+def num(x, spec):
+    return "-" if x is None else format(x, spec)
+def ratio(x, y):
+    return "-" if not x or not y else f"{x / y:.2f}"
 if based:
     print("\nthe baseline (one vectored write per frame per viewer) in the same runs:")
     print(fmt.format("viewers", "CPU s per GB", "above no-viewer CPU", "writes/s", "bytes per write", "CPU us per write", "stalls/disc."))
     print(fmt.format(*["-" * w for w in (7, 14, 18, 10, 15, 15, 15)]))
     for r in based:
         b = r["baseline"]
-        print(fmt.format(r["viewers"], f"{b['cpu_s_per_gb']:.2f}", f"{b['cpu_s_per_gb_above_idle']:.2f}",
-                         f"{b['writes'] / b['wall_s']:.0f}", f"{b['bytes_per_write']:.0f}",
-                         f"{b['cpu_us_per_write']:.1f}", f"{b['bench']['stalls']}/{b['bench']['disconnects']}"))
+        print(fmt.format(r["viewers"], num(b["cpu_s_per_gb"], ".2f"), num(b["cpu_s_per_gb_above_idle"], ".2f"),
+                         num(b["writes"] / b["wall_s"] if b["wall_s"] else None, ".0f"), num(b["bytes_per_write"], ".0f"),
+                         num(b["cpu_us_per_write"], ".1f"), f"{b['bench']['stalls']}/{b['bench']['disconnects']}"))
     for r in based:
-        print(f"{r['viewers']:>7} viewers: CPU per GB flvgw/baseline {r['flvgw']['cpu_s_per_gb'] / r['baseline']['cpu_s_per_gb']:.2f}, "
-              f"CPU per write {r['flvgw']['cpu_us_per_write'] / r['baseline']['cpu_us_per_write']:.2f}")
+        g, b = r["flvgw"], r["baseline"]
+        print(f"{r['viewers']:>7} viewers: flvgw/baseline, CPU per GB {ratio(g['cpu_s_per_gb'], b['cpu_s_per_gb'])}, "
+              f"CPU per write {ratio(g['cpu_us_per_write'], b['cpu_us_per_write'])}")
 PY
