@@ -101,6 +101,15 @@ func TestWriterGroups(t *testing.T) {
 	waitUntil(t, 20*time.Second, "the stuck viewer in a group, and two groups serving the viewers", func() bool {
 		return r.gw.writers.serves(stuckAddr) && r.gw.writers.count() == 2 && r.gw.writers.members() > groupSize
 	})
+	groupsNow := func() (set *entryGroups, list []*writerGroup, changes uint64) {
+		r.gw.writers.mu.Lock()
+		defer r.gw.writers.mu.Unlock()
+		for _, set := range r.gw.writers.byEntry { // one entry: live/w
+			return set, slices.Clone(set.list), set.changes.Load()
+		}
+		return nil, nil, 0
+	}
+	setBefore, listBefore, changesBefore := groupsNow()
 	close(stopReading)
 	<-readerDone
 	// Out of its group for a whole second: not a moment's handback it
@@ -129,6 +138,11 @@ func TestWriterGroups(t *testing.T) {
 		}
 	}
 	r.gw.writers.mu.Unlock()
+	// The handback counted as a place freed, for joiners to look again:
+	// the groups are the same, so no start or retirement counted instead.
+	if set, list, changes := groupsNow(); set == setBefore && slices.Equal(list, listBefore) && changes == changesBefore {
+		t.Errorf("handback left the entry's count of changes at %d", changes)
+	}
 	var m dto.Metric
 	if err := r.gw.metrics.handbacks.Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
 		n := m.GetCounter().GetValue()
