@@ -309,24 +309,31 @@ line("no-viewer CPU (cores)", lambda r: fmt(r["idle_cpu_per_s"], ".3f"))
 line("load tool's (flvbench's) CPU (cores)", lambda r: fmt(r["bench"]["cpu_seconds"] / r["wall_s"], ".2f") if r["bench"].get("cpu_seconds") else "-")
 line("writes to viewers / bytes per write", lambda r: f"{r['writes']:.0f}/{fmt(r['bytes_per_write'], '.0f')}")
 line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
-# An estimate of a one-tag round: one write to each connected viewer at
-# the run's CPU per write, on the CPUs the load tool leaves on average,
-# with nothing else running and no wait for a CPU. It is a model, not a
-# bound: the load tool does not take its share evenly (under LOADCMD's
-# chrt -i 0 it yields), and CPU per write counts GC and merged writes in.
-def round_estimate(r):
+# Two estimates of how long a round lasts (one write to each connected
+# viewer; a round per write a viewer gets), were nothing else running and
+# no thread waiting for a CPU. Spread: the server's CPU per write on the
+# CPUs the load tool leaves on average. Shared: the server's and the load
+# tool's CPU per round together on all CPUs, as when the load tool reads
+# each round while it is written (at equal priority the scheduler shares
+# the CPUs between them; under LOADCMD's chrt -i 0 the load tool waits,
+# and the round comes nearer the server's CPU per round over all CPUs).
+# Models, not bounds: CPU per write counts GC and merged writes in.
+def round_estimates(r):
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     bench_cpu = r["bench"].get("cpu_seconds") or 0
-    if not bench_cpu or not r["wall_s"] or not r["cpu_us_per_write"]:
-        return None  # the load tool's CPU is not known here
-    left = cpus - bench_cpu / r["wall_s"]
-    if left <= 0:
-        return None
-    return r["bench"]["connected"] * r["cpu_us_per_write"] / 1000 / left
+    connected = r["bench"]["connected"]
+    if not bench_cpu or not r["wall_s"] or not r["cpu_us_per_write"] or not r["writes"] or not connected:
+        return None, None  # the load tool's CPU is not known here
+    bench_cores = bench_cpu / r["wall_s"]
+    spread = connected * r["cpu_us_per_write"] / 1000 / (cpus - bench_cores) if cpus > bench_cores else None
+    rounds_per_s = r["writes"] / connected / r["wall_s"]
+    shared = (r["cpu_s"] / r["wall_s"] + bench_cores) / rounds_per_s / cpus * 1000
+    return spread, shared
 for r in (g, b):
     if r:
-        r["round_estimate_ms"] = round_estimate(r)
-line("  a write to each viewer on CPU left, est. (ms)", lambda r: fmt(r["round_estimate_ms"], ".1f"))
+        r["round_spread_ms"], r["round_shared_ms"] = round_estimates(r)
+line("  a round, load tool's CPU spread, est. (ms)", lambda r: fmt(r["round_spread_ms"], ".1f"))
+line("  a round, load tool's share in it, est. (ms)", lambda r: fmt(r["round_shared_ms"], ".1f"))
 line("RSS per viewer above idle (KiB)", lambda r: fmt(r["rss_kib_per_viewer"], ".1f"))
 line("time to first byte p50/p99 (ms)", lambda r: f"{r['bench']['ttfb_ms_p50_p95_p99'][0]:.1f}/{r['bench']['ttfb_ms_p50_p95_p99'][2]:.1f}")
 print(row.format("  gateway side, accept to first write (bucket)", ms(g["ttfb_gateway_bucket_ms"]), "-"))
