@@ -138,8 +138,9 @@ func TestWriterGroups(t *testing.T) {
 		}
 	}
 	r.gw.writers.mu.Unlock()
-	// The handback counted as a place freed, for joiners to look again:
-	// the groups are the same, so no start or retirement counted instead.
+	// The handback counted as a place freed, for joiners to look again
+	// (checked when the groups stayed the same, so that no start or
+	// retirement could have counted instead).
 	if set, list, changes := groupsNow(); set == setBefore && slices.Equal(list, listBefore) && changes == changesBefore {
 		t.Errorf("handback left the entry's count of changes at %d", changes)
 	}
