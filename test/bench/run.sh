@@ -306,7 +306,10 @@ line("server CPU seconds", lambda r: fmt(r["cpu_s"], ".1f"))
 line("server CPU seconds per delivered GB", lambda r: fmt(r["cpu_s_per_gb"]))
 line("  above the no-viewer CPU", lambda r: fmt(r["cpu_s_per_gb_above_idle"]))
 line("no-viewer CPU (cores)", lambda r: fmt(r["idle_cpu_per_s"], ".3f"))
-line("load tool's (flvbench's) CPU (cores)", lambda r: fmt(r["bench"]["cpu_seconds"] / r["wall_s"], ".2f") if r["bench"].get("cpu_seconds") else "-")
+for r in (g, b):
+    if r:  # None where the load tool's CPU is not known
+        r["load_cores"] = r["bench"]["cpu_seconds"] / r["wall_s"] if r["bench"].get("cpu_seconds") and r["wall_s"] else None
+line("load tool's (flvbench's) CPU (cores)", lambda r: fmt(r["load_cores"], ".2f"))
 line("writes to viewers / bytes per write", lambda r: f"{r['writes']:.0f}/{fmt(r['bytes_per_write'], '.0f')}")
 line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
 # Two estimates of how long a round lasts (one write to each connected
@@ -320,11 +323,10 @@ line("server CPU per write (us)", lambda r: fmt(r["cpu_us_per_write"], ".1f"))
 # Models, not bounds: CPU per write counts GC and merged writes in.
 def round_estimates(r):
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    bench_cpu = r["bench"].get("cpu_seconds") or 0
+    bench_cores = r["load_cores"]
     connected = r["bench"]["connected"]
-    if not bench_cpu or not r["wall_s"] or not r["cpu_us_per_write"] or not r["writes"] or not connected:
+    if bench_cores is None or not r["cpu_us_per_write"] or not r["writes"] or not connected:
         return None, None  # the load tool's CPU is not known here
-    bench_cores = bench_cpu / r["wall_s"]
     spread = connected * r["cpu_us_per_write"] / 1000 / (cpus - bench_cores) if cpus > bench_cores else None
     rounds_per_s = r["writes"] / connected / r["wall_s"]
     shared = (r["cpu_s"] / r["wall_s"] + bench_cores) / rounds_per_s / cpus * 1000

@@ -29,14 +29,21 @@ python3 - "${runs[@]}" <<'PY'
 import json, sys
 rows = [json.load(open(p)) for p in sys.argv[1:]]
 fmt = "| {:>7} | {:>14} | {:>18} | {:>10} | {:>15} | {:>15} | {:>15} |"
+def num(x, spec):
+    return "-" if x is None else format(x, spec)
+def ratio(x, y):
+    return "-" if not x or not y else f"{x / y:.2f}"
+def table(side, runs):
+    """One line per run of the side's (flvgw's or the baseline's) figures."""
+    print(fmt.format("viewers", "CPU s per GB", "above no-viewer CPU", "writes/s", "bytes per write", "CPU us per write", "stalls/disc."))
+    print(fmt.format(*["-" * w for w in (7, 14, 18, 10, 15, 15, 15)]))
+    for r in runs:
+        x = r[side]
+        print(fmt.format(r["viewers"], num(x["cpu_s_per_gb"], ".2f"), num(x["cpu_s_per_gb_above_idle"], ".2f"),
+                         num(x["writes"] / x["wall_s"] if x["wall_s"] else None, ".0f"), num(x["bytes_per_write"], ".0f"),
+                         num(x["cpu_us_per_write"], ".1f"), f"{x['bench']['stalls']}/{x['bench']['disconnects']}"))
 print()
-print(fmt.format("viewers", "CPU s per GB", "above no-viewer CPU", "writes/s", "bytes per write", "CPU us per write", "stalls/disc."))
-print(fmt.format(*["-" * w for w in (7, 14, 18, 10, 15, 15, 15)]))
-for r in rows:
-    g = r["flvgw"]
-    print(fmt.format(r["viewers"], f"{g['cpu_s_per_gb']:.2f}", f"{g['cpu_s_per_gb_above_idle']:.2f}",
-                     f"{g['writes'] / g['wall_s']:.0f}", f"{g['bytes_per_write']:.0f}",
-                     f"{g['cpu_us_per_write']:.1f}", f"{g['bench']['stalls']}/{g['bench']['disconnects']}"))
+table("flvgw", rows)
 def spread(key):
     xs = [r["flvgw"][key] for r in rows]
     return max(xs) / min(xs)
@@ -44,19 +51,9 @@ print(f"\nlargest / smallest CPU per GB: {spread('cpu_s_per_gb'):.2f} (target: f
 print(f"  above the no-viewer CPU: {spread('cpu_s_per_gb_above_idle'):.2f}")
 print(f"largest / smallest CPU per write: {spread('cpu_us_per_write'):.2f}")
 based = [r for r in rows if r.get("baseline")]
-def num(x, spec):
-    return "-" if x is None else format(x, spec)
-def ratio(x, y):
-    return "-" if not x or not y else f"{x / y:.2f}"
 if based:
     print("\nthe baseline (one vectored write per frame per viewer) in the same runs:")
-    print(fmt.format("viewers", "CPU s per GB", "above no-viewer CPU", "writes/s", "bytes per write", "CPU us per write", "stalls/disc."))
-    print(fmt.format(*["-" * w for w in (7, 14, 18, 10, 15, 15, 15)]))
-    for r in based:
-        b = r["baseline"]
-        print(fmt.format(r["viewers"], num(b["cpu_s_per_gb"], ".2f"), num(b["cpu_s_per_gb_above_idle"], ".2f"),
-                         num(b["writes"] / b["wall_s"] if b["wall_s"] else None, ".0f"), num(b["bytes_per_write"], ".0f"),
-                         num(b["cpu_us_per_write"], ".1f"), f"{b['bench']['stalls']}/{b['bench']['disconnects']}"))
+    table("baseline", based)
     for r in based:
         g, b = r["flvgw"], r["baseline"]
         print(f"{r['viewers']:>7} viewers: flvgw/baseline, CPU per GB {ratio(g['cpu_s_per_gb'], b['cpu_s_per_gb'])}, "
