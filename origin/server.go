@@ -110,6 +110,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	<-ctx.Done()
 	_ = srv.Close()
+	// go-rtmp's Close closes the listener only once its Serve has
+	// registered it: closing it here too ends an Accept that began after.
+	_ = ln.Close()
 	<-served
 	s.mu.Lock()
 	s.closed = true
@@ -121,21 +124,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// newHandler makes c's handler. A connection accepted while Serve ends
+// (go-rtmp calls OnConnect from the connection's own goroutine) is closed
+// at once and left out of the wait group: every Add happens under mu
+// before closed is set, so none races Serve's Wait.
 func (s *Server) newHandler(c net.Conn) *handler {
 	h := &handler{srv: s, conn: c, remote: c.RemoteAddr().String()}
 	s.mu.Lock()
-	s.wg.Add(1)
+	defer s.mu.Unlock()
 	if s.closed {
 		_ = c.Close()
+		return h
 	}
+	h.tracked = true
+	s.wg.Add(1)
 	s.conns[c] = struct{}{}
-	s.mu.Unlock()
 	return h
 }
 
-func (s *Server) forget(c net.Conn) {
+// forget ends the tracking of h's connection, if it was tracked.
+func (s *Server) forget(h *handler) {
+	if !h.tracked {
+		return
+	}
 	s.mu.Lock()
-	delete(s.conns, c)
+	delete(s.conns, h.conn)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -144,13 +157,14 @@ func (s *Server) forget(c net.Conn) {
 // connection's goroutine only.
 type handler struct {
 	rtmp.DefaultHandler
-	srv    *Server
-	conn   net.Conn
-	remote string
-	app    string
-	key    string
-	pub    *pool.Publisher
-	buf    bytes.Buffer
+	srv     *Server
+	conn    net.Conn
+	tracked bool // counted in srv.wg and srv.conns (see newHandler)
+	remote  string
+	app     string
+	key     string
+	pub     *pool.Publisher
+	buf     bytes.Buffer
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
@@ -254,7 +268,7 @@ func (h *handler) OnClose() {
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
 	}
-	h.srv.forget(h.conn)
+	h.srv.forget(h)
 }
 
 func stripQuery(s string) string {
