@@ -292,6 +292,11 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		}
 		return fmt.Errorf("pool: append in state %s", state)
 	}
+	if err := checkTag(typ, body); err != nil {
+		// Before mapTimestamp: a dropped tag moves no track's time.
+		e.mu.Unlock()
+		return err
+	}
 	ts, keep := e.mapTimestamp(typ, timestamp, body)
 	if !keep {
 		e.mu.Unlock()

@@ -93,6 +93,53 @@ func TestRepublishWithinWindowKeepsViewers(t *testing.T) {
 	}
 }
 
+// A tag dropped as malformed (ErrBadTag: here an empty body, which some
+// encoders send) moves no clock: neither a track's last timestamp within
+// a session nor the offset a returning publisher's session is spliced on.
+func TestDroppedTagMovesNoClock(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = 2 * time.Second
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := r.Next(ctx, nil)
+	must(t, err)
+	last := tagTimestamp(got[len(got)-1])
+
+	next := func() []byte {
+		t.Helper()
+		b, err := r.Next(ctx, nil)
+		must(t, err)
+		return b[0]
+	}
+	if err := pub.WriteTag(TagAudio, ts+100_000, nil); !errors.Is(err, ErrBadTag) {
+		t.Fatalf("empty audio tag: %v, want ErrBadTag", err)
+	}
+	must(t, pub.WriteTag(TagAudio, ts, aacRaw))
+	if got := tagTimestamp(next()); got != ts {
+		t.Fatalf("audio at %d relayed at %d after a dropped tag at %d", ts, got, ts+100_000)
+	}
+
+	pub.Close(ErrSourceGone)
+	pub2, err := p.Publish("live/a", "second")
+	must(t, err)
+	if err := pub2.WriteTag(TagVideo, 50_000, nil); !errors.Is(err, ErrBadTag) {
+		t.Fatalf("empty video tag: %v, want ErrBadTag", err)
+	}
+	must(t, pub2.WriteTag(TagVideo, 0, avcKey))
+	want := max(ts, last) + spliceGap
+	if got := tagTimestamp(next()); got != want {
+		t.Fatalf("the returning session's keyframe at %d, want %d (the splice counted from the dropped tag?)", got, want)
+	}
+}
+
 // Nobody comes back: viewers end when the window closes.
 func TestReconnectWindowExpires(t *testing.T) {
 	cfg := testConfig()

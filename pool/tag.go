@@ -67,17 +67,25 @@ func NewTag(typ uint8, timestamp uint32, body []byte) (Tag, error) {
 	return t, nil
 }
 
-func serialize(typ uint8, timestamp uint32, body []byte) ([]byte, error) {
+// checkTag reports, wrapping ErrBadTag, why a tag cannot be relayed.
+func checkTag(typ uint8, body []byte) error {
 	switch typ {
 	case TagAudio, TagVideo, TagScript:
 	default:
-		return nil, fmt.Errorf("%w: unknown tag type %d", ErrBadTag, typ)
+		return fmt.Errorf("%w: unknown tag type %d", ErrBadTag, typ)
 	}
 	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: empty body", ErrBadTag)
+		return fmt.Errorf("%w: empty body", ErrBadTag)
 	}
 	if len(body) > maxTagBodyLen {
-		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadTag, len(body))
+		return fmt.Errorf("%w: body of %d bytes", ErrBadTag, len(body))
+	}
+	return nil
+}
+
+func serialize(typ uint8, timestamp uint32, body []byte) ([]byte, error) {
+	if err := checkTag(typ, body); err != nil {
+		return nil, err
 	}
 	n := len(body)
 	data := make([]byte, tagHeaderLen+n+prevSizeLen)
