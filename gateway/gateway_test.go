@@ -175,6 +175,42 @@ func TestShutdownEndsViewers(t *testing.T) {
 	}
 }
 
+// Servers stopped as they start (a SIGTERM during startup) still return:
+// neither fasthttp's nor go-rtmp's Serve may be left in Accept on a
+// listener their shutdown did not know of yet.
+func TestStopRightAfterStart(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := pool.New(pool.DefaultConfig(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 20 {
+		httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rtmpLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+		org := origin.NewServer(origin.DefaultConfig(), p, log)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan string, 2)
+		go func() { _ = gw.Serve(ctx, httpLn); done <- "gateway" }()
+		go func() { _ = org.Serve(ctx, rtmpLn); done <- "origin" }()
+		cancel()
+		for range 2 {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a server did not return after its context ended: its Serve is still accepting")
+			}
+		}
+	}
+}
+
 // A viewer that vanishes is noticed at the next write and unregistered;
 // the other viewers keep playing.
 func TestVanishedViewerIsReleased(t *testing.T) {

@@ -101,10 +101,18 @@ func (g *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	for _, ln := range lns {
 		go func() { served <- g.http.Serve(ln) }()
 	}
+	// fasthttp's Shutdown closes only the listeners its Serve has taken
+	// in by then: closing all of them too ends an Accept that began after.
+	closeListeners := func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}
 	select {
 	case err := <-served:
 		_ = g.viewers.closeAll(context.Background())
 		_ = g.http.Shutdown()
+		closeListeners()
 		for range len(lns) - 1 {
 			<-served
 		}
@@ -118,6 +126,7 @@ func (g *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err := g.http.ShutdownWithContext(sctx)
+	closeListeners()
 	for range lns {
 		<-served
 	}
