@@ -28,3 +28,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/yutopp/go-amf0 => ./origin/third_party/go-amf0

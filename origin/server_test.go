@@ -1,12 +1,17 @@
 package origin
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/yutopp/go-rtmp/handshake"
 
 	"flvgw/pool"
 )
@@ -54,4 +59,66 @@ func TestConnectionAcceptedWhileServeEndsIsRefused(t *testing.T) {
 	}
 	h.OnClose() // go-rtmp's close of it must not touch the wait group
 	s.wg.Wait()
+}
+
+// A peer's AMF0 cannot crash the process: go-rtmp decodes every client's
+// connect command with go-amf0, whose v0.1.0 allocated whatever length a
+// strict array claimed (2^31-1 elements, from 5 bytes, was 32 GiB: a
+// fatal out-of-memory error) and recursed as deep as arrays nested (15 MB
+// of nesting overflowed the stack). flvgw builds with a patched copy
+// (origin/third_party/go-amf0): such a connect ends its connection only,
+// and the origin goes on serving.
+func TestHostileAMF0(t *testing.T) {
+	p, err := pool.New(pool.DefaultConfig(), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s := NewServer(DefaultConfig(), p, quiet())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	addr := ln.Addr().String()
+
+	// "connect", transaction 1, and an object whose "app" is the value.
+	connect := []byte{0x02, 0, 7, 'c', 'o', 'n', 'n', 'e', 'c', 't', 0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x03, 0, 3, 'a', 'p', 'p'}
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{"a strict array claiming 2^31-1 elements", []byte{0x0a, 0x7f, 0xff, 0xff, 0xff}},
+		{"strict arrays nested 3,000,000 deep", bytes.Repeat([]byte{0x0a, 0, 0, 0, 1}, 3_000_000)},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
+			t.Fatalf("%s: handshake: %v", tc.name, err)
+		}
+		cw := &chunkWriter{w: bufio.NewWriter(conn)}
+		if err := cw.write(3, msgCommandAMF0, 0, 0, append(slices.Clip(connect), tc.value...)); err != nil {
+			t.Fatalf("%s: write: %v", tc.name, err)
+		}
+		_, err = io.Copy(io.Discard, conn) // until the origin closes it
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: the origin did not close the connection: %v", tc.name, err)
+		}
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 5*time.Second); err != nil {
+		t.Fatalf("the origin no longer serves after hostile peers: %v", err)
+	}
 }
