@@ -240,6 +240,7 @@ func (cw *chunkWriter) write(csid uint32, typeID uint8, streamID, timestamp uint
 // rtmpPlayer is a minimal RTMP client that plays one stream.
 type rtmpPlayer struct {
 	conn     net.Conn
+	writeFor time.Duration // each write's deadline, from its start
 	cr       *chunkReader
 	cw       *chunkWriter
 	ackWin   uint32
@@ -255,7 +256,7 @@ func dialRTMP(conn net.Conn, app, tcURL string, timeout time.Duration) (*rtmpPla
 	if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
 		return nil, fmt.Errorf("rtmp handshake: %w", err)
 	}
-	p := &rtmpPlayer{conn: conn, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
+	p := &rtmpPlayer{conn: conn, writeFor: timeout, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
 	if err := p.command(0, "connect", 1, map[string]any{
 		"app": app, "flashVer": "LNX 9,0,124,2", "tcUrl": tcURL, "fpad": false,
 		"capabilities": 15.0, "audioCodecs": 4071.0, "videoCodecs": 252.0, "videoFunction": 1.0,
@@ -286,7 +287,17 @@ func dialRTMP(conn net.Conn, app, tcURL string, timeout time.Duration) (*rtmpPla
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 func (p *rtmpPlayer) control(typeID uint8, payload []byte) error {
-	return p.cw.write(2, typeID, 0, 0, payload)
+	return p.write(2, typeID, 0, payload)
+}
+
+// write sends one message within writeFor from now. The deadline is set
+// per write: the one dialRTMP set for the whole setup would have passed
+// by the first acknowledgement or pong a long pull owes its upstream.
+func (p *rtmpPlayer) write(csid uint32, typeID uint8, streamID uint32, payload []byte) error {
+	if err := p.conn.SetWriteDeadline(time.Now().Add(p.writeFor)); err != nil {
+		return err
+	}
+	return p.cw.write(csid, typeID, streamID, 0, payload)
 }
 
 // command sends an AMF0 command; the transaction's args follow the name
@@ -303,7 +314,7 @@ func (p *rtmpPlayer) command(streamID uint32, name string, txn float64, args ...
 	if streamID != 0 {
 		csid = mediaStreamChunk
 	}
-	return p.cw.write(csid, msgCommandAMF0, streamID, 0, buf.Bytes())
+	return p.write(csid, msgCommandAMF0, streamID, buf.Bytes())
 }
 
 // play asks for stream name on the created stream.

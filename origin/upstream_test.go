@@ -1,7 +1,9 @@
 package origin
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,5 +203,109 @@ func TestMalformedRTMPUpstream(t *testing.T) {
 	}
 	if !errors.Is(sub.Entry().Err(), ErrMalformedRTMP) {
 		t.Fatalf("ended with %v", sub.Entry().Err())
+	}
+}
+
+// A pull that plays longer than pull_timeout still answers what its
+// upstream asks of it: acknowledgements of the bytes it read (nginx-rtmp
+// and SRS ask for one every few MB) and pongs. Each write to the upstream
+// has a deadline of its own; the one set for the setup, long past by
+// then, must not fail them.
+func TestLongPullAcknowledgesAndAnswersPings(t *testing.T) {
+	const pullTimeout = 300 * time.Millisecond
+	type answers struct{ acksLate, pongs int }
+	got := make(chan answers, 1)
+	finish := make(chan struct{})
+	up := serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		dialed := time.Now()
+		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+		for playing := false; !playing; {
+			msg, err := srv.cr.next()
+			if err != nil {
+				return
+			}
+			if msg.typeID != msgCommandAMF0 {
+				continue
+			}
+			name, txn, _, err := decodeCommand(msg)
+			switch {
+			case err != nil:
+				return
+			case name == "connect":
+				err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
+			case name == "createStream":
+				err = srv.command(0, "_result", txn, nil, 1.0)
+			case name == "play":
+				playing = true
+			}
+			if err != nil {
+				return
+			}
+		}
+		var (
+			mu sync.Mutex
+			a  answers
+		)
+		go func() {
+			for {
+				msg, err := srv.cr.next()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				switch {
+				case msg.typeID == msgAck && time.Since(dialed) > pullTimeout:
+					a.acksLate++
+				case msg.typeID == msgUserControl && len(msg.payload) >= 2 && binary.BigEndian.Uint16(msg.payload) == userControlPong:
+					a.pongs++
+				}
+				mu.Unlock()
+			}
+		}()
+		if srv.control(msgWindowAckSize, u32(4096)) != nil || srv.write(6, msgVideo, 1, []byte{0x17, 0, 0, 0, 0, 1, 2, 3}) != nil {
+			return
+		}
+		keyframe := append([]byte{0x17, 1, 0, 0, 0}, make([]byte, 1024)...)
+		for end := dialed.Add(4 * pullTimeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if srv.write(6, msgVideo, 1, keyframe) != nil {
+				return
+			}
+		}
+		ping := append(binary.BigEndian.AppendUint16(nil, userControlPing), u32(1)...)
+		if srv.control(msgUserControl, ping) != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		got <- a
+		mu.Unlock()
+		<-finish
+	})
+	defer close(finish)
+	p := newPull(t, EdgeConfig{PullTimeout: pullTimeout, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Upstream{Name: "up", URL: "rtmp://" + up})
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var a answers
+	select {
+	case a = <-got:
+	case <-sub.Entry().Done():
+		t.Fatalf("the pull ended while its upstream played: %v", sub.Entry().Err())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream's play did not run its course")
+	}
+	select {
+	case <-sub.Entry().Done():
+		t.Fatalf("the pull ended while its upstream played: %v", sub.Entry().Err())
+	default:
+	}
+	if a.acksLate == 0 || a.pongs != 1 {
+		t.Fatalf("after pull_timeout the upstream got %d acknowledgements and %d pongs, want some and 1", a.acksLate, a.pongs)
 	}
 }
