@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -114,9 +115,22 @@ type viewerResult struct {
 	malformed    int64
 	stalls       int64
 	joinStalls   int64         // stalls that began within joinWindow of the request
-	longestGap   time.Duration // longest time between two tags (or the FLV header and the first)
+	longestGap   time.Duration // longest time between two tags (or the FLV header and the first, or the last and the run's end)
 	outOfOrder   int64
 	disconnected bool // ended before the run did
+}
+
+// gap records a time of d without a tag, begun at since after the request,
+// and counts it as a stall if longer than stall.
+func (r *viewerResult) gap(d, since, stall time.Duration, prog *progress) {
+	r.longestGap = max(r.longestGap, d)
+	if d > stall {
+		r.stalls++
+		prog.stalls.Add(1)
+		if since < joinWindow {
+			r.joinStalls++
+		}
+	}
 }
 
 // joinWindow is how long after its request a viewer counts as joining: a
@@ -274,6 +288,13 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 	var last [2]uint32
 	var seen [2]bool
 	lastTag := time.Now()
+	defer func() {
+		if ctx.Err() != nil {
+			// The run ended: a gap still open then (a stream that froze
+			// and stayed frozen) counts as much as one a tag closed.
+			r.gap(time.Since(lastTag), lastTag.Sub(start), stall, prog)
+		}
+	}()
 	for {
 		if _, err := io.ReadFull(fr, th[:]); err != nil {
 			r.disconnected = ctx.Err() == nil
@@ -314,18 +335,11 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 		if int(binary.BigEndian.Uint32(prev[:])) != size+11 {
 			r.malformed++
 			r.err = errors.New("bad PreviousTagSize")
+			r.disconnected = ctx.Err() == nil
 			return r
 		}
 		now := time.Now()
-		gap := now.Sub(lastTag)
-		r.longestGap = max(r.longestGap, gap)
-		if gap > stall {
-			r.stalls++
-			prog.stalls.Add(1)
-			if lastTag.Sub(start) < joinWindow {
-				r.joinStalls++
-			}
-		}
+		r.gap(now.Sub(lastTag), lastTag.Sub(start), stall, prog)
 		lastTag = now
 		if typ == 8 || typ == 9 {
 			tr := typ - 8
@@ -474,6 +488,7 @@ func percentiles(v []float64) [3]float64 {
 		return [3]float64{}
 	}
 	slices.Sort(v)
-	at := func(q float64) float64 { return v[min(len(v)-1, int(q*float64(len(v))))] }
+	// Nearest rank: the smallest value with at least q of them at or below.
+	at := func(q float64) float64 { return v[max(0, int(math.Ceil(q*float64(len(v))))-1)] }
 	return [3]float64{at(0.50), at(0.95), at(0.99)}
 }

@@ -6,13 +6,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
-// serveClip serves the test clip as chunked HTTP-FLV on loopback; bad
-// appends a broken tag.
-func serveClip(t *testing.T, bad bool) string {
+// serveClip serves the test clip as chunked HTTP-FLV on loopback, then
+// tail, then nothing while the connection lasts.
+func serveClip(t *testing.T, tail []byte) string {
 	t.Helper()
 	clip, err := os.ReadFile("../../test/testdata/sample.flv")
 	if err != nil {
@@ -26,9 +28,7 @@ func serveClip(t *testing.T, bad bool) string {
 		_, _ = w.Write(clip[:len(clip)/2])
 		w.(http.Flusher).Flush()
 		_, _ = w.Write(clip[len(clip)/2:])
-		if bad {
-			_, _ = w.Write([]byte{7, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12})
-		}
+		_, _ = w.Write(tail)
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})}
@@ -38,7 +38,7 @@ func serveClip(t *testing.T, bad bool) string {
 }
 
 func TestBenchParsesEveryTag(t *testing.T) {
-	url := serveClip(t, false)
+	url := serveClip(t, nil)
 	// CPU spent before the run, which its figure must leave out.
 	for spin := time.Now(); time.Since(spin) < 200*time.Millisecond; {
 	}
@@ -61,11 +61,44 @@ func TestBenchParsesEveryTag(t *testing.T) {
 }
 
 func TestBenchCountsMalformedAndRefusals(t *testing.T) {
-	url := serveClip(t, true)
-	o := options{urls: []string{url, "http://127.0.0.1:1/none.flv"}, viewers: 2, duration: time.Second, stall: 5 * time.Second}
+	for _, tc := range []struct {
+		name, err string
+		tail      []byte
+	}{
+		{"unknown tag type", "malformed tag type 7 size 1", []byte{7, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12}},
+		{"PreviousTagSize", "bad PreviousTagSize", []byte{8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xaf, 0, 0, 0, 99}},
+	} {
+		url := serveClip(t, tc.tail)
+		o := options{urls: []string{url, "http://127.0.0.1:1/none.flv"}, viewers: 2, duration: time.Second, stall: 5 * time.Second}
+		s := bench(context.Background(), o, io.Discard)
+		if s.Malformed != 1 || s.Failed != 1 || s.Disconnects != 1 || !slices.ContainsFunc(s.Errors, func(e string) bool { return strings.HasSuffix(e, " "+tc.err) }) {
+			t.Fatalf("%s: summary %+v", tc.name, s)
+		}
+	}
+}
+
+// A stream that freezes and stays frozen until the run ends is a stall
+// too, though no later tag closes its gap.
+func TestBenchCountsAStallOpenAtTheEnd(t *testing.T) {
+	url := serveClip(t, nil) // the clip at once, then nothing
+	o := options{urls: []string{url}, viewers: 2, duration: 1500 * time.Millisecond, stall: 500 * time.Millisecond}
 	s := bench(context.Background(), o, io.Discard)
-	if s.Malformed != 1 || s.Failed != 1 || s.Disconnects != 1 {
+	if s.Connected != 2 || s.Disconnects != 0 || s.Stalls != 2 || s.LongestGapMs < 1000 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+// Percentiles are by nearest rank: p99 of 1..100 is 99, not the maximum.
+func TestPercentiles(t *testing.T) {
+	v := make([]float64, 100)
+	for i := range v {
+		v[len(v)-1-i] = float64(i + 1)
+	}
+	if got := percentiles(v); got != [3]float64{50, 95, 99} {
+		t.Fatalf("p50/p95/p99 of 1..100: %v", got)
+	}
+	if got := percentiles([]float64{7}); got != [3]float64{7, 7, 7} {
+		t.Fatalf("of one value: %v", got)
 	}
 }
 
