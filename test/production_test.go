@@ -615,3 +615,84 @@ func TestSlowViewerBesideFastOnes(t *testing.T) {
 	}
 	t.Logf("slow viewer: skips %v, dropped for lag %v, for write timeout %v", skips, lagDrops, writeDrops)
 }
+
+// Out of file descriptors, flvgw keeps running: connections wait in the
+// listen backlog (a warning is logged) while every viewer already playing
+// goes on, and new requests are served once descriptors are freed.
+// fasthttp's Serve returns on such an accept error, which used to end
+// flvgw and every viewer with it.
+func TestOutOfFileDescriptors(t *testing.T) {
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	startPublisher(t, gw, "live/fd", "sample.flv", false)
+	waitLive(t, gw, "live/fd")
+	leave := make(chan struct{})
+	viewer := make(chan testkit.Play, 1)
+	go func() { viewer <- testkit.PlayFLV(context.Background(), gw.URL("/live/fd.flv"), leave) }()
+	waitSubscribers(t, gw, 1, 10*time.Second, "the viewer before")
+
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", gw.PID()))
+	if err != nil {
+		t.Skipf("cannot count flvgw's descriptors: %v", err)
+	}
+	limit := len(fds) + 8
+	if out, err := exec.Command("prlimit", fmt.Sprintf("--pid=%d", gw.PID()), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Skipf("prlimit: %v %s", err, out)
+	}
+	var conns []net.Conn
+	for range 40 {
+		c, err := net.Dial("tcp", gw.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(gw.Stderr(), "accept failed") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(gw.Stderr(), "accept failed") {
+		t.Fatalf("no accept failure logged with %d descriptors allowed\n%s", limit, gw.Stderr())
+	}
+	time.Sleep(500 * time.Millisecond) // a while out of descriptors
+	select {
+	case <-gw.Exited():
+		t.Fatalf("flvgw exited when out of descriptors: %v\n%s", gw.ExitErr(), gw.Stderr())
+	default:
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	// A new connection (not a kept-alive one) must be served again.
+	healthz := func() error {
+		c, err := net.DialTimeout("tcp", gw.HTTPAddr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			return err
+		}
+		head, err := io.ReadAll(c)
+		if !strings.HasPrefix(string(head), "HTTP/1.1 200") {
+			return fmt.Errorf("answer %q: %v", head, err)
+		}
+		return nil
+	}
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := healthz()
+		if err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("flvgw did not serve a new connection after descriptors were freed: %v\n%s", err, gw.Stderr())
+		}
+	}
+	if !strings.Contains(gw.Stderr(), "accepting again") {
+		t.Fatalf("the recovery was not logged\n%s", gw.Stderr())
+	}
+	close(leave)
+	if p := <-viewer; p.Status != 200 || !p.Left() {
+		t.Fatalf("the viewer playing through it: status %d, err %v (ended by flvgw, not by leaving)", p.Status, p.Err)
+	}
+}

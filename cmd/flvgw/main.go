@@ -78,11 +78,12 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 }
 
 // listeners opens the HTTP listener and, if configured, the HTTPS one.
-func listeners(cfg gateway.Config) ([]net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
+func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
+	ln := net.Listener(retryAccept(tcp, log))
 	if cfg.TLSListen == "" {
 		return []net.Listener{ln}, nil
 	}
@@ -96,7 +97,7 @@ func listeners(cfg gateway.Config) ([]net.Listener, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("http.tls_listen: %w", err)
 	}
-	return []net.Listener{ln, tls.NewListener(tln, &tls.Config{
+	return []net.Listener{ln, tls.NewListener(retryAccept(tln, log), &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 	})}, nil
@@ -117,18 +118,20 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	httpLns, err := listeners(cfg.HTTP)
+	httpLns, err := listeners(cfg.HTTP, log.With("component", "gateway"))
 	if err != nil {
 		return err
 	}
 	var rtmpLn net.Listener
 	if cfg.RTMP.Listen != "" {
-		if rtmpLn, err = net.Listen("tcp", cfg.RTMP.Listen); err != nil {
+		tcp, err := net.Listen("tcp", cfg.RTMP.Listen)
+		if err != nil {
 			for _, ln := range httpLns {
 				_ = ln.Close()
 			}
 			return fmt.Errorf("rtmp.listen: %w", err)
 		}
+		rtmpLn = retryAccept(tcp, log.With("component", "origin"))
 		log.Info("rtmp listening", "addr", rtmpLn.Addr().String())
 	}
 	if len(httpLns) > 1 {

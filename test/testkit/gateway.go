@@ -166,6 +166,9 @@ func StartGateway(t testing.TB, bin, config string) *Gateway {
 	return g
 }
 
+// PID is the process's id.
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
+
 // Stderr returns what the process logged so far.
 func (g *Gateway) Stderr() string {
 	g.mu.Lock()
