@@ -26,10 +26,15 @@ func pullHTTPFLV(conn net.Conn, u target, app, stream string, firstWithin time.D
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	head := &headLimit{r: conn, left: maxResponseHead}
+	resp, err := http.ReadResponse(bufio.NewReader(head), nil)
 	if err != nil {
+		if head.left == 0 {
+			return fmt.Errorf("%w: response head over %d bytes", ErrMalformedFLV, maxResponseHead)
+		}
 		return fmt.Errorf("%w: response: %w", pool.ErrUpstreamUnreachable, err)
 	}
+	head.left = -1 // the body is the FLV reader's to bound
 	// Close the connection before the body: closing an unfinished body
 	// would drain it until the upstream's next silence.
 	defer func() {
@@ -55,6 +60,29 @@ func pullHTTPFLV(conn net.Conn, u target, app, stream string, firstWithin time.D
 			return err
 		}
 	}
+}
+
+// maxResponseHead bounds an HTTP-FLV upstream's status line and headers
+// (net/http reads them without a bound).
+const maxResponseHead = 64 << 10
+
+// headLimit reads at most left bytes from r, then reports io.EOF; a
+// negative left is no limit.
+type headLimit struct {
+	r    io.Reader
+	left int
+}
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if h.left < 0 {
+		return h.r.Read(p)
+	}
+	if h.left == 0 {
+		return 0, io.EOF
+	}
+	n, err := h.r.Read(p[:min(len(p), h.left)])
+	h.left -= n
+	return n, err
 }
 
 // pullRTMP plays app/stream from an RTMP upstream over conn.

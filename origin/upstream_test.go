@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -307,5 +308,33 @@ func TestLongPullAcknowledgesAndAnswersPings(t *testing.T) {
 	}
 	if a.acksLate == 0 || a.pongs != 1 {
 		t.Fatalf("after pull_timeout the upstream got %d acknowledgements and %d pongs, want some and 1", a.acksLate, a.pongs)
+	}
+}
+
+// An HTTP-FLV upstream whose response head does not end is cut at 64 KiB
+// as malformed, rather than read for as long as pull_timeout allows.
+func TestEndlessResponseHead(t *testing.T) {
+	endless := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		line := bytes.Repeat([]byte{'a'}, 64<<10)
+		for range 64 {
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	})
+	p := newPull(t, fastEdge(), Upstream{Name: "endless", URL: "http://" + endless})
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pull did not end")
+	}
+	if !errors.Is(sub.Entry().Err(), ErrMalformedFLV) {
+		t.Fatalf("ended with %v, want a malformed response", sub.Entry().Err())
 	}
 }
