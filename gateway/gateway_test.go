@@ -211,6 +211,60 @@ func TestStopRightAfterStart(t *testing.T) {
 	}
 }
 
+// A client still trickling a request's headers when the shutdown grace
+// ends (read_timeout is longer) is cut then, and the stop is a clean one:
+// Serve returns nil, so flvgw exits 0 on SIGTERM.
+func TestShutdownCutsRequestsUnfinishedAfterTheGrace(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := pool.New(pool.DefaultConfig(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.ReadTimeout = 4 * shutdownGrace
+	gw := NewServer(cfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln) }()
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := io.WriteString(slow, "GET /live/x.flv HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		gw.conns.mu.Lock()
+		n := len(gw.conns.set)
+		gw.conns.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections tracked, want the slow one", n)
+		}
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve after the grace: %v", err)
+		}
+	case <-time.After(shutdownGrace + 5*time.Second):
+		t.Fatal("Serve did not return after the shutdown grace")
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(slow); err != nil {
+		t.Fatalf("the unfinished request's connection was not closed: %v", err)
+	}
+}
+
 // A viewer that vanishes is noticed at the next write and unregistered;
 // the other viewers keep playing.
 func TestVanishedViewerIsReleased(t *testing.T) {

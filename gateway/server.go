@@ -35,6 +35,7 @@ type Server struct {
 	http     *fasthttp.Server
 	draining atomic.Bool
 	writers  writerGroups
+	conns    openConns
 }
 
 // NewServer returns a gateway playing entries of p under policy.
@@ -56,6 +57,7 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 		Logger:                        fasthttpLogger{log},
 		ErrorHandler:                  g.requestError,
 		KeepHijackedConns:             true, // viewer sessions close their own
+		ConnState:                     g.conns.track,
 	}
 	return g
 }
@@ -127,6 +129,13 @@ func (g *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	defer cancel()
 	err := g.http.ShutdownWithContext(sctx)
 	closeListeners()
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Requests still unread or unanswered: they end now, and the
+		// stop is still a clean one.
+		n := g.conns.closeAll()
+		g.log.Warn("shutdown grace over: connections closed", "connections", n, "grace", shutdownGrace)
+		err = nil
+	}
 	for range lns {
 		<-served
 	}

@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"net"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
+
+// openConns tracks the connections fasthttp serves, but for hijacked ones
+// (viewer sessions close their own), so that shutdown can close those
+// still open when its grace ends: a client trickling a request's headers
+// holds fasthttp's shutdown until read_timeout, which may be longer.
+type openConns struct {
+	mu  sync.Mutex
+	set map[net.Conn]struct{}
+}
+
+// track is fasthttp's ConnState hook.
+func (o *openConns) track(c net.Conn, state fasthttp.ConnState) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch state {
+	case fasthttp.StateNew:
+		if o.set == nil {
+			o.set = make(map[net.Conn]struct{})
+		}
+		o.set[c] = struct{}{}
+	case fasthttp.StateHijacked, fasthttp.StateClosed:
+		delete(o.set, c)
+	}
+}
+
+// closeAll closes every tracked connection and reports how many.
+func (o *openConns) closeAll() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for c := range o.set {
+		_ = c.Close()
+	}
+	n := len(o.set)
+	clear(o.set)
+	return n
+}
