@@ -30,8 +30,9 @@ const (
 	msgDataAMF0       = 18
 	msgCommandAMF0    = 20
 	msgAggregate      = 22
-	maxMessageLen     = 8 << 20 // larger is refused as malformed
-	maxChunkStreams   = 64      // distinct chunk stream ids a peer may use
+	maxMessageLen     = 8 << 20           // larger is refused as malformed
+	maxChunkStreams   = 64                // distinct chunk stream ids a peer may use
+	maxPendingBytes   = 2 * maxMessageLen // of messages begun, across chunk streams
 	maxChunkSize      = 1 << 24
 	defaultChunkSize  = 128
 	clientAckWindow   = 2500000
@@ -72,6 +73,7 @@ type chunkReader struct {
 	chunkSize uint32
 	streams   map[uint32]*chunkState
 	read      uint64
+	pending   int // bytes of messages begun and not complete, all streams
 	scratch   [11]byte
 }
 
@@ -125,6 +127,9 @@ func (cr *chunkReader) next() (rtmpMessage, error) {
 			return rtmpMessage{}, fmt.Errorf("%w: message of %d bytes", ErrMalformedRTMP, st.length)
 		}
 		want := min(st.length-uint32(len(st.buf)), cr.chunkSize)
+		if cr.pending += int(want); cr.pending > maxPendingBytes {
+			return rtmpMessage{}, fmt.Errorf("%w: over %d bytes of unfinished messages", ErrMalformedRTMP, maxPendingBytes)
+		}
 		start := len(st.buf)
 		st.buf = append(st.buf, make([]byte, want)...)
 		if err := cr.readFull(st.buf[start:]); err != nil {
@@ -134,6 +139,7 @@ func (cr *chunkReader) next() (rtmpMessage, error) {
 			continue
 		}
 		msg := rtmpMessage{typeID: st.typeID, streamID: st.streamID, timestamp: st.timestamp, payload: st.buf}
+		cr.pending -= len(st.buf)
 		st.buf = nil
 		st.started = false
 		switch msg.typeID {
@@ -149,6 +155,7 @@ func (cr *chunkReader) next() (rtmpMessage, error) {
 		case msgAbort:
 			if len(msg.payload) >= 4 {
 				if s := cr.streams[binary.BigEndian.Uint32(msg.payload)]; s != nil {
+					cr.pending -= len(s.buf)
 					s.buf, s.started = nil, false
 				}
 			}

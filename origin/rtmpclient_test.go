@@ -76,6 +76,7 @@ func TestChunkReaderRefusesHostileInput(t *testing.T) {
 		"format 0 mid-msg":   append(chunk(0, type0(0, 300, msgVideo, 1), bytes.Repeat([]byte{1}, 128)), chunk(0, type0(0, 300, msgVideo, 1), nil)...),
 		"short chunk size":   chunk(0, type0(0, 2, msgSetChunkSize, 0), []byte{0, 1}),
 		"too many csid used": manyStreams(),
+		"unfinished, many":   manyUnfinished(),
 	} {
 		cr := newChunkReader(bytes.NewReader(in))
 		var err error
@@ -88,6 +89,24 @@ func TestChunkReaderRefusesHostileInput(t *testing.T) {
 			t.Errorf("%s: %v, want ErrMalformedRTMP", name, err)
 		}
 	}
+}
+
+// manyUnfinished begins a message of maxMessageLen on each of three chunk
+// streams and sends 7 MiB of each, in chunks of 1 MiB: 21 MiB of
+// unfinished messages in all, none over its own bound.
+func manyUnfinished() []byte {
+	const size = 1 << 20
+	in := chunk(0, type0(0, 4, msgSetChunkSize, 0), []byte{0, 0x10, 0, 0})
+	for cs := byte(5); cs < 8; cs++ {
+		in = append(in, 0<<6|cs)
+		in = append(in, type0(0, maxMessageLen, msgVideo, 1)...)
+		in = append(in, make([]byte, size)...)
+		for range 6 {
+			in = append(in, 3<<6|cs)
+			in = append(in, make([]byte, size)...)
+		}
+	}
+	return in
 }
 
 func manyStreams() []byte {
