@@ -56,23 +56,33 @@ type relay struct {
 	stop     func()
 }
 
-func startRelay(t *testing.T, gcfg Config) *relay {
+// quietPool makes a pool with a silent log. The caller closes it.
+func quietPool(t *testing.T, cfg pool.Config) (*pool.Pool, *slog.Logger) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := pool.New(cfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, log
+}
+
+// loopback listens on a free loopback port.
+func loopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func startRelay(t *testing.T, gcfg Config) *relay {
+	t.Helper()
 	pcfg := pool.DefaultConfig()
 	pcfg.IdleTimeout = 100 * time.Millisecond
-	p, err := pool.New(pcfg, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtmpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, log := quietPool(t, pcfg)
+	httpLn, rtmpLn := loopback(t), loopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
 	gw := NewServer(gcfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
@@ -179,21 +189,10 @@ func TestShutdownEndsViewers(t *testing.T) {
 // neither fasthttp's nor go-rtmp's Serve may be left in Accept on a
 // listener their shutdown did not know of yet.
 func TestStopRightAfterStart(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := pool.New(pool.DefaultConfig(), log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, log := quietPool(t, pool.DefaultConfig())
 	defer p.Close()
 	for range 20 {
-		httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rtmpLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		httpLn, rtmpLn := loopback(t), loopback(t)
 		gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
 		org := origin.NewServer(origin.DefaultConfig(), p, log)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -215,16 +214,9 @@ func TestStopRightAfterStart(t *testing.T) {
 // ends (read_timeout is longer) is cut then, and the stop is a clean one:
 // Serve returns nil, so flvgw exits 0 on SIGTERM.
 func TestShutdownCutsRequestsUnfinishedAfterTheGrace(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := pool.New(pool.DefaultConfig(), log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, log := quietPool(t, pool.DefaultConfig())
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback(t)
 	cfg := testConfig()
 	cfg.ReadTimeout = 4 * shutdownGrace
 	gw := NewServer(cfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)

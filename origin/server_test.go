@@ -16,24 +16,32 @@ import (
 	"flvgw/pool"
 )
 
-// A connection that go-rtmp hands over after Serve began to end (its
-// OnConnect runs on the connection's own goroutine, so it can come late)
-// is closed at once and not counted among the connections Serve waits
-// for: counting it would race Serve's Wait on the wait group.
-func TestConnectionAcceptedWhileServeEndsIsRefused(t *testing.T) {
+// startOrigin runs an origin on a loopback listener, with a pool of its
+// own; cancel ends its Serve, which then sends its result on served.
+func startOrigin(t *testing.T) (s *Server, addr string, cancel func(), served <-chan error) {
+	t.Helper()
 	p, err := pool.New(pool.DefaultConfig(), quiet(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	s := NewServer(DefaultConfig(), p, quiet())
+	s = NewServer(DefaultConfig(), p, quiet())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
+	result := make(chan error, 1)
+	go func() { result <- s.Serve(ctx, ln) }()
+	return s, ln.Addr().String(), cancel, result
+}
+
+// A connection that go-rtmp hands over after Serve began to end (its
+// OnConnect runs on the connection's own goroutine, so it can come late)
+// is closed at once and not counted among the connections Serve waits
+// for: counting it would race Serve's Wait on the wait group.
+func TestConnectionAcceptedWhileServeEndsIsRefused(t *testing.T) {
+	s, _, cancel, served := startOrigin(t)
 	cancel()
 	select {
 	case err := <-served:
@@ -69,21 +77,8 @@ func TestConnectionAcceptedWhileServeEndsIsRefused(t *testing.T) {
 // (origin/third_party/go-amf0): such a connect ends its connection only,
 // and the origin goes on serving.
 func TestHostileAMF0(t *testing.T) {
-	p, err := pool.New(pool.DefaultConfig(), quiet(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s := NewServer(DefaultConfig(), p, quiet())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
+	_, addr, cancel, served := startOrigin(t)
 	defer func() { cancel(); <-served }()
-	addr := ln.Addr().String()
 
 	// "connect", transaction 1, and an object whose "app" is the value.
 	connect := []byte{0x02, 0, 7, 'c', 'o', 'n', 'n', 'e', 'c', 't', 0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x03, 0, 3, 'a', 'p', 'p'}

@@ -192,6 +192,15 @@ func TestMalformedRTMPUpstream(t *testing.T) {
 		_, _ = io.Copy(io.Discard, c)
 	})
 	p := newPull(t, fastEdge(), Upstream{Name: "bad", URL: "rtmp://" + bad}, Upstream{Name: "bad2", URL: "rtmp://" + bad})
+	if err := pullEnds(t, p, 3*time.Second); !errors.Is(err, ErrMalformedRTMP) {
+		t.Fatalf("ended with %v", err)
+	}
+}
+
+// pullEnds has a viewer of live/x on p start its pull, and returns the
+// entry's error once it ends; it fails the test if it does not within d.
+func pullEnds(t *testing.T, p *pool.Pool, d time.Duration) error {
+	t.Helper()
 	sub, err := p.Subscribe("live/x", false)
 	if err != nil {
 		t.Fatal(err)
@@ -199,11 +208,10 @@ func TestMalformedRTMPUpstream(t *testing.T) {
 	defer sub.Close()
 	select {
 	case <-sub.Entry().Done():
-	case <-time.After(3 * time.Second):
-		t.Fatal("malformed upstream did not end the entry")
-	}
-	if !errors.Is(sub.Entry().Err(), ErrMalformedRTMP) {
-		t.Fatalf("ended with %v", sub.Entry().Err())
+		return sub.Entry().Err()
+	case <-time.After(d):
+		t.Fatalf("the pull did not end within %s", d)
+		return nil
 	}
 }
 
@@ -324,17 +332,7 @@ func TestEndlessResponseHead(t *testing.T) {
 		}
 	})
 	p := newPull(t, fastEdge(), Upstream{Name: "endless", URL: "http://" + endless})
-	sub, err := p.Subscribe("live/x", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	select {
-	case <-sub.Entry().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the pull did not end")
-	}
-	if !errors.Is(sub.Entry().Err(), ErrMalformedFLV) {
-		t.Fatalf("ended with %v, want a malformed response", sub.Entry().Err())
+	if err := pullEnds(t, p, 5*time.Second); !errors.Is(err, ErrMalformedFLV) {
+		t.Fatalf("ended with %v, want a malformed response", err)
 	}
 }

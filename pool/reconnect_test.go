@@ -13,22 +13,31 @@ func tagTimestamp(b []byte) uint32 {
 	return uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
 }
 
+// viewedStream publishes live/a (first) in a pool with a reconnect window
+// of 2 s, with a viewer (closed at cleanup) that has read the stream's
+// start (got); ts is where the stream went on.
+func viewedStream(t *testing.T) (p *Pool, pub *Publisher, sub *Subscription, r *Reader, ts uint32, got [][]byte) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.ReconnectWindow = 2 * time.Second
+	p = newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	ts = startStream(t, pub)
+	sub, err = p.Subscribe("live/a", false)
+	must(t, err)
+	t.Cleanup(sub.Close)
+	r = sub.NewReader()
+	got, err = r.Next(context.Background(), nil)
+	must(t, err)
+	return p, pub, sub, r, ts, got
+}
+
 // A publisher that leaves and comes back within reconnect_window keeps
 // the viewers attached: same entry, timestamps go on rising across the
 // splice, the new sequence headers reach them, video resumes at a keyframe.
 func TestRepublishWithinWindowKeepsViewers(t *testing.T) {
-	cfg := testConfig()
-	cfg.ReconnectWindow = 2 * time.Second
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "first")
-	must(t, err)
-	ts := startStream(t, pub)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
-	got, err := r.Next(context.Background(), nil)
-	must(t, err)
+	p, pub, sub, r, ts, got := viewedStream(t)
 
 	pub.Close(ErrSourceGone)
 	if st := sub.Entry().State(); st != StateReconnecting {
@@ -97,20 +106,9 @@ func TestRepublishWithinWindowKeepsViewers(t *testing.T) {
 // encoders send) moves no clock: neither a track's last timestamp within
 // a session nor the offset a returning publisher's session is spliced on.
 func TestDroppedTagMovesNoClock(t *testing.T) {
-	cfg := testConfig()
-	cfg.ReconnectWindow = 2 * time.Second
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "first")
-	must(t, err)
-	ts := startStream(t, pub)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
+	p, pub, _, r, ts, got := viewedStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	got, err := r.Next(ctx, nil)
-	must(t, err)
 	last := tagTimestamp(got[len(got)-1])
 
 	next := func() []byte {

@@ -513,9 +513,7 @@ func TestSIGHUPReloadsLimits(t *testing.T) {
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
 	startPublisher(t, gw, "live/h", "sample.flv", false)
 	waitLive(t, gw, "live/h")
-	leave := make(chan struct{})
-	first := make(chan testkit.Play, 1)
-	go func() { first <- testkit.PlayFLV(context.Background(), gw.URL("/live/h.flv"), leave) }()
+	leave, first := playing(gw, "/live/h.flv")
 	attached(t, gw, 1)
 	// Rewrite the config the process runs with: max_viewers = 1.
 	path := gw.ConfigPath()
@@ -625,9 +623,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
 	startPublisher(t, gw, "live/fd", "sample.flv", false)
 	waitLive(t, gw, "live/fd")
-	leave := make(chan struct{})
-	viewer := make(chan testkit.Play, 1)
-	go func() { viewer <- testkit.PlayFLV(context.Background(), gw.URL("/live/fd.flv"), leave) }()
+	leave, viewer := playing(gw, "/live/fd.flv")
 	waitSubscribers(t, gw, 1, 10*time.Second, "the viewer before")
 
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", gw.PID()))
@@ -695,4 +691,13 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	if p := <-viewer; p.Status != 200 || !p.Left() {
 		t.Fatalf("the viewer playing through it: status %d, err %v (ended by flvgw, not by leaving)", p.Status, p.Err)
 	}
+}
+
+// playing starts a viewer of path on gw; closing leave makes it leave, and
+// its play comes on the channel.
+func playing(gw *testkit.Gateway, path string) (leave chan struct{}, play <-chan testkit.Play) {
+	leave = make(chan struct{})
+	done := make(chan testkit.Play, 1)
+	go func() { done <- testkit.PlayFLV(context.Background(), gw.URL(path), leave) }()
+	return leave, done
 }
