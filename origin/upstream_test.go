@@ -277,21 +277,33 @@ func TestLongPullAcknowledgesAndAnswersPings(t *testing.T) {
 		if srv.control(msgWindowAckSize, u32(4096)) != nil || srv.write(6, msgVideo, 1, []byte{0x17, 0, 0, 0, 0, 1, 2, 3}) != nil {
 			return
 		}
+		// Media every 10 ms throughout (the pull's stall bound is
+		// pullTimeout), a ping after 4 × pullTimeout, the answers 200 ms
+		// later; then media until the test is done with the pull.
 		keyframe := append([]byte{0x17, 1, 0, 0, 0}, make([]byte, 1024)...)
-		for end := dialed.Add(4 * pullTimeout); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		pingAt, reportAt := dialed.Add(4*pullTimeout), dialed.Add(4*pullTimeout+200*time.Millisecond)
+		for pinged, reported := false, false; ; time.Sleep(10 * time.Millisecond) {
+			select {
+			case <-finish:
+				return
+			default:
+			}
 			if srv.write(6, msgVideo, 1, keyframe) != nil {
 				return
 			}
+			if !pinged && time.Now().After(pingAt) {
+				pinged = true
+				if srv.control(msgUserControl, append(binary.BigEndian.AppendUint16(nil, userControlPing), u32(1)...)) != nil {
+					return
+				}
+			}
+			if !reported && time.Now().After(reportAt) {
+				reported = true
+				mu.Lock()
+				got <- a
+				mu.Unlock()
+			}
 		}
-		ping := append(binary.BigEndian.AppendUint16(nil, userControlPing), u32(1)...)
-		if srv.control(msgUserControl, ping) != nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		got <- a
-		mu.Unlock()
-		<-finish
 	})
 	defer close(finish)
 	p := newPull(t, EdgeConfig{PullTimeout: pullTimeout, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
