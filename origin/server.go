@@ -100,6 +100,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				Handler: h,
 				ControlState: rtmp.StreamControlStateConfig{
 					DefaultBandwidthWindowSize: 6 * 1024 * 1024 / 8,
+					// go-rtmp's default is 2^32-1: each stream may hold
+					// an unfinished message of up to 16 MiB.
+					MaxChunkStreams: maxChunkStreams,
 				},
 				Logger: quiet,
 			}

@@ -117,3 +117,36 @@ func TestHostileAMF0(t *testing.T) {
 		t.Fatalf("the origin no longer serves after hostile peers: %v", err)
 	}
 }
+
+// A peer that opens more chunk streams than maxChunkStreams, each with a
+// message begun and never finished (memory held for it), loses its
+// connection at once, before any publish auth.
+func TestOriginRefusesManyChunkStreams(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var in []byte
+	for cs := 3; cs < 3+maxChunkStreams+8; cs++ {
+		if cs < 64 {
+			in = append(in, byte(cs))
+		} else {
+			in = append(in, 0, byte(cs-64))
+		}
+		// Message header: timestamp 0, 256 bytes of audio on stream 1;
+		// only its first 128-byte chunk is sent.
+		in = append(in, 0, 0, 0, 0, 1, 0, msgAudio, 1, 0, 0, 0)
+		in = append(in, make([]byte, 128)...)
+	}
+	_, _ = conn.Write(in) // the origin may close it before the end
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the origin kept the connection: %v", err)
+	}
+}
