@@ -291,8 +291,13 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 	defer func() {
 		if ctx.Err() != nil {
 			// The run ended: a gap still open then (a stream that froze
-			// and stayed frozen) counts as much as one a tag closed.
-			r.gap(time.Since(lastTag), lastTag.Sub(start), stall, prog)
+			// and stayed frozen) counts as much as one a tag closed. It
+			// ends at the run's end, not when this goroutine saw it.
+			end := time.Now()
+			if d, ok := ctx.Deadline(); ok && d.Before(end) {
+				end = d
+			}
+			r.gap(max(0, end.Sub(lastTag)), lastTag.Sub(start), stall, prog)
 		}
 	}()
 	for {

@@ -21,13 +21,18 @@ const (
 // descriptors, socket buffers, memory) instead of returning them:
 // fasthttp's Serve ends on any such error, which would end every viewer
 // and flvgw with them, and go-rtmp's retries it in a loop without pause.
-// It logs the first failure of a run of them, one line per
-// acceptLogEvery while it lasts, and the recovery.
+// It logs a warning at most once per acceptLogEvery, and the first
+// accept after one.
 type retryingListener struct {
 	net.Listener
 	log       *slog.Logger
 	closed    chan struct{}
 	closeOnce sync.Once
+
+	mu       sync.Mutex // the log's bookkeeping, across Accept calls
+	failures int        // failed accepts since the last warning
+	lastWarn time.Time
+	warned   bool // a warning awaits its "accepting again"
 }
 
 func retryAccept(ln net.Listener, log *slog.Logger) *retryingListener {
@@ -36,24 +41,15 @@ func retryAccept(ln net.Listener, log *slog.Logger) *retryingListener {
 
 func (l *retryingListener) Accept() (net.Conn, error) {
 	delay := acceptRetryFirst
-	var failing, lastLog time.Time
-	failures := 0
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil || !shortOfResources(err) {
-			if err == nil && failures > 0 {
-				l.log.Info("accepting again", "addr", l.Addr().String(), "failed_accepts", failures, "for", time.Since(failing).Round(time.Millisecond))
+			if err == nil {
+				l.accepted()
 			}
 			return c, err
 		}
-		if failures == 0 {
-			failing = time.Now()
-		}
-		failures++
-		if time.Since(lastLog) >= acceptLogEvery {
-			lastLog = time.Now()
-			l.log.Warn("accept failed; connections wait in the backlog", "addr", l.Addr().String(), "error", err, "failed_accepts", failures)
-		}
+		l.failed(err)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -62,6 +58,29 @@ func (l *retryingListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 		delay = min(2*delay, acceptRetryMax)
+	}
+}
+
+// failed logs a failed accept, at most once per acceptLogEvery (a process
+// at its limit may fail and succeed in turn many times a second).
+func (l *retryingListener) failed(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures++
+	if time.Since(l.lastWarn) < acceptLogEvery {
+		return
+	}
+	l.log.Warn("accept failed; connections wait in the backlog", "addr", l.Addr().String(), "error", err, "failed_accepts", l.failures)
+	l.lastWarn, l.failures, l.warned = time.Now(), 0, true
+}
+
+// accepted logs the first accept after a warning.
+func (l *retryingListener) accepted() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.warned {
+		l.log.Info("accepting again", "addr", l.Addr().String(), "failed_accepts_since_warning", l.failures)
+		l.warned, l.failures = false, 0
 	}
 }
 

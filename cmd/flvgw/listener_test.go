@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,7 +12,8 @@ import (
 	"time"
 )
 
-// scriptedListener answers Accept with its errors in turn, then with conn.
+// scriptedListener answers Accept with its errors in turn (nil: conn),
+// then with conn.
 type scriptedListener struct {
 	net.Listener // nil: only Accept, Close and Addr are called
 	errs         []error
@@ -24,12 +26,25 @@ func (l *scriptedListener) Accept() (net.Conn, error) {
 	if len(l.errs) > 0 {
 		err := l.errs[0]
 		l.errs = l.errs[1:]
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
 	}
 	if l.conn == nil {
 		select {} // as a listener with nothing to accept
 	}
 	return l.conn, nil
+}
+
+// countingHandler counts the log records by message.
+type countingHandler struct {
+	slog.Handler
+	counts map[string]int
+}
+
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.counts[r.Message]++
+	return nil
 }
 
 func (l *scriptedListener) Close() error   { return nil }
@@ -51,6 +66,23 @@ func TestAcceptWaitsOutShortages(t *testing.T) {
 		t.Fatalf("after shortages: %v, %v after %d calls", c, err, inner.calls)
 	}
 
+	// A process at its limit fails and succeeds in turn: one warning and
+	// one recovery line, not one of each per accept.
+	var script []error
+	for range 50 {
+		script = append(script, acceptErr(syscall.EMFILE), nil)
+	}
+	counted := &countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), counts: map[string]int{}}
+	ln := retryAccept(&scriptedListener{errs: script, conn: c1}, slog.New(counted))
+	for range 50 {
+		if _, err := ln.Accept(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, a := counted.counts["accept failed; connections wait in the backlog"], counted.counts["accepting again"]; w != 1 || a != 1 {
+		t.Fatalf("50 failed accepts each followed by one that worked: %d warnings, %d recoveries logged, want 1 and 1", w, a)
+	}
+
 	// Any other error comes back at once.
 	other := errors.New("listener broken")
 	inner = &scriptedListener{errs: []error{other}}
@@ -63,7 +95,7 @@ func TestAcceptWaitsOutShortages(t *testing.T) {
 	for range 100 {
 		inner.errs = append(inner.errs, acceptErr(syscall.EMFILE))
 	}
-	ln := retryAccept(inner, quiet)
+	ln = retryAccept(inner, quiet)
 	done := make(chan error, 1)
 	go func() { _, err := ln.Accept(); done <- err }()
 	time.Sleep(50 * time.Millisecond)
