@@ -29,6 +29,13 @@ type Publisher struct {
 // Run connects, publishes and sends until ctx is done, the tags run out
 // (without Loop) or the server hangs up. It closes the connection on
 // return, which is how the publisher "leaves".
+//
+// go-rtmp's client can block for good once its connection is gone: Connect
+// and CreateStream wait for their answer without a timeout, and a write
+// queued after its writer loop ended is never taken. So the session runs
+// on a goroutine of its own, and Run returns when the session does, when
+// the server hangs up (the client's read loop ended), or when ctx ends;
+// a session still blocked then is left to end with the test process.
 func (p *Publisher) Run(ctx context.Context) error {
 	quiet := logrus.New()
 	quiet.Out = io.Discard
@@ -37,9 +44,32 @@ func (p *Publisher) Run(ctx context.Context) error {
 		return fmt.Errorf("publisher dial: %w", err)
 	}
 	defer client.Close()
-	stop := context.AfterFunc(ctx, func() { _ = client.Close() })
-	defer stop()
+	session := make(chan error, 1)
+	go func() { session <- p.session(ctx, client) }()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case err := <-session:
+			return err
+		case <-ctx.Done():
+			_ = client.Close()
+			select {
+			case err := <-session:
+				return err // nil: the session saw ctx end
+			case <-time.After(time.Second):
+				return fmt.Errorf("publisher: go-rtmp still blocked a second after the connection closed: %w", ctx.Err())
+			}
+		case <-poll.C:
+			if err := client.LastError(); err != nil {
+				return fmt.Errorf("publisher: the server hung up: %w", err)
+			}
+		}
+	}
+}
 
+// session connects, publishes and sends over client.
+func (p *Publisher) session(ctx context.Context, client *rtmp.ClientConn) error {
 	if err := client.Connect(&rtmpmsg.NetConnectionConnect{
 		Command: rtmpmsg.NetConnectionConnectCommand{
 			App: p.App, Type: "nonprivate", FlashVer: "FMLE/3.0",
