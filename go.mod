@@ -30,3 +30,4 @@ require (
 )
 
 replace github.com/yutopp/go-amf0 => ./origin/third_party/go-amf0
+replace github.com/yutopp/go-rtmp => ./origin/third_party/go-rtmp
