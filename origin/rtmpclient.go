@@ -216,6 +216,9 @@ type chunkWriter struct {
 
 const outChunkSize = defaultChunkSize
 
+// A timestamp of 0xffffff or more goes in an extended timestamp after the
+// header, and again after each format 3 chunk's basic header (RTMP 1.0,
+// 5.3.1.3).
 func (cw *chunkWriter) write(csid uint32, typeID uint8, streamID, timestamp uint32, payload []byte) error {
 	h := cw.hdr[:12]
 	h[0] = byte(csid & 0x3f)
@@ -225,10 +228,17 @@ func (cw *chunkWriter) write(csid uint32, typeID uint8, streamID, timestamp uint
 	h[4], h[5], h[6] = byte(n>>16), byte(n>>8), byte(n)
 	h[7] = typeID
 	binary.LittleEndian.PutUint32(h[8:12], streamID)
+	var ext []byte
+	if ts == 0xffffff {
+		ext = binary.BigEndian.AppendUint32(cw.hdr[12:12], timestamp)
+	}
 	if _, err := cw.w.Write(h); err != nil {
 		return err
 	}
 	for i := 0; ; {
+		if _, err := cw.w.Write(ext); err != nil {
+			return err
+		}
 		end := min(i+outChunkSize, n)
 		if _, err := cw.w.Write(payload[i:end]); err != nil {
 			return err

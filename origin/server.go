@@ -103,6 +103,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 					// go-rtmp's default is 2^32-1: each stream may hold
 					// an unfinished message of up to 16 MiB.
 					MaxChunkStreams: maxChunkStreams,
+					// The same bounds as the pull client's: go-rtmp's
+					// defaults let a peer hold 16 MiB on each stream.
+					MaxMessageSize:     maxMessageLen,
+					MaxUnfinishedBytes: maxPendingBytes,
 				},
 				Logger: quiet,
 			}
@@ -168,6 +172,8 @@ type handler struct {
 	key     string
 	pub     *pool.Publisher
 	buf     bytes.Buffer
+	err     error // why go-rtmp ended the connection, if not a clean close
+	logged  bool  // the handler already logged the error that ended it
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
@@ -178,31 +184,33 @@ func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
 func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPublish) error {
 	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", cmd.PublishingName)
 	if h.pub != nil {
-		log.Warn("publish refused", "error", "connection already publishes")
-		return errors.New("origin: connection already publishes")
+		return h.refuse(log, errors.New("origin: connection already publishes"))
 	}
 	if h.srv.draining.Load() {
-		log.Warn("publish refused", "error", "draining")
-		return errors.New("origin: draining")
+		return h.refuse(log, errors.New("origin: draining"))
 	}
 	name, query, _ := strings.Cut(cmd.PublishingName, "?")
 	key, err := pool.MakeKey(h.app, name)
 	if err != nil {
-		log.Warn("publish refused", "error", err)
-		return err
+		return h.refuse(log, err)
 	}
 	if err := h.authorize(key, name, query); err != nil {
-		log.Warn("publish refused", "error", err)
-		return err
+		return h.refuse(log, err)
 	}
 	pub, err := h.srv.pool.Publish(key, "rtmp-publish://"+h.remote)
 	if err != nil {
-		log.Warn("publish refused", "error", err)
-		return err
+		return h.refuse(log, err)
 	}
 	h.key, h.pub = key, pub
 	log.Info("publish started", "key", key)
 	return nil
+}
+
+// refuse logs a refused publish and returns err, which ends the connection.
+func (h *handler) refuse(log *slog.Logger, err error) error {
+	log.Warn("publish refused", "error", err)
+	h.logged = true
+	return err
 }
 
 // authorize applies publish_secret and on_publish.
@@ -226,6 +234,7 @@ func (h *handler) authorize(key, name, query string) error {
 
 func (h *handler) OnPlay(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPlay) error {
 	h.srv.log.Warn("rtmp play refused", "remote", h.remote, "stream", cmd.StreamName, "error", "the origin serves HTTP-FLV only")
+	h.logged = true
 	return errors.New("origin: play is served over HTTP-FLV")
 }
 
@@ -262,14 +271,25 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 		return nil
 	default:
 		h.srv.log.Info("publisher disconnected", "key", h.key, "error", err)
+		h.logged = true
 		return err
 	}
 }
 
+// OnServeError is called by origin/third_party/go-rtmp, before OnClose,
+// with the error that ended the connection (a clean close has none).
+func (h *handler) OnServeError(err error) { h.err = err }
+
 func (h *handler) OnClose() {
-	if h.pub != nil {
+	switch {
+	case h.pub != nil && h.err != nil && !h.logged:
+		h.pub.Close(pool.ErrSourceGone)
+		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", h.err)
+	case h.pub != nil:
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
+	case h.err != nil && !h.logged:
+		h.srv.log.Warn("rtmp connection failed", "remote", h.remote, "error", h.err)
 	}
 	h.srv.forget(h)
 }

@@ -491,3 +491,28 @@ func TestRepublishWithinReconnectWindow(t *testing.T) {
 		t.Fatalf("reconnect not logged:\n%s", gw.Stderr())
 	}
 }
+
+// A stream past 4 h 39 min on a foreign origin pulls and plays with its
+// 32-bit timestamps: nginx-rtmp sends them in the extended timestamp field
+// of its headers of format 0. (It sends later messages with small deltas,
+// so its continuation chunks seldom repeat one: origin's
+// TestChunkRoundTripExtendedTimestamp covers that framing.)
+func TestEdgePullsPastTheExtendedTimestamp(t *testing.T) {
+	n := testkit.StartNginx(t)
+	exited := publishExtended(t, "rtmp://"+n.RTMPAddr+"/live/late")
+	if !waitFor(15*time.Second, func() bool { return n.Publishing(context.Background(), "late") }) {
+		t.Fatal("nginx never saw the publish")
+	}
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"extra": upstreamConfig("nginx", "rtmp://"+n.RTMPAddr),
+	}))
+	p := playFor(gw.URL("/live/late.flv"), 3*time.Second)
+	checkPlayed(t, p, "viewer")
+	checkExtended(t, p.Stream)
+	select {
+	case <-exited:
+		t.Fatal("ffmpeg's publish to nginx ended")
+	default:
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +227,68 @@ func runCycle(t *testing.T, gw *testkit.Gateway, key string, rng *rand.Rand, use
 		}
 	}
 	return counts
+}
+
+// extendedFrom is where the publishes of the extended-timestamp tests
+// start, in seconds: past 0xffffff ms (4 h 39 min), so every RTMP header
+// carries the extended timestamp field, and each continuation chunk of a
+// message longer than a chunk repeats it.
+const extendedFrom = "20000"
+
+// publishExtended publishes the test clip with ffmpeg, its timestamps
+// starting extendedFrom seconds in, until the test ends. ffmpeg's exit
+// before then is reported on the returned channel.
+func publishExtended(t *testing.T, rtmpURL string) (exited <-chan struct{}) {
+	t.Helper()
+	if !testkit.UseFFmpeg(t) {
+		t.Skip("ffmpeg not installed")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd, err := testkit.FFmpegPublish(ctx, "testdata/sample.flv", rtmpURL, true, "-output_ts_offset", extendedFrom)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return done
+}
+
+// checkExtended fails the test unless every audio and video frame the
+// viewer got has a timestamp past the 24-bit field (ffmpeg sends the
+// sequence headers at 0).
+func checkExtended(t *testing.T, s *testkit.Stream) {
+	t.Helper()
+	for i, tag := range s.Tags {
+		if (tag.Type == 8 || tag.Type == 9) && !tag.SeqHeader && tag.Timestamp <= 0xffffff {
+			t.Fatalf("tag %d (type %d) at %d ms, want past %d", i, tag.Type, tag.Timestamp, 0xffffff)
+		}
+	}
+}
+
+// A publish past 4 h 39 min plays on: the embedded origin reads the
+// extended timestamp that ffmpeg repeats in each continuation chunk.
+// go-rtmp v0.0.7 read those 4 bytes as payload, lost the framing at the
+// first video frame longer than a chunk, and dropped the publisher: the
+// stream never went live.
+func TestPublishPastTheExtendedTimestamp(t *testing.T) {
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	const key = "live/late"
+	exited := publishExtended(t, "rtmp://"+gw.RTMPAddr+"/"+key)
+	waitLive(t, gw, key)
+	p := playFor(gw.URL("/"+key+".flv"), 3*time.Second)
+	checkPlayed(t, p, "viewer")
+	checkExtended(t, p.Stream)
+	if a, v := p.Stream.CountMedia(); a < 50 || v < 25 {
+		t.Fatalf("3 s of play gave %d audio and %d video tags", a, v)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("the origin dropped the publisher\n%s", gw.Stderr())
+	default:
+	}
+	if strings.Contains(gw.Stderr(), "level=WARN") {
+		t.Fatalf("warnings logged:\n%s", gw.Stderr())
+	}
 }

@@ -91,13 +91,16 @@ func UseFFmpeg(t testing.TB) bool {
 }
 
 // FFmpegPublish starts ffmpeg publishing file (stream copy, real-time
-// pace) to rtmpURL; loop repeats it. Stop it by cancelling ctx.
-func FFmpegPublish(ctx context.Context, file, rtmpURL string, loop bool) (*exec.Cmd, error) {
+// pace) to rtmpURL; loop repeats it; output holds more output options
+// (such as "-output_ts_offset", "20000"). Stop it by cancelling ctx.
+func FFmpegPublish(ctx context.Context, file, rtmpURL string, loop bool, output ...string) (*exec.Cmd, error) {
 	args := []string{"-hide_banner", "-loglevel", "error", "-re"}
 	if loop {
 		args = append(args, "-stream_loop", "-1")
 	}
-	args = append(args, "-i", file, "-c", "copy", "-f", "flv", rtmpURL)
+	args = append(args, "-i", file, "-c", "copy")
+	args = append(args, output...)
+	args = append(args, "-f", "flv", rtmpURL)
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {

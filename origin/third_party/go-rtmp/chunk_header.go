@@ -84,6 +84,10 @@ type chunkMessageHeader struct {
 	messageLength   uint32 // fmt = 0 | 1
 	messageTypeID   byte   // fmt = 0 | 1
 	messageStreamID uint32 // fmt = 0
+
+	// flvgw: the 24-bit timestamp field was 0xffffff and a 32-bit
+	// extended timestamp followed (fmt = 0 | 1 | 2).
+	extendedTimestamp bool
 }
 
 func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessageHeader) error {
@@ -106,6 +110,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 		mh.messageStreamID = binary.LittleEndian.Uint32(buf[7:11]) // 32bits
 
 		if mh.timestamp == 0xffffff {
+			mh.extendedTimestamp = true
 			_, err := io.ReadAtLeast(r, cache32bits, 4)
 			if err != nil {
 				return err
@@ -125,6 +130,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 		mh.messageTypeID = buf[6] // 8bits
 
 		if mh.timestampDelta == 0xffffff {
+			mh.extendedTimestamp = true
 			_, err := io.ReadAtLeast(r, cache32bits, 4)
 			if err != nil {
 				return err
@@ -141,6 +147,7 @@ func decodeChunkMessageHeader(r io.Reader, fmt byte, buf []byte, mh *chunkMessag
 		mh.timestampDelta = binary.BigEndian.Uint32(cache32bits)
 
 		if mh.timestampDelta == 0xffffff {
+			mh.extendedTimestamp = true
 			_, err := io.ReadAtLeast(r, cache32bits, 4)
 			if err != nil {
 				return err

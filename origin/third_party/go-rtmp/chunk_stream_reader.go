@@ -21,6 +21,10 @@ type ChunkStreamReader struct {
 	messageTypeID   byte
 	messageStreamID uint32
 
+	// flvgw: the last header of format 0, 1 or 2 on this chunk stream had
+	// an extended timestamp, so each format 3 chunk repeats it.
+	extendedTimestamp bool
+
 	buf       bytes.Buffer
 	completed bool
 }

@@ -20,6 +20,10 @@ type ChunkStreamWriter struct {
 	lastErr  error
 	aqM      sync.Mutex
 	newChunk bool
+
+	// flvgw: the extended timestamp field of the last header of format 0,
+	// 1 or 2, repeated by format 3 chunks while extendedTimestamp is set.
+	extendedValue uint32
 }
 
 func (w *ChunkStreamWriter) Write(b []byte) (int, error) {

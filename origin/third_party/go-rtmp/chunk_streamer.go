@@ -9,6 +9,7 @@ package rtmp
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"math"
 	"sync"
@@ -49,6 +50,9 @@ type ChunkStreamer struct {
 	done chan struct{}
 
 	controlStreamWriter func(chunkStreamID int, timestamp uint32, msg message.Message) error
+
+	// flvgw: bytes read of messages not yet complete, all chunk streams.
+	unfinishedBytes int
 
 	cacheBuffer []byte
 	config      *StreamControlStateConfig
@@ -218,6 +222,21 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 	reader.basicHeader = bh
 	reader.messageHeader = mh
 
+	// flvgw: a format 3 chunk carries the extended timestamp again when its
+	// chunk stream's last header of format 0, 1 or 2 had one (RTMP 1.0,
+	// 5.3.1.3; ffmpeg, librtmp and OBS send it). v0.0.7 read those 4 bytes
+	// as payload, and every publish whose timestamps passed 0xffffff ms
+	// (4 h 39 min) lost its framing.
+	if bh.fmt == 3 {
+		if reader.extendedTimestamp {
+			if _, err := io.ReadFull(cs.r, cs.cacheBuffer[:4]); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		reader.extendedTimestamp = mh.extendedTimestamp
+	}
+
 	switch bh.fmt {
 	case 0:
 		reader.timestamp = mh.timestamp
@@ -243,15 +262,30 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 
 	//cs.logger.Debugf("(READ) MessageLength = %d, Current = %d", reader.messageLength, reader.buf.Len())
 
+	// flvgw: the peer's input is checked instead of trusted. v0.0.7
+	// panicked on a chunk with nothing left to read (an empty message, or a
+	// header that shrinks a message under what was read of it), and held
+	// up to 16 MiB of unfinished message on each of its chunk streams.
+	if reader.messageLength > cs.config.MaxMessageSize {
+		return nil, errors.Errorf("chunk stream %d: message of %d bytes, over the %d allowed",
+			bh.chunkStreamID, reader.messageLength, cs.config.MaxMessageSize)
+	}
 	expectLen := int(reader.messageLength) - reader.buf.Len()
-	if expectLen <= 0 {
-		panic("invalid state") // TODO fix
+	if expectLen < 0 || (expectLen == 0 && reader.buf.Len() > 0) {
+		return nil, errors.Errorf("chunk stream %d: header of a %d-byte message after %d bytes of it",
+			bh.chunkStreamID, reader.messageLength, reader.buf.Len())
 	}
 
 	if uint32(expectLen) > cs.peerState.chunkSize {
 		expectLen = int(cs.peerState.chunkSize)
 	}
 	//cs.logger.Debugf("(READ) Length = %d", expectLen)
+
+	if cs.unfinishedBytes+expectLen > cs.config.MaxUnfinishedBytes {
+		return nil, errors.Errorf("over %d bytes of unfinished messages across chunk streams",
+			cs.config.MaxUnfinishedBytes)
+	}
+	cs.unfinishedBytes += expectLen
 
 	lr := io.LimitReader(cs.r, int64(expectLen))
 	if _, err := io.CopyBuffer(&reader.buf, lr, cs.cacheBuffer); err != nil {
@@ -263,6 +297,7 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 		// fragmented
 		return reader, nil
 	}
+	cs.unfinishedBytes -= reader.buf.Len()
 
 	// read completed, update timestamp
 	reader.timestamp += reader.timestampDelta
@@ -287,6 +322,24 @@ func (cs *ChunkStreamer) writeChunk(writer *ChunkStreamWriter) (bool, error) {
 	}
 	if err := encodeChunkMessageHeader(cs.w, writer.basicHeader.fmt, &writer.messageHeader); err != nil {
 		return false, err
+	}
+	// flvgw: as readChunk expects, a format 3 chunk repeats the extended
+	// timestamp of its chunk stream's last header of format 0, 1 or 2.
+	switch writer.basicHeader.fmt {
+	case 0:
+		writer.extendedTimestamp = writer.messageHeader.timestamp >= 0xffffff
+		writer.extendedValue = writer.messageHeader.timestamp
+	case 1, 2:
+		writer.extendedTimestamp = writer.messageHeader.timestampDelta >= 0xffffff
+		writer.extendedValue = writer.messageHeader.timestampDelta
+	case 3:
+		if writer.extendedTimestamp {
+			var ext [4]byte
+			binary.BigEndian.PutUint32(ext[:], writer.extendedValue)
+			if _, err := cs.w.Write(ext[:]); err != nil {
+				return false, err
+			}
+		}
 	}
 
 	if _, err := io.CopyN(cs.w, writer, int64(expectLen)); err != nil {

@@ -40,6 +40,10 @@ type StreamControlStateConfig struct {
 
 	MaxMessageSize    uint32
 	MaxMessageStreams int
+
+	// flvgw: at most this many bytes of messages begun and not complete,
+	// across all chunk streams of a connection; 0 means no bound.
+	MaxUnfinishedBytes int
 }
 
 func (cb *StreamControlStateConfig) normalize() *StreamControlStateConfig {
@@ -87,6 +91,10 @@ func (cb *StreamControlStateConfig) normalize() *StreamControlStateConfig {
 
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = MaxChunkSize // as same as chunk size
+	}
+
+	if c.MaxUnfinishedBytes == 0 {
+		c.MaxUnfinishedBytes = math.MaxInt
 	}
 
 	return &c

@@ -119,5 +119,10 @@ func (srv *Server) handleConn(conn net.Conn) {
 			return
 		}
 		c.logger.Errorf("Server closed by error: Err = %+v", err)
+		// flvgw: a handler may learn why its connection ended, before its
+		// OnClose.
+		if h, ok := connConfig.Handler.(interface{ OnServeError(error) }); ok {
+			h.OnServeError(err)
+		}
 	}
 }

@@ -1,0 +1,212 @@
+package origin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	rtmp "github.com/yutopp/go-rtmp"
+	"github.com/yutopp/go-rtmp/handshake"
+	rtmpmsg "github.com/yutopp/go-rtmp/message"
+)
+
+// The embedded origin reads publishers with go-rtmp, patched in
+// origin/third_party/go-rtmp; these tests cover the patches.
+
+// extendedTS is past the 24-bit timestamp field (4 h 39 min).
+const extendedTS = 0x12345678
+
+// go-rtmp reads a message whose format 3 chunks repeat the extended
+// timestamp, as ffmpeg, librtmp and OBS send them (the pull client's
+// chunkWriter writes them the same way), and keeps its framing for the
+// message after it. v0.0.7 took the 4 bytes for payload.
+func TestGoRTMPReadsRepeatedExtendedTimestamps(t *testing.T) {
+	var in bytes.Buffer
+	cw := &chunkWriter{w: bufio.NewWriter(&in)}
+	first := bytes.Repeat([]byte{0x17, 1, 2}, 100) // 300 bytes: three chunks
+	second := bytes.Repeat([]byte{0x27, 3}, 150)
+	if err := cw.write(mediaStreamChunk, msgVideo, 1, extendedTS, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.write(mediaStreamChunk, msgVideo, 1, extendedTS+40, second); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * (12 + 4 + 300 + 2*(1+4)); in.Len() != want {
+		t.Fatalf("the chunk writer wrote %d bytes, want %d (an extended timestamp after each header)", in.Len(), want)
+	}
+
+	cs := rtmp.NewChunkStreamer(&in, io.Discard, nil)
+	defer cs.Close()
+	for i, want := range []struct {
+		ts      uint32
+		payload []byte
+	}{{extendedTS, first}, {extendedTS + 40, second}} {
+		var cmsg rtmp.ChunkMessage
+		_, ts, err := cs.Read(&cmsg)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		video, ok := cmsg.Message.(*rtmpmsg.VideoMessage)
+		if !ok {
+			t.Fatalf("message %d: %T, want video", i, cmsg.Message)
+		}
+		got, _ := io.ReadAll(video.Payload)
+		if ts != want.ts || !bytes.Equal(got, want.payload) {
+			t.Fatalf("message %d: timestamp %#x, %d bytes, want %#x, %d bytes equal to those sent", i, ts, len(got), want.ts, len(want.payload))
+		}
+	}
+}
+
+// go-rtmp writes the repeated extended timestamp too, so that its client
+// (the test kit's Go publisher) frames what the patched reader expects.
+func TestGoRTMPWritesRepeatedExtendedTimestamps(t *testing.T) {
+	pr, pw := io.Pipe()
+	cs := rtmp.NewChunkStreamer(bytes.NewReader(nil), pw, nil)
+	defer cs.Close()
+	payloads := [][]byte{bytes.Repeat([]byte{0x17, 1}, 150), bytes.Repeat([]byte{0x27, 2}, 200)}
+	go func() {
+		for i, p := range payloads {
+			msg := &rtmp.ChunkMessage{StreamID: 1, Message: &rtmpmsg.VideoMessage{Payload: bytes.NewReader(p)}}
+			if err := cs.Write(context.Background(), mediaStreamChunk, extendedTS+uint32(i)*40, msg); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	cr := newChunkReader(pr)
+	for i, p := range payloads {
+		m, err := cr.next()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if want := extendedTS + uint32(i)*40; m.typeID != msgVideo || m.timestamp != want || !bytes.Equal(m.payload, p) {
+			t.Fatalf("message %d: type %d, timestamp %#x, %d bytes; want video, %#x, the %d bytes written", i, m.typeID, m.timestamp, len(m.payload), want, len(p))
+		}
+	}
+}
+
+// logBuffer collects a logger's lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A peer's unfinished messages are bounded as the pull client's are: a
+// message declared over maxMessageLen, or more than maxPendingBytes of
+// messages begun across chunk streams, end its connection with a warning
+// that says why, before any publish. go-rtmp v0.0.7 would hold up to 16
+// MiB on each of the peer's chunk streams.
+func TestOriginBoundsUnfinishedMessages(t *testing.T) {
+	logs := &logBuffer{}
+	_, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+
+	// A format 0 header on chunk stream cs: an audio message of n bytes.
+	header := func(cs byte, n int) []byte {
+		return []byte{cs, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n), msgAudio, 1, 0, 0, 0}
+	}
+	const chunkSize = 1 << 20
+	setChunkSize := []byte{2, 0, 0, 0, 0, 0, 4, msgSetChunkSize, 0, 0, 0, 0, 0, chunkSize >> 16 & 0xff, 0, 0}
+	overCap := func() []byte {
+		// Three messages of maxMessageLen on chunk streams 4, 5 and 6,
+		// each sent but for its last chunk: 3 × 7 MiB begun.
+		in := slices.Clone(setChunkSize)
+		for cs := byte(4); cs <= 6; cs++ {
+			in = append(in, header(cs, maxMessageLen)...)
+			for c := range maxMessageLen/chunkSize - 1 {
+				if c > 0 {
+					in = append(in, 0xc0|cs)
+				}
+				in = append(in, make([]byte, chunkSize)...)
+			}
+		}
+		return in
+	}
+	for _, tc := range []struct {
+		name, logged string
+		in           []byte
+	}{
+		{"a message declared over the cap", fmt.Sprintf("message of %d bytes, over the %d allowed", maxMessageLen+1, maxMessageLen), append(header(4, maxMessageLen+1), make([]byte, 128)...)},
+		{"messages begun over the cap", fmt.Sprintf("over %d bytes of unfinished messages", maxPendingBytes), overCap()},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
+			t.Fatalf("%s: handshake: %v", tc.name, err)
+		}
+		go func() { _, _ = conn.Write(tc.in) }() // the origin may close it before the end
+		_, err = io.Copy(io.Discard, conn)
+		conn.Close()
+		if err != nil && !strings.Contains(err.Error(), "connection reset") {
+			t.Fatalf("%s: the origin kept the connection: %v", tc.name, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), tc.logged) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !strings.Contains(logs.String(), tc.logged) {
+			t.Fatalf("%s: no warning with %q in:\n%s", tc.name, tc.logged, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), `level=WARN msg="rtmp connection failed"`) {
+		t.Fatalf("warnings not as expected:\n%s", logs)
+	}
+}
+
+// An empty message is read as one (v0.0.7 panicked: "invalid state"), and
+// a header that shrinks a message under what was read of it is an error.
+func TestGoRTMPEmptyAndShrunkMessages(t *testing.T) {
+	var in []byte
+	in = append(in, chunk(0, type0(10, 0, msgAudio, 1), nil)...)
+	in = append(in, chunk(0, type0(20, 2, msgAudio, 1), []byte{0xaf, 1})...)
+	cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
+	defer cs.Close()
+	for i, want := range []int{0, 2} {
+		var cmsg rtmp.ChunkMessage
+		if _, _, err := cs.Read(&cmsg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		audio, ok := cmsg.Message.(*rtmpmsg.AudioMessage)
+		if !ok {
+			t.Fatalf("message %d: %T, want audio", i, cmsg.Message)
+		}
+		if got, _ := io.ReadAll(audio.Payload); len(got) != want {
+			t.Fatalf("message %d: %d bytes, want %d", i, len(got), want)
+		}
+	}
+
+	// 200 bytes begun with a 128-byte chunk, then a format 1 header of a
+	// 100-byte message on the same chunk stream.
+	in = chunk(0, type0(0, 200, msgVideo, 1), make([]byte, 128))
+	in = append(in, chunk(1, []byte{0, 0, 40, 0, 0, 100, msgVideo}, make([]byte, 100))...)
+	cs = rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
+	defer cs.Close()
+	var cmsg rtmp.ChunkMessage
+	if _, _, err := cs.Read(&cmsg); err == nil || !strings.Contains(err.Error(), "header of a 100-byte message after 128 bytes") {
+		t.Fatalf("shrunk message: %v", err)
+	}
+}
