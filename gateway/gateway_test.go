@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -321,4 +322,60 @@ func testConfig() Config {
 	c := DefaultConfig()
 	c.Listen = "127.0.0.1:0"
 	return c
+}
+
+// A viewer that closes its connection while its request waits (here for
+// the stream's publisher, up to publish_wait) is let go at once: it stops
+// counting against the limits and the entry. One that keeps waiting is
+// kept past read_timeout, and plays once the publisher comes.
+func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishWait = 30 * time.Second
+	cfg.ReadTimeout = 200 * time.Millisecond
+	r := startRelay(t, cfg)
+	limits := DefaultLimits()
+	limits.MaxViewersPerIP = 1
+	r.gw.SetPolicy(Policy{Limits: limits, Auth: DefaultAuth()})
+
+	request := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /live/w.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	waitViewers := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for (r.gw.Viewers() != n || r.pool.Stats().Subscribers != n) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if v, s := r.gw.Viewers(), r.pool.Stats().Subscribers; v != n || s != n {
+			t.Fatalf("%s: %d viewers, %d subscribers, want %d", what, v, s, n)
+		}
+	}
+
+	for i := range 3 { // within max_viewers_per_ip = 1 only if each is let go
+		c := request()
+		waitViewers(1, fmt.Sprintf("waiting viewer %d", i))
+		c.Close()
+		waitViewers(0, fmt.Sprintf("after waiting viewer %d left", i))
+	}
+
+	c := request()
+	defer c.Close()
+	waitViewers(1, "the viewer that stays")
+	time.Sleep(4 * cfg.ReadTimeout)
+	waitViewers(1, "the viewer that stays, past read_timeout")
+	stopPub := publish(t, r, "w")
+	defer stopPub()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("the viewer that stayed got %q, %v", head, err)
+	}
 }

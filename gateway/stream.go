@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -22,7 +23,13 @@ var (
 	lastChunk      = []byte("0\r\n\r\n")
 	errNoPublisher = errors.New("gateway: no publisher within publish_wait")
 	errNoKeyframe  = errors.New("gateway: no keyframe within start_timeout")
+	errViewerLeft  = errors.New("gateway: the viewer closed its connection before the stream started")
 )
+
+// statusViewerLeft is the status logged and counted for a viewer that
+// closed its connection while its request waited (nginx's 499); nothing
+// is sent to it.
+const statusViewerLeft = 499
 
 // playRequest is what a viewer session needs of its HTTP request, copied
 // out before the connection is hijacked.
@@ -112,7 +119,9 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
 	}
 	log := g.log.With("stream", req.key, "remote", req.remote)
-	s, status, reason, err := g.admit(req)
+	leave, stopWatch := watchLeave(c)
+	s, status, reason, err := g.admit(leave, req)
+	stopWatch()
 	if err != nil {
 		g.refuse(c, req, log, status, reason, err)
 		return
@@ -140,10 +149,38 @@ func (s session) end() {
 	s.done()
 }
 
+// watchLeave watches c while its request waits to be admitted (for a
+// callback, a publisher, a first keyframe) and cancels leave, with
+// errViewerLeft, if the viewer closes or resets the connection meanwhile:
+// a player sends nothing after its request, so a read ends only then.
+// Without it, a viewer that gave up kept its place in the limits until
+// the wait ran out. stop ends the watch (it must run before the session
+// writes to c) and leaves c as it was.
+func watchLeave(c net.Conn) (leave context.Context, stop func()) {
+	leave, cancel := context.WithCancelCause(context.Background())
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	_ = c.SetReadDeadline(time.Time{}) // the request's read_timeout no longer applies
+	go func() {
+		defer close(done)
+		var b [1]byte
+		if n, err := c.Read(b[:]); n == 0 && err != nil && !stopping.Load() {
+			cancel(errViewerLeft)
+		}
+	}()
+	return leave, func() {
+		stopping.Store(true)
+		_ = c.SetReadDeadline(time.Now()) // ends the watching read
+		<-done
+		_ = c.SetReadDeadline(time.Time{})
+		cancel(nil)
+	}
+}
+
 // admit applies the limits, the access checks and the wait for the stream
-// to req. On refusal it returns the HTTP status, the refusal reason (the
-// metric label) and why.
-func (g *Server) admit(req playRequest) (s session, status int, reason string, err error) {
+// to req, until leave is cancelled (the viewer went away). On refusal it
+// returns the HTTP status, the refusal reason (the metric label) and why.
+func (g *Server) admit(leave context.Context, req playRequest) (s session, status int, reason string, err error) {
 	pol := g.policy.Load()
 	ctx, done, err := g.viewers.add(req.ip, pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	if err != nil {
@@ -157,10 +194,20 @@ func (g *Server) admit(req playRequest) (s session, status int, reason string, e
 		return session{}, status, reason, err
 	}
 
+	// The waits below end when the gateway shuts down or the viewer
+	// leaves; the session's own context (ctx) outlives them.
+	wait, stopWait := context.WithCancelCause(ctx)
+	defer stopWait(nil)
+	defer context.AfterFunc(leave, func() { stopWait(context.Cause(leave)) })()
+	gone := func() bool { return errors.Is(context.Cause(wait), errViewerLeft) }
+
 	// Access checks hold no entry: a slow callback delays only this viewer,
 	// and whatever the stream does meanwhile cannot touch it.
-	if err := g.authorize(ctx, pol.Auth, req); err != nil {
+	if err := g.authorize(wait, pol.Auth, req); err != nil {
 		done()
+		if gone() {
+			return session{}, statusViewerLeft, "viewer_left", errViewerLeft
+		}
 		return session{}, fasthttp.StatusForbidden, "auth", err
 	}
 
@@ -182,8 +229,11 @@ func (g *Server) admit(req playRequest) (s session, status int, reason string, e
 	}
 	s = session{ctx: ctx, sub: sub, done: done}
 
-	if status, err := g.waitReady(ctx, sub.Entry()); err != nil {
+	if status, err := g.waitReady(wait, sub.Entry()); err != nil {
 		s.end()
+		if gone() {
+			return session{}, statusViewerLeft, "viewer_left", errViewerLeft
+		}
 		reason := "not_found"
 		switch status {
 		case fasthttp.StatusBadGateway:
@@ -208,7 +258,7 @@ func (g *Server) admit(req playRequest) (s session, status int, reason string, e
 // can measure the two against each other (DELIVERY=stream_writer).
 func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
 	log := g.log.With("stream", req.key, "remote", req.remote)
-	s, status, reason, err := g.admit(req)
+	s, status, reason, err := g.admit(context.Background(), req)
 	if err != nil {
 		if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
 			ctx.Response.Header.Set("Retry-After", "5")
@@ -540,6 +590,13 @@ func statusReason(status int) string {
 // refuse answers a hijacked connection with an error status, counts the
 // refusal under reason, and logs it (one access-log line).
 func (g *Server) refuse(c net.Conn, req playRequest, log *slog.Logger, status int, reason string, err error) {
+	if status == statusViewerLeft {
+		g.metrics.response(status)
+		g.metrics.refusal(reason)
+		log.Info("viewer left while waiting", "status", status, "reason", reason,
+			"duration", time.Since(req.start).Round(time.Millisecond))
+		return
+	}
 	body := statusReason(status) + "\n"
 	extra := ""
 	if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
