@@ -701,3 +701,43 @@ func playing(gw *testkit.Gateway, path string) (leave chan struct{}, play <-chan
 	go func() { done <- testkit.PlayFLV(context.Background(), gw.URL(path), leave) }()
 	return leave, done
 }
+
+// A second SIGTERM while flvgw shuts down (here waiting out its grace for
+// a request still being sent) ends it at once, with status 1 and a
+// warning: before, flvgw kept the signal and went on waiting.
+func TestSignalDuringShutdownExitsAtOnce(t *testing.T) {
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"http": "drain_timeout = \"0s\"\nread_timeout = \"30s\"\n",
+	}))
+	slow, err := net.Dial("tcp", gw.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := io.WriteString(slow, "GET /live/x.flv HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the request is read in part
+	if err := gw.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(gw.Stderr(), `msg="shutting down"`) }) {
+		t.Fatalf("no shutdown on SIGTERM\n%s", gw.Stderr())
+	}
+	gw.FailedExitExpected()
+	if err := gw.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gw.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit")
+	}
+	var exit *exec.ExitError
+	if err := gw.ExitErr(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
+	}
+	if !strings.Contains(gw.Stderr(), `msg="exiting before the shutdown finished" signal=terminated`) {
+		t.Fatalf("no warning for the second signal\n%s", gw.Stderr())
+	}
+}

@@ -195,6 +195,9 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 	cancel()
 	log.Info("shutting down", "viewers", gw.Viewers())
 	start := time.Now()
+	shutDown := make(chan struct{})
+	defer close(shutDown)
+	go exitOnSignal(sigs, shutDown, log)
 	wg.Wait()
 	p.Close()
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
@@ -204,6 +207,23 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// exitOnSignal ends the process at once on SIGINT or SIGTERM before done
+// is closed: a shutdown waits up to its grace for unfinished requests, and
+// an operator's second Ctrl-C must not be swallowed meanwhile.
+func exitOnSignal(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger) {
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				log.Warn("exiting before the shutdown finished", "signal", sig.String())
+				os.Exit(1)
+			}
+		}
+	}
 }
 
 // drainPoll is how often a drain checks whether the viewers are gone.

@@ -48,7 +48,7 @@ type Gateway struct {
 	stderr   bytes.Buffer
 	exited   chan struct{}
 	exitErr  error
-	killed   bool
+	killed   bool // an exit status other than 0 is expected (Kill, FailedExitExpected)
 	config   string
 	// APIToken is sent as a bearer token by Streams.
 	APIToken string
@@ -64,6 +64,10 @@ func (g *Gateway) Kill() {
 	_ = g.cmd.Process.Kill()
 	<-g.exited
 }
+
+// FailedExitExpected makes the test's cleanup accept an exit status other
+// than 0, for a test that makes the process fail on purpose.
+func (g *Gateway) FailedExitExpected() { g.killed = true }
 
 var listenRE = regexp.MustCompile(`msg="(http|rtmp) listening".* addr=(\S+)`)
 
