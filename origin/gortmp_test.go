@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,6 +65,59 @@ func TestGoRTMPReadsRepeatedExtendedTimestamps(t *testing.T) {
 		if ts != want.ts || !bytes.Equal(got, want.payload) {
 			t.Fatalf("message %d: timestamp %#x, %d bytes, want %#x, %d bytes equal to those sent", i, ts, len(got), want.ts, len(want.payload))
 		}
+	}
+}
+
+// Every sequence of chunk formats keeps the extended timestamp right: it
+// is repeated by format 3 chunks that continue a message or start one,
+// until a header of format 0, 1 or 2 without it turns it off.
+func TestGoRTMPExtendedTimestampSequences(t *testing.T) {
+	const e = 0x1000000
+	ext := binary.BigEndian.AppendUint32(nil, e)
+	hdr := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	p := bytes.Repeat([]byte{0xaf}, 300) // three chunks
+	q := bytes.Repeat([]byte{0xaf}, 200) // two chunks
+	var in []byte
+	// format 0 with it, two continuations with it
+	in = append(in, chunk(0, hdr(type0(0xffffff, 300, msgAudio, 1), ext), p[:128])...)
+	in = append(in, chunk(3, ext, p[128:256])...)
+	in = append(in, chunk(3, ext, p[256:])...)
+	// format 3 starting a message (delta 0 from format 0): with it
+	in = append(in, chunk(3, ext, p[:128])...)
+	in = append(in, chunk(3, ext, p[128:256])...)
+	in = append(in, chunk(3, ext, p[256:])...)
+	// format 1 without it (delta 40, 200 bytes): continuation without it
+	in = append(in, chunk(1, []byte{0, 0, 40, 0, 0, 200, msgAudio}, q[:128])...)
+	in = append(in, chunk(3, nil, q[128:])...)
+	// format 2 with it (delta e), continuation with it
+	in = append(in, chunk(2, hdr([]byte{0xff, 0xff, 0xff}, ext), q[:128])...)
+	in = append(in, chunk(3, ext, q[128:])...)
+	// format 3 starting a message: delta e again, with it
+	in = append(in, chunk(3, ext, q[:128])...)
+	in = append(in, chunk(3, ext, q[128:])...)
+	// format 2 with a small delta: off again
+	in = append(in, chunk(2, []byte{0, 0, 1}, q[:128])...)
+	in = append(in, chunk(3, nil, q[128:])...)
+
+	cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
+	defer cs.Close()
+	for i, want := range []uint32{e, e, e + 40, 2*e + 40, 3*e + 40, 3*e + 41} {
+		var cmsg rtmp.ChunkMessage
+		_, ts, err := cs.Read(&cmsg)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		audio, ok := cmsg.Message.(*rtmpmsg.AudioMessage)
+		if !ok {
+			t.Fatalf("message %d: %T, want audio", i, cmsg.Message)
+		}
+		if got, _ := io.ReadAll(audio.Payload); ts != want || !bytes.Equal(got, p[:len(got)]) || len(got) < 200 {
+			t.Fatalf("message %d: timestamp %#x, %d bytes; want %#x and the bytes sent", i, ts, len(got), want)
+		}
+	}
+	var cmsg rtmp.ChunkMessage
+	if _, _, err := cs.Read(&cmsg); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last message: %v", err)
 	}
 }
 
@@ -172,7 +227,7 @@ func TestOriginBoundsUnfinishedMessages(t *testing.T) {
 			t.Fatalf("%s: no warning with %q in:\n%s", tc.name, tc.logged, logs)
 		}
 	}
-	if !strings.Contains(logs.String(), `level=WARN msg="rtmp connection failed"`) {
+	if !strings.Contains(logs.String(), `level=WARN msg="rtmp connection failed"`) || strings.Contains(logs.String(), ".go:") {
 		t.Fatalf("warnings not as expected:\n%s", logs)
 	}
 }
@@ -208,5 +263,49 @@ func TestGoRTMPEmptyAndShrunkMessages(t *testing.T) {
 	var cmsg rtmp.ChunkMessage
 	if _, _, err := cs.Read(&cmsg); err == nil || !strings.Contains(err.Error(), "header of a 100-byte message after 128 bytes") {
 		t.Fatalf("shrunk message: %v", err)
+	}
+}
+
+// The origin's log says why a connection ended, at the level it deserves:
+// nothing for a TCP probe (a load balancer's health check connects and
+// closes), info for a publish that ends with the origin's shutdown, and
+// the error's text without go-rtmp's stack trace.
+func TestOriginLogsWhyConnectionsEnd(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+
+	probe, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.command(p.streamID, "publish", 0, nil, "logged", "live"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), `msg="publish started"`) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := s.pool.Lookup("live/logged"); !ok {
+		t.Fatalf("no publish:\n%s", logs)
+	}
+	cancel()
+	<-served
+	got := logs.String()
+	if !strings.Contains(got, `level=INFO msg="publish ended" key=live/logged`) || strings.Contains(got, "level=WARN") {
+		t.Fatalf("want the publish's end at info, no warning:\n%s", got)
+	}
+	if strings.Count(got, "\n") != 2 { // publish started, publish ended
+		t.Fatalf("the probe was logged:\n%s", got)
 	}
 }

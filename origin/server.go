@@ -164,16 +164,17 @@ func (s *Server) forget(h *handler) {
 // connection's goroutine only.
 type handler struct {
 	rtmp.DefaultHandler
-	srv     *Server
-	conn    net.Conn
-	tracked bool // counted in srv.wg and srv.conns (see newHandler)
-	remote  string
-	app     string
-	key     string
-	pub     *pool.Publisher
-	buf     bytes.Buffer
-	err     error // why go-rtmp ended the connection, if not a clean close
-	logged  bool  // the handler already logged the error that ended it
+	srv        *Server
+	conn       net.Conn
+	tracked    bool // counted in srv.wg and srv.conns (see newHandler)
+	remote     string
+	app        string
+	key        string
+	pub        *pool.Publisher
+	buf        bytes.Buffer
+	err        error // why go-rtmp ended the connection, if not a close
+	logged     bool  // the handler already logged the error that ended it
+	handshaken bool
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
@@ -276,20 +277,34 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 	}
 }
 
+// OnServe is called once the RTMP handshake is done.
+func (h *handler) OnServe(*rtmp.Conn) { h.handshaken = true }
+
 // OnServeError is called by origin/third_party/go-rtmp, before OnClose,
-// with the error that ended the connection (a clean close has none).
-func (h *handler) OnServeError(err error) { h.err = err }
+// with the error that ended the connection. The peer hanging up (a TCP
+// health check does it before the handshake) and the origin's own close
+// at shutdown are closes, not failures.
+func (h *handler) OnServeError(err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	h.err = err
+}
 
 func (h *handler) OnClose() {
+	failed := h.err != nil && !h.logged
 	switch {
-	case h.pub != nil && h.err != nil && !h.logged:
+	case h.pub != nil && failed:
 		h.pub.Close(pool.ErrSourceGone)
-		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", h.err)
+		// The error's text only: go-rtmp's errors carry stack traces.
+		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", h.err.Error())
 	case h.pub != nil:
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
-	case h.err != nil && !h.logged:
-		h.srv.log.Warn("rtmp connection failed", "remote", h.remote, "error", h.err)
+	case failed && !h.handshaken:
+		h.srv.log.Info("rtmp handshake failed", "remote", h.remote, "error", h.err.Error())
+	case failed:
+		h.srv.log.Warn("rtmp connection failed", "remote", h.remote, "error", h.err.Error())
 	}
 	h.srv.forget(h)
 }

@@ -494,9 +494,11 @@ func TestRepublishWithinReconnectWindow(t *testing.T) {
 
 // A stream past 4 h 39 min on a foreign origin pulls and plays with its
 // 32-bit timestamps: nginx-rtmp sends them in the extended timestamp field
-// of its headers of format 0. (It sends later messages with small deltas,
-// so its continuation chunks seldom repeat one: origin's
-// TestChunkRoundTripExtendedTimestamp covers that framing.)
+// of its headers of format 0. The pull client read them before go-rtmp
+// was patched; this guards it. (nginx-rtmp sends later messages with
+// small deltas, so its format 3 chunks seldom repeat the field: origin's
+// TestGoRTMPWritesRepeatedExtendedTimestamps has the pull client's reader
+// read that framing.)
 func TestEdgePullsPastTheExtendedTimestamp(t *testing.T) {
 	n := testkit.StartNginx(t)
 	exited := publishExtended(t, "rtmp://"+n.RTMPAddr+"/live/late")

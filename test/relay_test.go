@@ -230,9 +230,10 @@ func runCycle(t *testing.T, gw *testkit.Gateway, key string, rng *rand.Rand, use
 }
 
 // extendedFrom is where the publishes of the extended-timestamp tests
-// start, in seconds: past 0xffffff ms (4 h 39 min), so every RTMP header
-// carries the extended timestamp field, and each continuation chunk of a
-// message longer than a chunk repeats it.
+// start, in seconds: past 0xffffff ms (4 h 39 min), so the first header of
+// format 0 on each chunk stream carries the extended timestamp field, and
+// the format 3 chunks after it repeat it (later headers carry small
+// deltas).
 const extendedFrom = "20000"
 
 // publishExtended publishes the test clip with ffmpeg, its timestamps
@@ -267,11 +268,10 @@ func checkExtended(t *testing.T, s *testkit.Stream) {
 	}
 }
 
-// A publish past 4 h 39 min plays on: the embedded origin reads the
-// extended timestamp that ffmpeg repeats in each continuation chunk.
-// go-rtmp v0.0.7 read those 4 bytes as payload, lost the framing at the
-// first video frame longer than a chunk, and dropped the publisher: the
-// stream never went live.
+// A publish that starts past 4 h 39 min plays: the embedded origin reads
+// the extended timestamp that ffmpeg repeats after a format 3 chunk's
+// basic header. go-rtmp v0.0.7 read those 4 bytes as payload, lost the
+// framing, and dropped the publisher: the stream never went live.
 func TestPublishPastTheExtendedTimestamp(t *testing.T) {
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
 	const key = "live/late"

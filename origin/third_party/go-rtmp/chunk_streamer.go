@@ -225,8 +225,9 @@ func (cs *ChunkStreamer) readChunk() (*ChunkStreamReader, error) {
 	// flvgw: a format 3 chunk carries the extended timestamp again when its
 	// chunk stream's last header of format 0, 1 or 2 had one (RTMP 1.0,
 	// 5.3.1.3; ffmpeg, librtmp and OBS send it). v0.0.7 read those 4 bytes
-	// as payload, and every publish whose timestamps passed 0xffffff ms
-	// (4 h 39 min) lost its framing.
+	// as payload and lost the framing of any publish with a header whose
+	// timestamp or delta was 0xffffff ms (4 h 39 min) or more, such as one
+	// that starts past that time.
 	if bh.fmt == 3 {
 		if reader.extendedTimestamp {
 			if _, err := io.ReadFull(cs.r, cs.cacheBuffer[:4]); err != nil {
