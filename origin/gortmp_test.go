@@ -17,7 +17,6 @@ import (
 	"time"
 
 	rtmp "github.com/yutopp/go-rtmp"
-	"github.com/yutopp/go-rtmp/handshake"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 )
 
@@ -52,20 +51,41 @@ func TestGoRTMPReadsRepeatedExtendedTimestamps(t *testing.T) {
 		ts      uint32
 		payload []byte
 	}{{extendedTS, first}, {extendedTS + 40, second}} {
-		var cmsg rtmp.ChunkMessage
-		_, ts, err := cs.Read(&cmsg)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		video, ok := cmsg.Message.(*rtmpmsg.VideoMessage)
-		if !ok {
-			t.Fatalf("message %d: %T, want video", i, cmsg.Message)
-		}
-		got, _ := io.ReadAll(video.Payload)
+		ts, got := readMedia(t, cs, i, msgVideo)
 		if ts != want.ts || !bytes.Equal(got, want.payload) {
 			t.Fatalf("message %d: timestamp %#x, %d bytes, want %#x, %d bytes equal to those sent", i, ts, len(got), want.ts, len(want.payload))
 		}
 	}
+}
+
+// readMedia reads message i from cs, which must be audio or video as typ
+// says, and returns its timestamp and payload.
+func readMedia(t *testing.T, cs *rtmp.ChunkStreamer, i int, typ uint8) (uint32, []byte) {
+	t.Helper()
+	var cmsg rtmp.ChunkMessage
+	_, ts, err := cs.Read(&cmsg)
+	if err != nil {
+		t.Fatalf("message %d: %v", i, err)
+	}
+	var payload io.Reader
+	switch m := cmsg.Message.(type) {
+	case *rtmpmsg.AudioMessage:
+		if typ == msgAudio {
+			payload = m.Payload
+		}
+	case *rtmpmsg.VideoMessage:
+		if typ == msgVideo {
+			payload = m.Payload
+		}
+	}
+	if payload == nil {
+		t.Fatalf("message %d: %T, want type %d", i, cmsg.Message, typ)
+	}
+	got, err := io.ReadAll(payload)
+	if err != nil {
+		t.Fatalf("message %d: %v", i, err)
+	}
+	return ts, got
 }
 
 // Every sequence of chunk formats keeps the extended timestamp right: it
@@ -102,16 +122,7 @@ func TestGoRTMPExtendedTimestampSequences(t *testing.T) {
 	cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
 	defer cs.Close()
 	for i, want := range []uint32{e, e, e + 40, 2*e + 40, 3*e + 40, 3*e + 41} {
-		var cmsg rtmp.ChunkMessage
-		_, ts, err := cs.Read(&cmsg)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		audio, ok := cmsg.Message.(*rtmpmsg.AudioMessage)
-		if !ok {
-			t.Fatalf("message %d: %T, want audio", i, cmsg.Message)
-		}
-		if got, _ := io.ReadAll(audio.Payload); ts != want || !bytes.Equal(got, p[:len(got)]) || len(got) < 200 {
+		if ts, got := readMedia(t, cs, i, msgAudio); ts != want || !bytes.Equal(got, p[:len(got)]) || len(got) < 200 {
 			t.Fatalf("message %d: timestamp %#x, %d bytes; want %#x and the bytes sent", i, ts, len(got), want)
 		}
 	}
@@ -205,16 +216,9 @@ func TestOriginBoundsUnfinishedMessages(t *testing.T) {
 		{"a message declared over the cap", fmt.Sprintf("message of %d bytes, over the %d allowed", maxMessageLen+1, maxMessageLen), append(header(4, maxMessageLen+1), make([]byte, 128)...)},
 		{"messages begun over the cap", fmt.Sprintf("over %d bytes of unfinished messages", maxPendingBytes), overCap()},
 	} {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
-			t.Fatalf("%s: handshake: %v", tc.name, err)
-		}
+		conn := rtmpPeer(t, addr, tc.name)
 		go func() { _, _ = conn.Write(tc.in) }() // the origin may close it before the end
-		_, err = io.Copy(io.Discard, conn)
+		_, err := io.Copy(io.Discard, conn)
 		conn.Close()
 		if err != nil && !strings.Contains(err.Error(), "connection reset") {
 			t.Fatalf("%s: the origin kept the connection: %v", tc.name, err)
@@ -241,15 +245,7 @@ func TestGoRTMPEmptyAndShrunkMessages(t *testing.T) {
 	cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
 	defer cs.Close()
 	for i, want := range []int{0, 2} {
-		var cmsg rtmp.ChunkMessage
-		if _, _, err := cs.Read(&cmsg); err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		audio, ok := cmsg.Message.(*rtmpmsg.AudioMessage)
-		if !ok {
-			t.Fatalf("message %d: %T, want audio", i, cmsg.Message)
-		}
-		if got, _ := io.ReadAll(audio.Payload); len(got) != want {
+		if _, got := readMedia(t, cs, i, msgAudio); len(got) != want {
 			t.Fatalf("message %d: %d bytes, want %d", i, len(got), want)
 		}
 	}

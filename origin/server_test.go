@@ -43,6 +43,22 @@ func startOriginLogging(t *testing.T, log *slog.Logger) (s *Server, addr string,
 	return s, ln.Addr().String(), cancel, result
 }
 
+// rtmpPeer dials addr and does a client's RTMP handshake, with 10 s for
+// all it does on the connection.
+func rtmpPeer(t *testing.T, addr, what string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
+		conn.Close()
+		t.Fatalf("%s: handshake: %v", what, err)
+	}
+	return conn
+}
+
 // A connection that go-rtmp hands over after Serve began to end (its
 // OnConnect runs on the connection's own goroutine, so it can come late)
 // is closed at once and not counted among the connections Serve waits
@@ -97,19 +113,12 @@ func TestHostileAMF0(t *testing.T) {
 		{"a strict array claiming 2^31-1 elements", []byte{0x0a, 0x7f, 0xff, 0xff, 0xff}},
 		{"strict arrays nested 1,600,000 deep", bytes.Repeat([]byte{0x0a, 0, 0, 0, 1}, 1_600_000)},
 	} {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
-			t.Fatalf("%s: handshake: %v", tc.name, err)
-		}
+		conn := rtmpPeer(t, addr, tc.name)
 		cw := &chunkWriter{w: bufio.NewWriter(conn)}
 		if err := cw.write(3, msgCommandAMF0, 0, 0, append(slices.Clip(connect), tc.value...)); err != nil {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
-		_, err = io.Copy(io.Discard, conn) // until the origin closes it
+		_, err := io.Copy(io.Discard, conn) // until the origin closes it
 		conn.Close()
 		if err != nil {
 			t.Fatalf("%s: the origin did not close the connection: %v", tc.name, err)
@@ -132,15 +141,8 @@ func TestHostileAMF0(t *testing.T) {
 func TestOriginRefusesManyChunkStreams(t *testing.T) {
 	_, addr, cancel, served := startOrigin(t)
 	defer func() { cancel(); <-served }()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := rtmpPeer(t, addr, "many chunk streams")
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
-		t.Fatal(err)
-	}
 	var in []byte
 	for cs := 3; cs < 3+maxChunkStreams+8; cs++ {
 		if cs < 64 {
