@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"flvgw/origin"
@@ -327,7 +328,9 @@ func testConfig() Config {
 // A viewer that closes its connection while its request waits (here for
 // the stream's publisher, up to publish_wait) is let go at once: it stops
 // counting against the limits and the entry. One that keeps waiting is
-// kept past read_timeout, and plays once the publisher comes.
+// kept past read_timeout (fasthttp clears the request's read deadline
+// before the hijack; the watch's read would end at it otherwise), and
+// plays once the publisher comes.
 func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublishWait = 30 * time.Second
@@ -364,6 +367,14 @@ func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
 		waitViewers(1, fmt.Sprintf("waiting viewer %d", i))
 		c.Close()
 		waitViewers(0, fmt.Sprintf("after waiting viewer %d left", i))
+	}
+
+	var m dto.Metric
+	if err := r.gw.metrics.refusals.WithLabelValues("viewer_left").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 3 {
+		t.Fatalf("flvgw_refusals_total{reason=\"viewer_left\"} is %v, want 3", n)
 	}
 
 	c := request()

@@ -154,13 +154,13 @@ func (s session) end() {
 // errViewerLeft, if the viewer closes or resets the connection meanwhile:
 // a player sends nothing after its request, so a read ends only then.
 // Without it, a viewer that gave up kept its place in the limits until
-// the wait ran out. stop ends the watch (it must run before the session
-// writes to c) and leaves c as it was.
+// the wait ran out. fasthttp clears the request's deadlines before the
+// hijack; stop ends the watch (it must run before the session writes to
+// c) and clears the deadline it used.
 func watchLeave(c net.Conn) (leave context.Context, stop func()) {
 	leave, cancel := context.WithCancelCause(context.Background())
 	var stopping atomic.Bool
 	done := make(chan struct{})
-	_ = c.SetReadDeadline(time.Time{}) // the request's read_timeout no longer applies
 	go func() {
 		defer close(done)
 		var b [1]byte
@@ -211,6 +211,10 @@ func (g *Server) admit(leave context.Context, req playRequest) (s session, statu
 		return session{}, fasthttp.StatusForbidden, "auth", err
 	}
 
+	if gone() { // before subscribing, which may start an upstream pull
+		done()
+		return session{}, statusViewerLeft, "viewer_left", errViewerLeft
+	}
 	sub, err := g.pool.SubscribeWith(req.key, pool.SubscribeOptions{
 		Wait: g.cfg.PublishWait > 0, MaxViewers: pol.Limits.MaxViewersPerStream, Remote: req.remote,
 	})
@@ -590,8 +594,7 @@ func statusReason(status int) string {
 // refuse answers a hijacked connection with an error status, counts the
 // refusal under reason, and logs it (one access-log line).
 func (g *Server) refuse(c net.Conn, req playRequest, log *slog.Logger, status int, reason string, err error) {
-	if status == statusViewerLeft {
-		g.metrics.response(status)
+	if status == statusViewerLeft { // nothing is sent, so no response is counted
 		g.metrics.refusal(reason)
 		log.Info("viewer left while waiting", "status", status, "reason", reason,
 			"duration", time.Since(req.start).Round(time.Millisecond))
