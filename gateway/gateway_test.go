@@ -365,6 +365,10 @@ func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
 	for i := range 3 { // within max_viewers_per_ip = 1 only if each is let go
 		c := request()
 		waitViewers(1, fmt.Sprintf("waiting viewer %d", i))
+		if i == 1 { // bytes after the request, then the close
+			_, _ = io.WriteString(c, "GET /live/other.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(50 * time.Millisecond)
+		}
 		c.Close()
 		waitViewers(0, fmt.Sprintf("after waiting viewer %d left", i))
 	}

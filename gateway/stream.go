@@ -152,7 +152,7 @@ func (s session) end() {
 // watchLeave watches c while its request waits to be admitted (for a
 // callback, a publisher, a first keyframe) and cancels leave, with
 // errViewerLeft, if the viewer closes or resets the connection meanwhile:
-// a player sends nothing after its request, so a read ends only then.
+// a player sends nothing after its request, so the read ends only then.
 // Without it, a viewer that gave up kept its place in the limits until
 // the wait ran out. fasthttp clears the request's deadlines before the
 // hijack; stop ends the watch (it must run before the session writes to
@@ -163,9 +163,16 @@ func watchLeave(c net.Conn) (leave context.Context, stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var b [1]byte
-		if n, err := c.Read(b[:]); n == 0 && err != nil && !stopping.Load() {
-			cancel(errViewerLeft)
+		// Bytes sent after the request (a pipelined request, which a
+		// stream's response never reaches) are read and dropped.
+		var b [64]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				if !stopping.Load() {
+					cancel(errViewerLeft)
+				}
+				return
+			}
 		}
 	}()
 	return leave, func() {
