@@ -305,3 +305,25 @@ func TestOriginLogsWhyConnectionsEnd(t *testing.T) {
 		t.Fatalf("the probe was logged:\n%s", got)
 	}
 }
+
+// FuzzGoRTMPReader: no input makes the patched go-rtmp reader hang. A
+// panic in a message decoder is left alone here: go-rtmp's message loop
+// recovers it and ends the connection.
+func FuzzGoRTMPReader(f *testing.F) {
+	f.Add(chunk(0, type0(0, 3, msgAudio, 1), []byte{0xaf, 1, 2}))
+	ext := []byte{1, 0, 0, 0}
+	f.Add(append(chunk(0, append(type0(0xffffff, 200, msgVideo, 1), ext...), bytes.Repeat([]byte{1}, 128)),
+		chunk(3, ext, bytes.Repeat([]byte{1}, 72))...))
+	f.Add(chunk(0, type0(0, 0, msgAudio, 1), nil))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		defer func() { _ = recover() }()
+		cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
+		defer cs.Close()
+		for range 1000 {
+			var cmsg rtmp.ChunkMessage
+			if _, _, err := cs.Read(&cmsg); err != nil {
+				return
+			}
+		}
+	})
+}
