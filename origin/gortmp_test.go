@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +177,63 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
+// audioHeader is a format 0 header on chunk stream cs: an audio message of
+// n bytes.
+func audioHeader(cs byte, n int) []byte {
+	return []byte{cs, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n), msgAudio, 1, 0, 0, 0}
+}
+
+// setChunkSize is a Set Chunk Size message of n bytes on chunk stream 2.
+func setChunkSize(n uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{2, 0, 0, 0, 0, 0, 4, msgSetChunkSize, 0, 0, 0, 0}, n)
+}
+
+// messagesBegun is three messages of maxMessageLen on chunk streams 4, 5
+// and 6 in chunks of 1 MiB, each sent but for its last chunk: 3 × 7 MiB
+// begun. With abort, an Abort message follows each, and the chunk size
+// goes back to the default at the end.
+func messagesBegun(abort bool) []byte {
+	const size = 1 << 20
+	in := setChunkSize(size)
+	for cs := byte(4); cs <= 6; cs++ {
+		in = append(in, audioHeader(cs, maxMessageLen)...)
+		for c := range maxMessageLen/size - 1 {
+			if c > 0 {
+				in = append(in, 0xc0|cs)
+			}
+			in = append(in, make([]byte, size)...)
+		}
+		if abort {
+			in = append(in, 2, 0, 0, 0, 0, 0, 4, msgAbort, 0, 0, 0, 0, 0, 0, 0, cs)
+		}
+	}
+	if abort {
+		in = append(in, setChunkSize(defaultChunkSize)...)
+	}
+	return in
+}
+
+// An Abort message drops the message begun on its chunk stream, and frees
+// its bytes: after three 7 MiB messages begun and aborted (21 MiB, over
+// the 16 MiB bound), the connection is still served. go-rtmp v0.0.7 passed
+// Abort on to the handler and kept the bytes.
+func TestOriginAbortFreesItsMessage(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	conn := rtmpPeer(t, addr, "abort")
+	defer conn.Close()
+	if _, err := conn.Write(messagesBegun(true)); err != nil {
+		t.Fatalf("the origin refused the aborted messages: %v", err)
+	}
+	p := &rtmpPlayer{conn: conn, writeFor: 5 * time.Second, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
+	if err := p.command(0, "connect", 1, map[string]any{"app": "live", "tcUrl": "rtmp://" + addr + "/live"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.awaitResult(1); err != nil {
+		t.Fatalf("connect after the aborted messages: %v", err)
+	}
+}
+
 // A peer's unfinished messages are bounded as the pull client's are: a
 // message declared over maxMessageLen, or more than maxPendingBytes of
 // messages begun across chunk streams, end its connection with a warning
@@ -188,33 +244,12 @@ func TestOriginBoundsUnfinishedMessages(t *testing.T) {
 	_, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
 	defer func() { cancel(); <-served }()
 
-	// A format 0 header on chunk stream cs: an audio message of n bytes.
-	header := func(cs byte, n int) []byte {
-		return []byte{cs, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n), msgAudio, 1, 0, 0, 0}
-	}
-	const chunkSize = 1 << 20
-	setChunkSize := []byte{2, 0, 0, 0, 0, 0, 4, msgSetChunkSize, 0, 0, 0, 0, 0, chunkSize >> 16 & 0xff, 0, 0}
-	overCap := func() []byte {
-		// Three messages of maxMessageLen on chunk streams 4, 5 and 6,
-		// each sent but for its last chunk: 3 × 7 MiB begun.
-		in := slices.Clone(setChunkSize)
-		for cs := byte(4); cs <= 6; cs++ {
-			in = append(in, header(cs, maxMessageLen)...)
-			for c := range maxMessageLen/chunkSize - 1 {
-				if c > 0 {
-					in = append(in, 0xc0|cs)
-				}
-				in = append(in, make([]byte, chunkSize)...)
-			}
-		}
-		return in
-	}
 	for _, tc := range []struct {
 		name, logged string
 		in           []byte
 	}{
-		{"a message declared over the cap", fmt.Sprintf("message of %d bytes, over the %d allowed", maxMessageLen+1, maxMessageLen), append(header(4, maxMessageLen+1), make([]byte, 128)...)},
-		{"messages begun over the cap", fmt.Sprintf("over %d bytes of unfinished messages", maxPendingBytes), overCap()},
+		{"a message declared over the cap", fmt.Sprintf("message of %d bytes, over the %d allowed", maxMessageLen+1, maxMessageLen), append(audioHeader(4, maxMessageLen+1), make([]byte, 128)...)},
+		{"messages begun over the cap", fmt.Sprintf("over %d bytes of unfinished messages", maxPendingBytes), messagesBegun(false)},
 	} {
 		conn := rtmpPeer(t, addr, tc.name)
 		go func() { _, _ = conn.Write(tc.in) }() // the origin may close it before the end

@@ -424,6 +424,20 @@ func (cs *ChunkStreamer) schedWriteLoop() {
 	}
 }
 
+// abortChunkStream drops the message begun on chunkStreamID (an Abort
+// message, RTMP 1.0 5.4.2); the stream's next chunk begins another. flvgw:
+// called from the message loop, the goroutine that reads.
+func (cs *ChunkStreamer) abortChunkStream(chunkStreamID int) {
+	cs.mu.Lock()
+	reader := cs.readers[chunkStreamID]
+	cs.mu.Unlock()
+	if reader == nil || reader.completed {
+		return
+	}
+	cs.unfinishedBytes -= reader.buf.Len()
+	reader.buf.Reset()
+}
+
 func (cs *ChunkStreamer) prepareChunkReader(chunkStreamID int) (*ChunkStreamReader, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()

@@ -84,6 +84,12 @@ func (h *streamHandler) Handle(chunkStreamID int, timestamp uint32, msg message.
 		l.Infof("Handle SetChunkSize: Msg = %#v", msg)
 		return h.stream.streamer().PeerState().SetChunkSize(msg.ChunkSize)
 
+	case *message.AbortMessage:
+		// flvgw: v0.0.7 passed Abort on to the handler, and the message
+		// begun stayed in the reader, and counted.
+		h.stream.streamer().abortChunkStream(int(msg.ChunkStreamID))
+		return nil
+
 	case *message.WinAckSize:
 		l.Infof("Handle WinAckSize: Msg = %#v", msg)
 		return h.stream.streamer().PeerState().SetAckWindowSize(msg.Size)
