@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -341,24 +342,51 @@ func TestOriginLogsWhyConnectionsEnd(t *testing.T) {
 	}
 }
 
-// FuzzGoRTMPReader: no input makes the patched go-rtmp reader hang. A
-// panic in a message decoder is left alone here: go-rtmp's message loop
-// recovers it and ends the connection.
+// FuzzGoRTMPReader: no input makes the patched go-rtmp reader panic or
+// return a message over the origin's bound. The fuzzed reader has the
+// origin's bounds and applies Set Chunk Size as the origin does; Abort is
+// applied by the origin's message handler, outside this reader
+// (TestOriginAbortFreesItsMessage).
 func FuzzGoRTMPReader(f *testing.F) {
 	f.Add(chunk(0, type0(0, 3, msgAudio, 1), []byte{0xaf, 1, 2}))
 	ext := []byte{1, 0, 0, 0}
 	f.Add(append(chunk(0, append(type0(0xffffff, 200, msgVideo, 1), ext...), bytes.Repeat([]byte{1}, 128)),
 		chunk(3, ext, bytes.Repeat([]byte{1}, 72))...))
 	f.Add(chunk(0, type0(0, 0, msgAudio, 1), nil))
+	f.Add(append(setChunkSize(4096), chunk(0, type0(0, 3000, msgVideo, 1), make([]byte, 3000))...))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		defer func() { _ = recover() }()
-		cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, nil)
+		// The origin's bounds, and go-rtmp's defaults for the rest.
+		cfg := &rtmp.StreamControlStateConfig{
+			DefaultChunkSize: rtmp.DefaultChunkSize, MaxChunkSize: rtmp.MaxChunkSize, MaxChunkStreams: maxChunkStreams,
+			DefaultAckWindowSize: math.MaxInt32, MaxAckWindowSize: math.MaxInt32,
+			DefaultBandwidthWindowSize: math.MaxInt32, MaxBandwidthWindowSize: math.MaxInt32,
+			MaxMessageSize: maxMessageLen, MaxMessageStreams: math.MaxUint32, MaxUnfinishedBytes: maxPendingBytes,
+		}
+		cs := rtmp.NewChunkStreamer(bytes.NewReader(in), io.Discard, cfg)
 		defer cs.Close()
 		for range 1000 {
 			var cmsg rtmp.ChunkMessage
 			if _, _, err := cs.Read(&cmsg); err != nil {
 				return
 			}
+			switch m := cmsg.Message.(type) {
+			case *rtmpmsg.SetChunkSize:
+				if err := cs.PeerState().SetChunkSize(m.ChunkSize); err != nil {
+					return
+				}
+			case *rtmpmsg.AudioMessage:
+				checkBounded(t, m.Payload)
+			case *rtmpmsg.VideoMessage:
+				checkBounded(t, m.Payload)
+			}
 		}
 	})
+}
+
+// checkBounded fails the test if a message is over the origin's bound.
+func checkBounded(t *testing.T, payload io.Reader) {
+	t.Helper()
+	if n, _ := io.Copy(io.Discard, payload); n > maxMessageLen {
+		t.Fatalf("a message of %d bytes", n)
+	}
 }
