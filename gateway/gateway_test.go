@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -392,5 +394,51 @@ func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
 	head := make([]byte, 12)
 	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 200" {
 		t.Fatalf("the viewer that stayed got %q, %v", head, err)
+	}
+}
+
+// An HTTP/1.0 client cannot read chunked encoding: its stream comes
+// without Transfer-Encoding, delimited by the connection's close, as
+// plain FLV from the first byte to the last tag, also once the writer
+// groups serve it.
+func TestHTTP10ViewerGetsCloseDelimitedStream(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := sync.OnceFunc(publish(t, r, "h10"))
+	defer stopPub()
+	waitReady(t, r, "live/h10")
+	c, err := net.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "GET /live/h10.flv HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || len(resp.TransferEncoding) != 0 || resp.ContentLength != -1 {
+		t.Fatalf("HTTP/1.0 viewer got %d with Transfer-Encoding %q, Content-Length %d; want 200, a body up to the close",
+			resp.StatusCode, resp.TransferEncoding, resp.ContentLength)
+	}
+	tr, err := testkit.NewTagReader(resp.Body)
+	if err != nil {
+		t.Fatalf("body does not start with an FLV header: %v", err)
+	}
+	for i := range 200 { // past the GOP cache, into the live tags
+		if _, err := tr.Next(); err != nil {
+			t.Fatalf("tag %d: %v", i, err)
+		}
+	}
+	stopPub()
+	for {
+		if _, err := tr.Next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("after the publisher left: %v, want the stream to end at a tag boundary", err)
+			}
+			break
+		}
 	}
 }

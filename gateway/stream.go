@@ -39,6 +39,9 @@ type playRequest struct {
 	origin           string
 	expires, token   string
 	start            time.Time
+	// http10: the request was HTTP/1.0, whose clients cannot read
+	// chunked encoding; its stream is delimited by the connection's close.
+	http10 bool
 }
 
 // play hands the connection to a viewer session. The session runs in the
@@ -56,6 +59,7 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		expires: string(ctx.QueryArgs().Peek("expires")),
 		token:   string(ctx.QueryArgs().Peek("token")),
 		start:   requestStart(ctx),
+		http10:  !ctx.Request.Header.IsHTTP11(),
 	}
 	if g.cfg.Delivery == DeliveryStreamWriter {
 		g.playStreamWriter(ctx, req)
@@ -101,6 +105,9 @@ type viewer struct {
 	sizeLine [16]byte
 	sent     uint64
 	skips    int // r.Skips() as last counted in the metric
+	// unchunked: the body is the FLV bytes alone, delimited by the
+	// connection's close (an HTTP/1.0 viewer).
+	unchunked bool
 	// deadlineSet is when the write deadline was last moved (Unix ns).
 	deadlineSet int64
 
@@ -128,7 +135,7 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	}
 	defer s.end()
 
-	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap), back: make(chan handback, 1)}
+	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap), back: make(chan handback, 1), unchunked: req.http10}
 	v.setupRaw()
 	why := g.stream(s.ctx, v, s.sub, req)
 	g.metrics.sessions.Inc()
@@ -452,6 +459,9 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 			if errors.Is(err, pool.ErrEnded) {
 				reason = e.Err().Error()
 			}
+			if v.unchunked { // the close ends the body
+				return reason
+			}
 			_ = v.conn.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 			if _, werr := v.conn.Write(lastChunk); werr != nil {
 				return fmt.Sprintf("%s; final chunk: %v", reason, werr)
@@ -517,7 +527,7 @@ func (g *Server) writePending(v *viewer) string {
 // 9/8 of timeout ahead: every write still gets at least timeout, at most
 // an eighth more.
 func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration, now int64) (int, error) {
-	batch, n := v.frameChunk(batch)
+	batch, n, _ := v.frameChunk(batch)
 	if now-v.deadlineSet > int64(timeout/8) {
 		if err := v.conn.SetWriteDeadline(time.Unix(0, now).Add(timeout + timeout/8)); err != nil {
 			return 0, err
@@ -535,21 +545,33 @@ func (v *viewer) writeChunk(batch [][]byte, timeout time.Duration, now int64) (i
 
 // frameChunk makes batch[1:] one HTTP chunk: the size line goes in
 // batch[0] (v.sizeLine's bytes) and the closing CRLF after the last
-// buffer. n is the chunk's FLV bytes.
-func (v *viewer) frameChunk(batch [][]byte) (framed [][]byte, n int) {
+// buffer. n is the chunk's FLV bytes, total its length with framing. An
+// unchunked viewer gets the FLV bytes alone (batch[0] empty).
+func (v *viewer) frameChunk(batch [][]byte) (framed [][]byte, n, total int) {
 	for _, b := range batch[1:] {
 		n += len(b)
 	}
+	if v.unchunked {
+		batch[0] = nil
+		return batch, n, n
+	}
 	line := strconv.AppendInt(v.sizeLine[:0], int64(n), 16)
 	batch[0] = append(line, '\r', '\n')
-	return append(batch, crlf), n
+	return append(batch, crlf), n, n + len(batch[0]) + len(crlf)
 }
 
+// writeHead writes the stream's response headers: a chunked body for
+// HTTP/1.1, a body delimited by the connection's close for HTTP/1.0 (RFC
+// 9112 forbids Transfer-Encoding in a response to an HTTP/1.0 request).
 func (g *Server) writeHead(c net.Conn, req playRequest) error {
+	framing := "Transfer-Encoding: chunked\r\n"
+	if req.http10 {
+		framing = ""
+	}
 	head := "HTTP/1.1 200 OK\r\n" +
 		"Server: flvgw\r\n" +
 		"Content-Type: video/x-flv\r\n" +
-		"Transfer-Encoding: chunked\r\n" +
+		framing +
 		"Cache-Control: no-cache, no-store\r\n" +
 		"Connection: close\r\n" +
 		g.corsLines(req.origin) + "\r\n"

@@ -254,14 +254,14 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 	if len(batch) > 1 {
 		full = len(batch)-1 == pool.MaxBatch
 		arrival := v.r.BatchArrival()
-		n, total, werr := v.tryChunk(batch, scratch)
+		framed, n, total, werr := v.tryChunk(batch, scratch)
 		if werr != nil {
 			clear(batch)
 			return handback{why: fmt.Sprintf("viewer write: %v", werr)}, true, false
 		}
 		if v.wrote < total {
 			g.metrics.handbacks.Inc()
-			v.keepPending(batch, v.wrote, n, arrival)
+			v.keepPending(framed, v.wrote, n, arrival)
 			clear(batch)
 			return handback{pending: true}, true, false
 		}
@@ -278,19 +278,18 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 }
 
 // tryChunk frames batch[1:] as one HTTP chunk and writes what the socket
-// takes now with one vectored write: n is the chunk's FLV bytes, total
-// its length with framing, and v.wrote what was written.
-func (v *viewer) tryChunk(batch [][]byte, scratch *iovScratch) (n, total int, err error) {
-	framed, n := v.frameChunk(batch)
-	total = n + len(framed[0]) + len(crlf)
-	return n, total, v.writeNow(framed, scratch)
+// takes now with one vectored write: framed is the chunk's buffers, n its
+// FLV bytes, total its length with framing, and v.wrote what was written.
+func (v *viewer) tryChunk(batch [][]byte, scratch *iovScratch) (framed [][]byte, n, total int, err error) {
+	framed, n, total = v.frameChunk(batch)
+	return framed, n, total, v.writeNow(framed, scratch)
 }
 
-// keepPending keeps what of batch is left after written bytes, for the
-// session to finish.
-func (v *viewer) keepPending(batch [][]byte, written, n int, arrival int64) {
+// keepPending keeps what of the framed chunk is left after written bytes,
+// for the session to finish.
+func (v *viewer) keepPending(framed [][]byte, written, n int, arrival int64) {
 	v.pending = v.pending[:0]
-	for _, b := range append(batch, crlf) {
+	for _, b := range framed {
 		if written >= len(b) {
 			written -= len(b)
 			continue

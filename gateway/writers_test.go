@@ -181,9 +181,9 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // keepPending keeps exactly the bytes a partial write left, whatever
-// buffer the write stopped in.
+// buffer of the framed chunk the write stopped in.
 func TestKeepPending(t *testing.T) {
-	batch := [][]byte{[]byte("5\r\n"), []byte("ab"), []byte("cde")}
+	batch := [][]byte{[]byte("5\r\n"), []byte("ab"), []byte("cde"), crlf}
 	whole := []byte("5\r\nabcde\r\n")
 	for written := 0; written < len(whole); written++ {
 		v := &viewer{}
