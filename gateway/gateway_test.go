@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -440,5 +441,37 @@ func TestHTTP10ViewerGetsCloseDelimitedStream(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// auth.on_play allows with a 2xx answer only: a redirect refuses (403),
+// however its target would answer. An auth service's redirect to a login
+// page, or from http to https, is not its consent.
+func TestOnPlayRedirectRefuses(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/play", func(w http.ResponseWriter, req *http.Request) {
+		http.Redirect(w, req, "/login", http.StatusFound)
+	})
+	mux.HandleFunc("/login", func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.WriteString(w, "<html>log in</html>")
+	})
+	cb := httptest.NewServer(mux)
+	defer cb.Close()
+
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "rd")
+	defer stopPub()
+	waitReady(t, r, "live/rd")
+	auth := DefaultAuth()
+	auth.OnPlay = cb.URL + "/play"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+
+	resp, err := http.Get("http://" + r.httpAddr + "/live/rd.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // a viewer let in leaves at once
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("on_play answered with a redirect to a 200 page: viewer got %d, want 403", resp.StatusCode)
 	}
 }

@@ -17,11 +17,13 @@ var ErrDenied = errors.New("access: denied by callback")
 
 // Callback asks an operator's HTTP service whether a client may play or
 // publish: a POST of a JSON Request; any 2xx allows, anything else, an
-// error or the timeout denies.
+// error or the timeout denies. A redirect is not followed: it denies, as
+// the service's own answer is not a 2xx (a redirect to a login page, or
+// from http to https, would otherwise allow whatever its target answers).
 type Callback struct {
 	URL     string
 	Timeout time.Duration
-	Client  *http.Client
+	Client  *http.Client // nil: http.DefaultClient's transport
 }
 
 // Request is the JSON body of a callback.
@@ -45,10 +47,11 @@ func (c Callback) Ask(ctx context.Context, r Request) error {
 		return fmt.Errorf("access: callback: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	client := c.Client
-	if client == nil {
-		client = http.DefaultClient
+	var client http.Client
+	if c.Client != nil {
+		client = *c.Client
 	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("access: callback: %w", err)
