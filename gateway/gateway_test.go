@@ -24,9 +24,13 @@ import (
 )
 
 // fasthttp's idle-worker cleaner notices a stopped server only after its
-// next sleep (MaxIdleWorkerDuration); everything else must be gone.
+// next sleep (MaxIdleWorkerDuration), and its Date clock runs for the
+// process's life; everything else must be gone.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// the Date header's clock, started once per process by the first
+		// response fasthttp writes itself
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 }
 
 func TestParseStreamPath(t *testing.T) {
@@ -473,5 +477,69 @@ func TestOnPlayRedirectRefuses(t *testing.T) {
 	resp.Body.Close() // a viewer let in leaves at once
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("on_play answered with a redirect to a 200 page: viewer got %d, want 403", resp.StatusCode)
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A request flvgw cannot read is answered 400 and logged once, as a
+// refusal with its reason, and its bytes are not in the log: they may
+// carry a play token in the query or the API token in Authorization.
+func TestUnreadableRequestLoggedOnceWithoutItsContents(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p, err := pool.New(pool.DefaultConfig(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln := loopback(t)
+	gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = gw.Serve(ctx, ln); close(served) }()
+	defer func() { cancel(); <-served }()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /live/p.flv?expires=1&token=PLAYSECRET HTTP/1.1\r\nHost: x\r\n"+
+		"Authorization: Bearer APISECRET\r\nno colon here\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(c) // to the close, which comes after fasthttp's own log
+	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.1 400 ") {
+		t.Fatalf("answer %q, %v; want 400 and the close", resp, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, c.LocalAddr().String()) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `msg="request refused"`) {
+		t.Errorf("the request is logged in %d lines, want one refusal:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if all := logs.String(); strings.Contains(all, "PLAYSECRET") || strings.Contains(all, "APISECRET") {
+		t.Errorf("the log holds the request's tokens:\n%s", all)
 	}
 }

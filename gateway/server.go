@@ -56,8 +56,11 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{log},
 		ErrorHandler:                  g.requestError,
-		KeepHijackedConns:             true, // viewer sessions close their own
-		ConnState:                     g.conns.track,
+		// fasthttp's read errors quote the request's bytes otherwise, and
+		// with them a play token or the API token.
+		SecureErrorLogMessage: true,
+		KeepHijackedConns:     true, // viewer sessions close their own
+		ConnState:             g.conns.track,
 	}
 	return g
 }
@@ -317,6 +320,15 @@ func (g *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string, 
 
 type fasthttpLogger struct{ log *slog.Logger }
 
+// serveConnFailed is the message fasthttp logs when a connection's serving
+// ends on an error. The errors it logs are those of requests it could not
+// read, which requestError has answered and logged as refusals already.
+const serveConnFailed = "error when serving connection "
+
 func (l fasthttpLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, serveConnFailed) {
+		l.log.Debug("http server", "detail", fmt.Sprintf(format, args...))
+		return
+	}
 	l.log.Warn("http server", "detail", fmt.Sprintf(format, args...))
 }
