@@ -543,3 +543,49 @@ func TestUnreadableRequestLoggedOnceWithoutItsContents(t *testing.T) {
 		t.Errorf("the log holds the request's tokens:\n%s", all)
 	}
 }
+
+// Per-stream series are for streams that have had media: a viewer
+// waiting for a stream nobody publishes (http.publish_wait) cannot make
+// a series of a name it invents, nor, with names that sort first, push a
+// live stream out of the first http.max_stream_series.
+func TestInventedStreamNamesMakeNoSeries(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishWait = time.Minute
+	cfg.MaxStreamSeries = 2
+	r := startRelay(t, cfg)
+	stopPub := publish(t, r, "real")
+	defer stopPub()
+	waitReady(t, r, "live/real")
+	for _, name := range []string{"aaa/invented1", "aaa/invented2"} {
+		c, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /"+name+".flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.pool.Stats().Entries != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("entries %+v, want the live one and two waiting", r.pool.Snapshots())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + r.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var series []string
+	for _, l := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(l, "flvgw_stream_viewers{") {
+			series = append(series, l)
+		}
+	}
+	if len(series) != 1 || !strings.Contains(series[0], `stream="live/real"`) {
+		t.Fatalf("flvgw_stream_viewers series %q, want the live stream's only", series)
+	}
+}

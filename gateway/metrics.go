@@ -130,7 +130,10 @@ func (m *metrics) refusal(reason string) {
 
 // poolCollector reports entries by state and per-stream series, read at
 // scrape time; at most maxStreams streams (by key order) get series, so a
-// flood of stream keys cannot flood the metrics.
+// flood of stream keys cannot flood the metrics. A waiting entry (no
+// publisher yet, or a pull before its first tag) gets none: its name is
+// whatever a viewer asked for, so viewers could otherwise invent label
+// values, and crowd the streams that play out of the first maxStreams.
 type poolCollector struct {
 	pool       *pool.Pool
 	maxStreams int
@@ -155,8 +158,12 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, state := range []string{"waiting", "live", "idle", "reconnecting"} {
 		ch <- prometheus.MustNewConstMetric(entriesByStateDesc, prometheus.GaugeValue, float64(byState[state]), state)
 	}
-	for i, s := range c.pool.Snapshots() {
-		if i >= c.maxStreams {
+	n := 0
+	for _, s := range c.pool.Snapshots() {
+		if s.State == pool.StateWaiting.String() {
+			continue
+		}
+		if n++; n > c.maxStreams {
 			break
 		}
 		ch <- prometheus.MustNewConstMetric(streamViewersDesc, prometheus.GaugeValue, float64(s.Subscribers), s.Key)
