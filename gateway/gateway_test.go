@@ -589,3 +589,39 @@ func TestInventedStreamNamesMakeNoSeries(t *testing.T) {
 		t.Fatalf("flvgw_stream_viewers series %q, want the live stream's only", series)
 	}
 }
+
+// The streams API and /metrics are read-only: a method other than GET or
+// HEAD gets 405 with Allow, not a 200 that reads as if a DELETE of a
+// stream or a POST had been done.
+func TestOperatorEndpointsRefuseOtherMethods(t *testing.T) {
+	r := startRelay(t, testConfig())
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodDelete, "/api/v1/streams/live/x", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/api/v1/streams", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/api/v1/streams", http.StatusOK},
+		{http.MethodHead, "/api/v1/streams", http.StatusOK},
+		{http.MethodGet, "/metrics", http.StatusOK},
+		{http.MethodOptions, "/healthz", http.StatusOK}, // load balancers check with OPTIONS too
+	} {
+		req, err := http.NewRequest(tc.method, "http://"+r.httpAddr+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: Allow %q, want \"GET, HEAD\"", tc.method, tc.path, resp.Header.Get("Allow"))
+		}
+	}
+}

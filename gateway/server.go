@@ -161,6 +161,11 @@ func (g *Server) route(ctx *fasthttp.RequestCtx) {
 		}
 		g.text(ctx, fasthttp.StatusOK, "ready")
 		return
+	case (path == "/metrics" || strings.HasPrefix(path, "/api/")) && !ctx.IsGet() && !ctx.IsHead():
+		// Read-only: a 200 to a DELETE or POST would read as done.
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		g.fail(ctx, fasthttp.StatusMethodNotAllowed, "bad_method", "method not allowed", fmt.Errorf("method %q", ctx.Method()))
+		return
 	case path == "/metrics":
 		g.metrics.handler(ctx)
 		g.metrics.response(ctx.Response.StatusCode())
