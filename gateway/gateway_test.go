@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"flvgw/gateway/access"
 	"flvgw/origin"
 	"flvgw/pool"
 	"flvgw/test/testkit"
@@ -623,5 +624,41 @@ func TestOperatorEndpointsRefuseOtherMethods(t *testing.T) {
 		if tc.want == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s %s: Allow %q, want \"GET, HEAD\"", tc.method, tc.path, resp.Header.Get("Allow"))
 		}
+	}
+}
+
+// HEAD answers as GET would, without the body: with signed URLs on, a
+// HEAD without a valid token gets 403, not a 200 that tells whoever asks
+// which streams are live; while draining, 503.
+func TestHeadAppliesSignedURLsAndDrain(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "hd")
+	defer stopPub()
+	waitReady(t, r, "live/hd")
+	auth := DefaultAuth()
+	auth.PlaySecret = "s3cret"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	signed := "/live/hd.flv?" + access.Query("s3cret", "live/hd", time.Now().Add(time.Hour))
+	head := func(path string) int {
+		t.Helper()
+		resp, err := http.Head("http://" + r.httpAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/live/hd.flv":                    http.StatusForbidden,
+		"/live/hd.flv?expires=1&token=00": http.StatusForbidden,
+		signed:                            http.StatusOK,
+	} {
+		if got := head(path); got != want {
+			t.Errorf("HEAD %s: %d, want %d", path, got, want)
+		}
+	}
+	r.gw.Drain()
+	if got := head(signed); got != http.StatusServiceUnavailable {
+		t.Errorf("HEAD while draining: %d, want 503", got)
 	}
 }

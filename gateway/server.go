@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -229,7 +230,23 @@ func parseStreamPath(path string, maxName int) (string, error) {
 	return pool.MakeKey(app, stream)
 }
 
+// head answers HEAD as GET would answer at once, without the body and
+// without waiting: 503 while draining, 403 without a valid signed URL
+// (auth.on_play is not asked: a HEAD plays nothing), 404 for a stream not
+// live, 200 otherwise.
 func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
+	if g.draining.Load() {
+		ctx.Response.Header.Set("Retry-After", "5")
+		g.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", statusReason(fasthttp.StatusServiceUnavailable), errDraining)
+		return
+	}
+	if secret := g.policy.Load().Auth.PlaySecret; secret != "" {
+		q := ctx.QueryArgs()
+		if err := access.Check(secret, key, string(q.Peek("expires")), string(q.Peek("token")), time.Now()); err != nil {
+			g.fail(ctx, fasthttp.StatusForbidden, "auth", statusReason(fasthttp.StatusForbidden), err)
+			return
+		}
+	}
 	snap, ok := g.pool.Lookup(key)
 	if !ok || snap.State == pool.StateClosed.String() {
 		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", fmt.Errorf("stream %s", key))
