@@ -662,3 +662,27 @@ func TestHeadAppliesSignedURLsAndDrain(t *testing.T) {
 		t.Errorf("HEAD while draining: %d, want 503", got)
 	}
 }
+
+// A stream's refusals are not to be cached: a cache in front of flvgw
+// (a CDN caches a 404 of a .flv URL for minutes by default) would
+// otherwise answer 404 for a stream long after its publisher came, or
+// 503 after the limits let viewers in again.
+func TestStreamRefusalsAreNotCached(t *testing.T) {
+	r := startRelay(t, testConfig())
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, err := http.NewRequest(method, "http://"+r.httpAddr+"/live/notyet.flv", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+			t.Errorf("%s of a stream not published: %d with Cache-Control %q, want 404 with no-store",
+				method, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
+}

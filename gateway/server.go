@@ -235,6 +235,7 @@ func parseStreamPath(path string, maxName int) (string, error) {
 // (auth.on_play is not asked: a HEAD plays nothing), 404 for a stream not
 // live, 200 otherwise.
 func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-store") // refusals too
 	if g.draining.Load() {
 		ctx.Response.Header.Set("Retry-After", "5")
 		g.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", statusReason(fasthttp.StatusServiceUnavailable), errDraining)
@@ -253,7 +254,6 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 		return
 	}
 	ctx.Response.Header.SetContentType("video/x-flv")
-	ctx.Response.Header.Set("Cache-Control", "no-cache, no-store")
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	g.metrics.response(fasthttp.StatusOK)
 }

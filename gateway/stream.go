@@ -282,6 +282,7 @@ func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
 			ctx.Response.Header.Set("Retry-After", "5")
 		}
 		ctx.SetConnectionClose()
+		ctx.Response.Header.Set("Cache-Control", "no-cache, no-store")
 		g.text(ctx, status, statusReason(status))
 		g.metrics.refusal(reason)
 		log.Info("request refused", "status", status, "reason", reason, "error", err,
@@ -634,8 +635,9 @@ func (g *Server) refuse(c net.Conn, req playRequest, log *slog.Logger, status in
 	if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
 		extra = "Retry-After: 5\r\n"
 	}
+	// Not cached: a stream refused now may play in a moment.
 	resp := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: flvgw\r\nContent-Type: text/plain; charset=utf-8\r\n"+
-		"Content-Length: %d\r\nConnection: close\r\n%s%s\r\n%s",
+		"Content-Length: %d\r\nCache-Control: no-cache, no-store\r\nConnection: close\r\n%s%s\r\n%s",
 		status, fasthttp.StatusMessage(status), len(body), extra, g.corsLines(req.origin), body)
 	_ = c.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 	_, _ = c.Write([]byte(resp))
