@@ -78,7 +78,10 @@
 //
 // Across a reconnect the entry splices the new source session onto the old
 // one: a source generation number refuses writes from the replaced source,
-// the new session's timestamps are shifted to continue where the old ended,
+// the new session's timestamps are shifted to continue where the old ended
+// (counted from its first media tag: the onMetaData and sequence headers a
+// session opens with may be stamped on another clock, such as 0 from an
+// upstream joined mid-stream),
 // video waits for the new session's keyframe, and its sequence headers pass
 // to the viewers, who never see a partial tag or time going back.
 package pool

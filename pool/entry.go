@@ -342,19 +342,30 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 // whether to keep the tag at all (after a splice, video waits for a
 // keyframe). e.mu held.
 func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, bool) {
-	if e.splice {
+	key, seq := classify(typ, body) // body is not empty: checkTag passed
+	ts := int64(timestamp) + e.tsOffset
+	switch {
+	case e.splice && (typ == TagScript || seq):
+		// A new session opens with onMetaData and sequence headers stamped
+		// where its upstream keeps them (0 for an upstream that joined us
+		// to a running stream), not on its media's clock: they go out at
+		// the splice point, and the first media tag sets the offset.
+		ts = e.lastAny
+	case e.splice:
 		e.splice = false
 		e.waitKey = true
 		e.tsOffset = e.lastAny + spliceGap - int64(timestamp)
+		ts = e.lastAny + spliceGap
 	}
-	if e.waitKey && typ == TagVideo && len(body) > 0 {
-		if key, seq := classify(typ, body); !key && !seq {
+	if e.waitKey && typ == TagVideo {
+		if !key && !seq {
 			return 0, false
-		} else if key {
+		}
+		if key {
 			e.waitKey = false
 		}
 	}
-	ts := max(int64(timestamp)+e.tsOffset, 0)
+	ts = max(ts, 0)
 	if typ == TagAudio || typ == TagVideo {
 		track := typ - TagAudio
 		if ts < e.lastTS[track] {
