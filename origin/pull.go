@@ -125,13 +125,19 @@ func pullRTMP(conn net.Conn, u target, app, stream string, firstWithin time.Dura
 // errUpstreamEnded: the upstream said the stream stopped.
 var errUpstreamEnded = errors.New("upstream stream ended")
 
-// onStatus turns a play status into an error where it ends the pull.
+// onStatus turns a play status into an error where it ends the pull. An
+// _error answer refuses the play as plainly as NetStream.Play.Failed (the
+// play is the only command still waiting for an answer).
 func onStatus(msg rtmpMessage, produced bool) error {
 	name, _, args, err := decodeCommand(msg)
 	if err != nil {
 		return err
 	}
-	if name != "onStatus" {
+	switch name {
+	case "_error":
+		return fmt.Errorf("%w: play refused: %q", pool.ErrUpstreamNotFound, statusCode(args))
+	case "onStatus":
+	default:
 		return nil
 	}
 	switch code := statusCode(args); code {

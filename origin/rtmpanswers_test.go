@@ -1,0 +1,71 @@
+package origin
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/yutopp/go-rtmp/handshake"
+
+	"flvgw/pool"
+)
+
+// fakeRTMPUpstream serves RTMP on loopback: it accepts connect and
+// createStream, then hands the connection to onPlay once play arrives.
+func fakeRTMPUpstream(t *testing.T, onPlay func(srv *rtmpPlayer, txn float64)) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+		for {
+			msg, err := srv.cr.next()
+			if err != nil {
+				return
+			}
+			if msg.typeID != msgCommandAMF0 {
+				continue
+			}
+			name, txn, _, err := decodeCommand(msg)
+			switch {
+			case err != nil:
+				return
+			case name == "connect":
+				err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
+			case name == "createStream":
+				err = srv.command(0, "_result", txn, nil, 1.0)
+			case name == "play":
+				onPlay(srv, txn)
+				_, _ = io.Copy(io.Discard, c) // until the pull hangs up
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+// An RTMP upstream that refuses the play outright, with an _error answer
+// to it (as onStatus NetStream.Play.StreamNotFound would), has answered:
+// the pull moves on at once, and when every upstream said no the viewer
+// hears it at once, not after pull_timeout.
+func TestRTMPPlayErrorIsAnAnswer(t *testing.T) {
+	refuse := fakeRTMPUpstream(t, func(srv *rtmpPlayer, txn float64) {
+		_ = srv.command(0, "_error", txn, nil, map[string]any{
+			"level": "error", "code": "NetStream.Play.StreamNotFound", "description": "no such stream",
+		})
+	})
+	cfg := fastEdge()
+	cfg.PullTimeout = 10 * time.Second
+	p := newPull(t, cfg, Upstream{Name: "a", URL: "rtmp://" + refuse}, Upstream{Name: "b", URL: "rtmp://" + refuse})
+	start := time.Now()
+	err := pullEnds(t, p, 20*time.Second)
+	if d := time.Since(start); !errors.Is(err, pool.ErrUpstreamNotFound) || d > cfg.PullTimeout/2 {
+		t.Fatalf("ended with %v after %s; want %v at once (pull_timeout %s)", err, d.Round(time.Millisecond), pool.ErrUpstreamNotFound, cfg.PullTimeout)
+	}
+}
