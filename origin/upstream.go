@@ -167,15 +167,21 @@ func (s *pull) Name() string { return "pull" }
 // Run tries the upstreams until one delivers the stream, then relays it
 // until it ends. A mid-stream end returns an error wrapping
 // pool.ErrSourceGone, so the pool may restart the pull within its
-// reconnect window; bad input ends the entry.
+// reconnect window; bad input ends the entry, unless it came before any
+// tag and another upstream is left to try.
 func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 	deadline := time.Now().Add(s.cfg.PullTimeout)
 	backoff := s.cfg.RetryBackoff
-	var last error
+	var last, malformed error
+	broken := make([]bool, len(s.upstreams)) // sent malformed data: not asked again
 	notFound := false
 	for {
-		answered := 0 // upstreams that said plainly they lack the stream
+		answered := 0 // upstreams that said plainly they lack the stream, or are broken
 		for i, u := range s.upstreams {
+			if broken[i] {
+				answered++
+				continue
+			}
 			// Share what is left of pull_timeout among the upstreams left
 			// in this round, so a silent one cannot starve the next.
 			left := time.Until(deadline)
@@ -188,9 +194,20 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
-				// Untrusted input broke the protocol: end the entry, no retry.
+				// Untrusted input broke the protocol. Once its tags reached
+				// the entry, the entry ends (no reconnect); before that, it
+				// is a broken upstream: the others are tried, it is not.
 				s.log.Error("upstream sent malformed data", "upstream", u.Name, "error", err)
-				return err
+				if produced {
+					return err
+				}
+				broken[i], malformed = true, err
+				if !slices.Contains(broken, false) {
+					return err
+				}
+				answered++
+				pub.AttemptFailed()
+				continue
 			case produced:
 				s.log.Warn("upstream ended", "upstream", u.Name, "error", err)
 				return fmt.Errorf("%w: %w", pool.ErrSourceGone, err)
@@ -211,6 +228,9 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 		if answered == len(s.upstreams) || time.Until(deadline) <= 0 {
 			if notFound {
 				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)
+			}
+			if last == nil && malformed != nil { // every upstream asked was broken
+				return malformed
 			}
 			return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, last)
 		}

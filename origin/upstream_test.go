@@ -348,3 +348,30 @@ func TestEndlessResponseHead(t *testing.T) {
 		t.Fatalf("ended with %v, want a malformed response", err)
 	}
 }
+
+// An HTTP-FLV upstream that answers 200 with something that is not FLV
+// (a proxy's maintenance page) is a broken upstream like one that fails
+// the RTMP handshake: the pull fails over to the next one, which serves.
+func TestFailoverPastUpstreamThatIsNotFLV(t *testing.T) {
+	html := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>Down for maintenance</body></html>\n")
+	})
+	good := httpFLV(t, http.StatusOK)
+	p := newPull(t, fastEdge(),
+		Upstream{Name: "html", URL: "http://" + html},
+		Upstream{Name: "good", URL: "http://" + good},
+	)
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sub.Entry().WaitReady(ctx); err != nil {
+		t.Fatalf("no stream from the second upstream: %v", err)
+	}
+	if snap, _ := p.Lookup("live/x"); !strings.HasPrefix(snap.Source, "good ") {
+		t.Fatalf("source %q, want the second upstream", snap.Source)
+	}
+}
