@@ -90,7 +90,9 @@ func (r *Reader) Poll(dst [][]byte) ([][]byte, error) {
 	dst, behind = r.collect(dst, start, now, true)
 	if behind {
 		e.mu.RLock()
+		from := r.cursor
 		r.skipLocked(now)
+		dst = r.skippedHeadersLocked(dst, from)
 		dst, _ = r.collect(dst, start, now, false)
 		e.mu.RUnlock()
 	}
@@ -152,6 +154,19 @@ func (r *Reader) skipLocked(now int64) {
 		r.startLocked()
 		r.gopCache = saved
 	}
+}
+
+// skippedHeadersLocked appends the current onMetaData and sequence headers
+// if the skip from from to the cursor jumped over them: the keyframe the
+// reader resumes at may need them (a resolution change while it was
+// behind), and its decoder has only the older ones. e.mu held.
+func (r *Reader) skippedHeadersLocked(dst [][]byte, from uint64) [][]byte {
+	for _, t := range []*Tag{r.e.metadata, r.e.videoSeq, r.e.audioSeq} {
+		if t != nil && t.seq >= from && t.seq < r.cursor {
+			dst = append(dst, t.Data)
+		}
+	}
+	return dst
 }
 
 // collect appends the tags from the cursor to the published head (it needs
