@@ -686,3 +686,51 @@ func TestStreamRefusalsAreNotCached(t *testing.T) {
 		}
 	}
 }
+
+// brokenSource is an upstream that breaks the protocol before any tag.
+type brokenSource struct{}
+
+func (brokenSource) Name() string { return "broken" }
+
+func (brokenSource) Run(context.Context, *pool.Publisher) error {
+	return fmt.Errorf("upstream sent HTML: %w", pool.ErrBadTag)
+}
+
+// A pulled stream whose upstream broke the protocol before the stream
+// could start is the upstream's failure, as an unreachable one is: 502,
+// not the 404 of a stream nobody has (which a cache in front may keep).
+func TestMalformedPullBeforeReadyIsBadGateway(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := pool.New(pool.DefaultConfig(), log, func(string) pool.Source { return brokenSource{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	gw := NewServer(DefaultConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ln := loopback(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = gw.Serve(ctx, ln); close(served) }()
+	defer func() { cancel(); <-served }()
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/live/broken.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("viewer of a pull whose upstream broke the protocol: %d, want 502", resp.StatusCode)
+	}
+	// The refusal is counted once its answer is written.
+	var n float64
+	for deadline := time.Now().Add(5 * time.Second); n != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var m dto.Metric
+		if err := gw.metrics.refusals.WithLabelValues("upstream").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		n = m.GetCounter().GetValue()
+	}
+	if n != 1 {
+		t.Fatalf("flvgw_refusals_total{reason=\"upstream\"} is %v, want 1", n)
+	}
+}

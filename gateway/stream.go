@@ -363,7 +363,8 @@ func (g *Server) authorize(ctx context.Context, auth Auth, req playRequest) erro
 
 // waitReady waits until the entry can start a viewer at a keyframe: for
 // the publisher of an unknown stream up to publish_wait (then 404), for
-// the first keyframe up to start_timeout (then 504).
+// the first keyframe up to start_timeout (then 504); a pull whose
+// upstreams could not be reached or broke the protocol gives 502.
 func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err error) {
 	if e.State() == pool.StateWaiting && !e.Pulled() {
 		wait := time.NewTimer(g.cfg.PublishWait)
@@ -386,7 +387,9 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 			return fasthttp.StatusServiceUnavailable, ctx.Err()
 		case errors.Is(context.Cause(rctx), errNoKeyframe):
 			return fasthttp.StatusGatewayTimeout, errNoKeyframe
-		case errors.Is(err, pool.ErrUpstreamUnreachable):
+		case errors.Is(err, pool.ErrUpstreamUnreachable), e.Pulled() && errors.Is(err, pool.ErrBadTag):
+			// An upstream that broke the protocol failed as one that could
+			// not be reached did: not a 404, which a cache in front may keep.
 			return fasthttp.StatusBadGateway, err
 		}
 		return fasthttp.StatusNotFound, err
