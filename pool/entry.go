@@ -271,6 +271,11 @@ func (e *Entry) end(reason error) bool {
 // ErrStale: a source that was replaced tried to append.
 var ErrStale = errors.New("pool: source replaced")
 
+// maxStepBack is how far a track's timestamps may step back within a
+// source session and be taken for jitter (clamped to the track's last
+// time); a larger step is the source's clock restarting, spliced on.
+const maxStepBack = 5000 // milliseconds
+
 // spliceGap separates the last tag before a splice from the first after.
 const spliceGap = 40 // milliseconds
 
@@ -368,6 +373,14 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, 
 	ts = max(ts, 0)
 	if typ == TagAudio || typ == TagVideo {
 		track := typ - TagAudio
+		if ts < e.lastTS[track]-maxStepBack {
+			// The source's clock went back within its session (an upstream
+			// restarting its stream's timestamps on the same connection):
+			// spliced on as a new session is, rather than every tag held at
+			// the track's last time until the new clock catches up.
+			e.tsOffset = e.lastAny + spliceGap - int64(timestamp)
+			ts = e.lastAny + spliceGap
+		}
 		if ts < e.lastTS[track] {
 			ts = e.lastTS[track]
 		}

@@ -314,3 +314,41 @@ func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
 		t.Fatal("no arrival time for the batch")
 	}
 }
+
+// A source whose clock goes back by more than a jitter within one session
+// (an upstream that restarts its stream's timestamps on the same
+// connection) is spliced on where the stream was, as a new session is;
+// clamping would give every tag the old last timestamp until the new
+// clock caught up, an hour of frozen timestamps for an hour-old stream.
+// A step back within maxStepBack is jitter and only clamped per track.
+func TestClockGoingBackIsSpliced(t *testing.T) {
+	_, pub, _, r, ts, _ := viewedStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	next := func() uint32 {
+		t.Helper()
+		b, err := r.Next(ctx, nil)
+		must(t, err)
+		return tagTimestamp(b[len(b)-1])
+	}
+	hour := ts + 3_600_000
+	for _, tag := range []struct {
+		typ      uint8
+		at, want uint32
+		body     []byte
+	}{
+		{TagVideo, hour, hour, avcKey},
+		{TagAudio, hour, hour, aacRaw},
+		// Jitter: a step back of a second is clamped to the track's last time.
+		{TagAudio, hour - 1000, hour, aacRaw},
+		// The clock restarts: the stream goes on spliceGap after its last tag.
+		{TagVideo, 0, hour + spliceGap, avcSeq},
+		{TagVideo, 0, hour + spliceGap, avcKey},
+		{TagAudio, 23, hour + spliceGap + 23, aacRaw},
+	} {
+		must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
+		if got := next(); got != tag.want {
+			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
+		}
+	}
+}
