@@ -446,8 +446,10 @@ func (e *Entry) readyLocked() bool {
 	if e.seen.Video {
 		return false
 	}
-	last := e.ring[(e.head-1)&e.mask].Load().Timestamp
-	return last-e.firstAudio >= audioOnlyAfter
+	// The audio track's own time: the newest tag may be a script tag
+	// stamped before the first audio (a cue point), and uint32
+	// arithmetic on it wrapped into "ready".
+	return e.lastTS[TagAudio-TagAudio]-int64(e.firstAudio) >= audioOnlyAfter
 }
 
 // bitrateWindow is how often an entry's input bitrate is recomputed.

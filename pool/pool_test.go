@@ -713,3 +713,35 @@ func readInOrder(r *Reader, pause time.Duration) error {
 		time.Sleep(pause)
 	}
 }
+
+// A script tag that is not onMetaData (a cue point), stamped before the
+// first audio of a stream without onMetaData, does not make the stream
+// audio-only: its timestamp is no audio's, and the video that comes next
+// must be in the viewers' FLV header.
+func TestCuePointBeforeAudioIsNoAudioTime(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/cue", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	must(t, pub.WriteTag(TagAudio, 1000, aacSeq))
+	must(t, pub.WriteTag(TagAudio, 1000, aacRaw))
+	cue := append([]byte{0x02, 0, 10}, "onCuePoint"...)
+	must(t, pub.WriteTag(TagScript, 0, append(cue, 0x05)))
+	sub, err := p.Subscribe("live/cue", false)
+	must(t, err)
+	defer sub.Close()
+	select {
+	case <-sub.Entry().Ready():
+		t.Fatal("ready as audio-only after 0 ms of audio and a cue point stamped before it")
+	default:
+	}
+	must(t, pub.WriteTag(TagVideo, 1000, avcSeq))
+	must(t, pub.WriteTag(TagVideo, 1000, avcKey))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	b, err := sub.NewReader().Next(ctx, nil)
+	must(t, err)
+	if b[0][4] != 0x05 {
+		t.Fatalf("flags %#x, want audio and video (0x05)", b[0][4])
+	}
+}
