@@ -110,6 +110,13 @@ type Config struct {
 	TLSKey    string `toml:"tls_key"`
 	// MaxStreamSeries caps how many streams get per-stream metric series.
 	MaxStreamSeries int `toml:"max_stream_series"`
+	// TrustedProxies are the addresses or CIDR prefixes of the load
+	// balancers or CDN tiers in front of flvgw: for a request from one of
+	// them, the client is the right-most address of X-Forwarded-For that is
+	// not one of them, for max_viewers_per_ip, the logs and the callbacks.
+	// Empty: X-Forwarded-For is ignored, the client is the connection's
+	// peer.
+	TrustedProxies []string `toml:"trusted_proxies"`
 	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
 	// goroutine dumps; keep it off on a public listener).
 	Pprof bool `toml:"pprof"`
@@ -186,6 +193,9 @@ func (c Config) Validate() error {
 		if c.TLSCert == "" || c.TLSKey == "" {
 			return fmt.Errorf("http.tls_listen needs http.tls_cert and http.tls_key")
 		}
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
 	}
 	for _, o := range c.CORSOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

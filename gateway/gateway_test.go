@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -732,5 +733,82 @@ func TestMalformedPullBeforeReadyIsBadGateway(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("flvgw_refusals_total{reason=\"upstream\"} is %v, want 1", n)
+	}
+}
+
+// Behind a trusted proxy (http.trusted_proxies), max_viewers_per_ip
+// counts the client X-Forwarded-For names, the right-most address that is
+// not a trusted proxy: not the proxy, which would be every viewer, and
+// not an address the client wrote to the left of it. From a peer not
+// trusted, or with none configured, the header is ignored.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			cfg := testConfig()
+			if trusted {
+				cfg.TrustedProxies = []string{"127.0.0.1", "::1/128"}
+			}
+			r := startRelay(t, cfg)
+			limits := DefaultLimits()
+			limits.MaxViewersPerIP = 1
+			r.gw.SetPolicy(Policy{Limits: limits, Auth: DefaultAuth()})
+			stop := publish(t, r, "xff")
+			defer stop()
+			waitReady(t, r, "live/xff")
+
+			play := func(xff string) int {
+				t.Helper()
+				c, err := net.Dial("tcp", r.httpAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				req := "GET /live/xff.flv HTTP/1.1\r\nHost: x\r\n"
+				if xff != "" {
+					req += "X-Forwarded-For: " + xff + "\r\n"
+				}
+				if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp.StatusCode
+			}
+			want := map[bool][]int{true: {200, 200, 429, 429, 200}, false: {200, 429, 429, 429, 429}}[trusted]
+			for i, xff := range []string{
+				"127.0.0.2",
+				"127.0.0.3",
+				"127.0.0.9, 127.0.0.2", // the client's own claim, then what the proxy saw
+				"127.0.0.2, 127.0.0.1", // through two trusted hops
+				"",                     // the proxy itself
+			} {
+				if got := play(xff); got != want[i] {
+					t.Fatalf("viewer %d (X-Forwarded-For %q): %d, want %d", i, xff, got, want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	ps, err := parseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{
+		"10.1.2.3": true, "11.0.0.1": false, "192.0.2.7": true, "192.0.2.8": false,
+		"2001:db8::1": true, "2001:db9::1": false, "198.51.100.1": true,
+	} {
+		if got := ps.trust(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("trust(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1:80", ""} {
+		if _, err := parseTrustedProxies([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -37,11 +37,17 @@ type Server struct {
 	draining atomic.Bool
 	writers  writerGroups
 	conns    openConns
+	proxies  trustedProxies
 }
 
 // NewServer returns a gateway playing entries of p under policy.
 func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Server {
 	g := &Server{cfg: cfg, pool: p, log: log, viewers: newViewerSet()}
+	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil { // Validate refuses it first; trusting nobody is safe
+		log.Error("http.trusted_proxies ignored", "error", err)
+	}
+	g.proxies = proxies
 	g.policy.Store(&policy)
 	g.metrics = newMetrics(p, g.viewers, &g.writers, cfg.MaxStreamSeries)
 	g.http = &fasthttp.Server{
@@ -335,9 +341,12 @@ func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 func (g *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string, err error) {
 	g.text(ctx, status, msg)
 	g.metrics.refusal(reason)
-	g.log.Info("request refused",
-		"status", status, "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()),
-		"remote", ctx.RemoteAddr().String(), "reason", msg, "error", err)
+	remote, _, via := g.proxies.clientAddr(ctx)
+	attrs := []any{"status", status, "method", string(ctx.Method()), "path", string(ctx.URI().PathOriginal()), "remote", remote}
+	if via != "" {
+		attrs = append(attrs, "via", via)
+	}
+	g.log.Info("request refused", append(attrs, "reason", msg, "error", err)...)
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

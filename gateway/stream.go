@@ -36,12 +36,22 @@ const statusViewerLeft = 499
 type playRequest struct {
 	key, app, stream string
 	remote, ip       string
+	via              string // the trusted proxy that named the client, if one did
 	origin           string
 	expires, token   string
 	start            time.Time
 	// http10: the request was HTTP/1.0, whose clients cannot read
 	// chunked encoding; its stream is delimited by the connection's close.
 	http10 bool
+}
+
+// logger is log with the request's stream and client (and the proxy
+// that named the client, if one did).
+func (req playRequest) logger(log *slog.Logger) *slog.Logger {
+	if req.via != "" {
+		return log.With("stream", req.key, "remote", req.remote, "via", req.via)
+	}
+	return log.With("stream", req.key, "remote", req.remote)
 }
 
 // play hands the connection to a viewer session. The session runs in the
@@ -51,10 +61,10 @@ type playRequest struct {
 // touched after its owner is done.
 func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 	app, stream, _ := strings.Cut(key, "/")
+	remote, ip, via := g.proxies.clientAddr(ctx)
 	req := playRequest{
 		key: key, app: app, stream: stream,
-		remote:  ctx.RemoteAddr().String(),
-		ip:      ctx.RemoteIP().String(),
+		remote: remote, ip: ip, via: via,
 		origin:  string(ctx.Request.Header.Peek("Origin")),
 		expires: string(ctx.QueryArgs().Peek("expires")),
 		token:   string(ctx.QueryArgs().Peek("token")),
@@ -125,7 +135,7 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	if tc, ok := c.(*net.TCPConn); ok && g.cfg.SendBuffer > 0 {
 		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
 	}
-	log := g.log.With("stream", req.key, "remote", req.remote)
+	log := req.logger(g.log)
 	leave, stopWatch := watchLeave(c)
 	s, status, reason, err := g.admit(leave, req)
 	stopWatch()
@@ -275,7 +285,7 @@ func (g *Server) admit(leave context.Context, req playRequest) (s session, statu
 // shared tag bytes with one writev. It is kept so that test/bench/run.sh
 // can measure the two against each other (DELIVERY=stream_writer).
 func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
-	log := g.log.With("stream", req.key, "remote", req.remote)
+	log := req.logger(g.log)
 	s, status, reason, err := g.admit(context.Background(), req)
 	if err != nil {
 		if status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusTooManyRequests {
