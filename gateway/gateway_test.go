@@ -92,6 +92,11 @@ func startRelay(t *testing.T, gcfg Config) *relay {
 	t.Helper()
 	pcfg := pool.DefaultConfig()
 	pcfg.IdleTimeout = 100 * time.Millisecond
+	return startRelayWith(t, gcfg, pcfg)
+}
+
+func startRelayWith(t *testing.T, gcfg Config, pcfg pool.Config) *relay {
+	t.Helper()
 	p, log := quietPool(t, pcfg)
 	httpLn, rtmpLn := loopback(t), loopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -811,4 +816,111 @@ func TestParseTrustedProxies(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// Viewers waiting (http.publish_wait) for names nobody publishes cannot
+// keep a real publisher out: when they fill pool.max_entries, the oldest
+// waiting entry gives way to the publisher, its viewer gets 503 with
+// Retry-After, and the stream plays. The other waiting viewer keeps
+// waiting, and a further invented name still gets 503 (no room).
+func TestPublishWinsOverViewersOfInventedNames(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishWait = time.Minute
+	pcfg := pool.DefaultConfig()
+	pcfg.MaxEntries = 2
+	r := startRelayWith(t, cfg, pcfg)
+
+	request := func(name string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /live/"+name+".flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	waitEntries := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for r.pool.Stats().Entries != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: entries %+v, want %d", what, r.pool.Snapshots(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first := request("invented1")
+	waitEntries(1, "first invented name")
+	second := request("invented2")
+	waitEntries(2, "second invented name")
+
+	s, err := testkit.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pubErr := make(chan error, 1)
+	pub := &testkit.Publisher{Addr: r.rtmpAddr, App: "live", Stream: "real", Tags: s.Tags, Loop: true}
+	go func() { pubErr <- pub.Run(ctx) }()
+	defer func() { cancel(); <-pubErr }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if snap, ok := r.pool.Lookup("live/real"); ok && snap.TagsIn > 50 {
+			break
+		}
+		select {
+		case err := <-pubErr:
+			pubErr <- err
+			t.Fatalf("the publisher of live/real was refused: %v; entries %+v", err, r.pool.Snapshots())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live/real never became ready; entries %+v", r.pool.Snapshots())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The oldest waiting viewer gave way: 503 with Retry-After, at once.
+	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(first), nil)
+	if err != nil {
+		t.Fatalf("the viewer that gave way: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("the viewer that gave way got %d (Retry-After %q), want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if snap, ok := r.pool.Lookup("live/invented2"); !ok || snap.Subscribers != 1 {
+		t.Fatalf("the other waiting viewer's entry: %+v %v, want it still waiting", snap, ok)
+	}
+	_ = second
+
+	// A viewer of the live stream plays.
+	play := testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/real.flv", closedAfter(2*time.Second))
+	if play.Status != http.StatusOK {
+		t.Fatalf("a viewer of live/real got %d %v", play.Status, play.Err)
+	}
+	// Another invented name finds no room: waiting entries give way to
+	// sources, not to one another.
+	third := request("invented3")
+	_ = third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err = http.ReadResponse(bufio.NewReader(third), nil)
+	if err != nil {
+		t.Fatalf("a third invented name: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a third invented name got %d, want 503", resp.StatusCode)
+	}
+}
+
+// closedAfter returns a channel closed after d.
+func closedAfter(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
 }

@@ -270,6 +270,9 @@ func (g *Server) admit(leave context.Context, req playRequest) (s session, statu
 			reason = "no_keyframe"
 		case fasthttp.StatusServiceUnavailable:
 			reason = "draining"
+			if errors.Is(err, pool.ErrGaveWay) {
+				reason = "pool_full"
+			}
 		}
 		return session{}, status, reason, err
 	}
@@ -372,9 +375,10 @@ func (g *Server) authorize(ctx context.Context, auth Auth, req playRequest) erro
 }
 
 // waitReady waits until the entry can start a viewer at a keyframe: for
-// the publisher of an unknown stream up to publish_wait (then 404), for
-// the first keyframe up to start_timeout (then 504); a pull whose
-// upstreams could not be reached or broke the protocol gives 502.
+// the publisher of an unknown stream up to publish_wait (then 404, or 503
+// if the waiting entry gave its place to a stream with a source), for the
+// first keyframe up to start_timeout (then 504); a pull whose upstreams
+// could not be reached or broke the protocol gives 502.
 func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err error) {
 	if e.State() == pool.StateWaiting && !e.Pulled() {
 		wait := time.NewTimer(g.cfg.PublishWait)
@@ -382,6 +386,9 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 		select {
 		case <-e.Live():
 		case <-e.Done():
+			if err := e.Err(); errors.Is(err, pool.ErrGaveWay) {
+				return fasthttp.StatusServiceUnavailable, err
+			}
 			return fasthttp.StatusNotFound, e.Err()
 		case <-wait.C:
 			return fasthttp.StatusNotFound, errNoPublisher
@@ -401,6 +408,8 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 			// An upstream that broke the protocol failed as one that could
 			// not be reached did: not a 404, which a cache in front may keep.
 			return fasthttp.StatusBadGateway, err
+		case errors.Is(err, pool.ErrGaveWay):
+			return fasthttp.StatusServiceUnavailable, err
 		}
 		return fasthttp.StatusNotFound, err
 	}

@@ -20,6 +20,8 @@
 //	Waiting   Publish (a publisher arrives)       Live      Pool.Publish
 //	Waiting   first tag of a pull                 Live      Publisher.WriteTag (pull)
 //	Waiting   last waiter leaves, no source       Closed    Pool.release
+//	Waiting   no source, and a publisher or pull  Closed    Pool.Publish / Pool.Subscribe
+//	          needs its place in max_entries                (giveWayLocked, oldest first)
 //	Live      source ends (publisher left,        Closed    Publisher.Close -> Pool.sourceEnded
 //	          pull broke or was cancelled)
 //	Live      source ends while viewers play and  Recon.    Publisher.Close -> Pool.sourceEnded
@@ -70,6 +72,10 @@
 //     share one entry and one pull (Pool.mu serializes creation).
 //  2. Reference before use, released once on every path (Subscription).
 //  3. Only idle entries are evictable (onIdleRemoved checks subscribers).
+//     An entry waiting for a publisher gives way to a stream with a source
+//     when max_entries is reached: its viewers wait for a name nobody
+//     feeds, and must not keep a real stream out. It is never reset: it
+//     ends (ErrGaveWay) and its key is free.
 //  4. The end is an event: Entry.end runs once, closes Done and wakes every
 //     reader; the key is free at once.
 //  5. The source never waits for a viewer: append only takes Entry.mu.

@@ -51,6 +51,10 @@ var (
 	ErrEvicted = errors.New("pool: evicted")
 	// ErrAbandoned: the entry waited for a source and its last waiter left.
 	ErrAbandoned = errors.New("pool: abandoned before a source arrived")
+	// ErrGaveWay: the entry waited for a publisher, pool.max_entries was
+	// reached, and it gave its place to a stream with a source (a
+	// publisher or a pull). Its viewers may ask again later.
+	ErrGaveWay = errors.New("pool: waiting entry gave its place to a stream with a source")
 	// ErrPoolClosed: the pool shut down.
 	ErrPoolClosed = errors.New("pool: closed")
 )

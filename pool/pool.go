@@ -17,7 +17,8 @@ import (
 var (
 	// ErrNotFound: no entry for the key and nothing can create one.
 	ErrNotFound = errors.New("pool: stream not found")
-	// ErrFull: max_entries reached and no entry is idle.
+	// ErrFull: max_entries reached and no entry is idle (nor, for a
+	// publisher or a pull, waiting for a publisher).
 	ErrFull = errors.New("pool: all entries in use")
 	// ErrStreamFull: the entry has as many subscribers as allowed.
 	ErrStreamFull = errors.New("pool: stream has its maximum of viewers")
@@ -168,19 +169,44 @@ func (p *Pool) onIdleRemoved(key string, e *Entry) {
 	}
 }
 
-// newEntryLocked makes room if needed and registers a fresh entry.
-func (p *Pool) newEntryLocked(key string) (*Entry, error) {
+// newEntryLocked makes room if needed and registers a fresh entry. Room is
+// made by evicting the least recently used idle entry; for an entry that
+// will have a source (sourced: a publisher or a pull), failing that, by
+// the oldest entry still waiting for a publisher, which gives way: viewers
+// asking for names nobody publishes must not keep a real stream out.
+func (p *Pool) newEntryLocked(key string, sourced bool) (*Entry, error) {
 	if p.closed {
 		return nil, ErrPoolClosed
 	}
 	if len(p.entries) >= p.cfg.MaxEntries {
-		if _, _, ok := p.idle.RemoveOldest(); !ok {
+		if _, _, ok := p.idle.RemoveOldest(); !ok && !(sourced && p.giveWayLocked()) {
 			return nil, ErrFull
 		}
 	}
 	e := newEntry(key, p.cfg.BufferTags, p.now())
 	p.entries[key] = e
 	return e, nil
+}
+
+// giveWayLocked ends the oldest entry that waits for a publisher (no source,
+// StateWaiting), if there is one, and frees its key: its viewers see
+// ErrGaveWay. It looks through every entry, which only a source arriving
+// at a full pool with no idle entry makes it do.
+func (p *Pool) giveWayLocked() bool {
+	var oldest *Entry
+	for _, e := range p.entries {
+		if !e.hasSource && e.State() == StateWaiting && (oldest == nil || e.created.Before(oldest.created)) {
+			oldest = e
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	oldest.end(ErrGaveWay)
+	delete(p.entries, oldest.key)
+	p.log.Info("waiting entry gave way", "stream", oldest.key, "subscribers", oldest.subscribers,
+		"waited", p.now().Sub(oldest.created).Round(time.Millisecond))
+	return true
 }
 
 // SubscribeOptions shape one subscription.
@@ -222,7 +248,7 @@ func (p *Pool) SubscribeWith(key string, o SubscribeOptions) (*Subscription, err
 			return nil, ErrNotFound
 		}
 		var err error
-		if e, err = p.newEntryLocked(key); err != nil {
+		if e, err = p.newEntryLocked(key, src != nil); err != nil {
 			return nil, err
 		}
 		if src != nil {
@@ -292,7 +318,7 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	}
 	if e == nil {
 		var err error
-		if e, err = p.newEntryLocked(key); err != nil {
+		if e, err = p.newEntryLocked(key, true); err != nil {
 			return nil, err
 		}
 	}

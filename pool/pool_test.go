@@ -371,6 +371,57 @@ func TestOnlyIdleEntriesAreEvicted(t *testing.T) {
 	}
 }
 
+// Entries waiting for a publisher give their place in max_entries to a
+// stream with a source (a publisher, a pull), oldest first, after idle
+// entries; never to one another, and never an entry with a source.
+func TestWaitingEntriesGiveWayToSources(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxEntries = 2
+	p := newTestPool(t, cfg, func(key string) Source {
+		if key == "pull/x" {
+			return blockingSource{}
+		}
+		return nil
+	})
+	w1, err := p.Subscribe("live/w1", true)
+	must(t, err)
+	defer w1.Close()
+	w2, err := p.Subscribe("live/w2", true)
+	must(t, err)
+	defer w2.Close()
+	if _, err := p.Subscribe("live/w3", true); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third waiting viewer: %v, want ErrFull", err)
+	}
+
+	pub, err := p.Publish("live/real", "test")
+	if err != nil {
+		t.Fatalf("a publisher with max_entries held by waiting viewers: %v", err)
+	}
+	defer pub.Close(nil)
+	if !errors.Is(w1.Entry().Err(), ErrGaveWay) || w2.Entry().State() != StateWaiting {
+		t.Fatalf("w1 %v, w2 %s: want the oldest waiting entry to give way", w1.Entry().Err(), w2.Entry().State())
+	}
+	if _, ok := p.Lookup("live/w1"); ok {
+		t.Fatal("the entry that gave way still holds its key")
+	}
+
+	pv, err := p.Subscribe("pull/x", false)
+	if err != nil {
+		t.Fatalf("a pull with max_entries held by a publisher and a waiting viewer: %v", err)
+	}
+	defer pv.Close()
+	if !errors.Is(w2.Entry().Err(), ErrGaveWay) {
+		t.Fatalf("w2 %v, want it to give way to the pull", w2.Entry().Err())
+	}
+	// Now a publisher and a pull with a viewer: nothing gives way.
+	if _, err := p.Publish("live/other", "test"); !errors.Is(err, ErrFull) {
+		t.Fatalf("a publisher with every entry fed: %v, want ErrFull", err)
+	}
+	if n := p.Stats().Entries; n != 2 {
+		t.Fatalf("entries %d, want 2", n)
+	}
+}
+
 // Invariant 3, timing: an idle entry lives until idle_timeout, then its pull
 // stops; a viewer returning before then reuses the running pull.
 func TestIdleTimeoutStopsPull(t *testing.T) {
