@@ -924,3 +924,38 @@ func closedAfter(d time.Duration) <-chan struct{} {
 	time.AfterFunc(d, func() { close(ch) })
 	return ch
 }
+
+// HEAD answers 200 only for a stream that is live: a name a viewer waits
+// for (http.publish_wait) has an entry, but nobody publishes it, and its
+// HEAD is 404 as it is without the waiting viewer.
+func TestHeadOfAWaitedForStreamIsNotFound(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishWait = time.Minute
+	r := startRelay(t, cfg)
+	c, err := net.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /live/ghost.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, ok := r.pool.Lookup("live/ghost"); ok && s.Subscribers == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting viewer's entry never appeared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Head("http://" + r.httpAddr + "/live/ghost.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD of a stream nobody publishes, with a viewer waiting for it: %d, want 404", resp.StatusCode)
+	}
+}

@@ -254,8 +254,10 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 			return
 		}
 	}
+	// A waiting entry is no stream: viewers wait there for a publisher (or
+	// a pull's first tag) that may never come.
 	snap, ok := g.pool.Lookup(key)
-	if !ok || snap.State == pool.StateClosed.String() {
+	if !ok || snap.State == pool.StateClosed.String() || snap.State == pool.StateWaiting.String() {
 		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", fmt.Errorf("stream %s", key))
 		return
 	}
