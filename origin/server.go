@@ -171,6 +171,7 @@ type handler struct {
 	app        string
 	key        string
 	pub        *pool.Publisher
+	streamID   uint32 // the RTMP message stream pub is published on
 	buf        bytes.Buffer
 	err        error // why go-rtmp ended the connection, if not a close
 	logged     bool  // the handler already logged the error that ended it
@@ -182,7 +183,7 @@ func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
 	return nil
 }
 
-func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPublish) error {
+func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPublish) error {
 	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", cmd.PublishingName)
 	if h.pub != nil {
 		return h.refuse(log, errors.New("origin: connection already publishes"))
@@ -202,8 +203,22 @@ func (h *handler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStr
 	if err != nil {
 		return h.refuse(log, err)
 	}
-	h.key, h.pub = key, pub
+	h.key, h.pub, h.streamID = key, pub, ctx.StreamID
 	log.Info("publish started", "key", key)
+	return nil
+}
+
+// OnDeleteStream ends the publish when the publisher deletes the stream it
+// publishes on, as an encoder does when it stops: the entry's viewers end
+// (or wait within pool.reconnect_window) at once, not when the connection
+// closes or falls silent for rtmp.read_timeout, the key is free, and the
+// connection may publish again.
+func (h *handler) OnDeleteStream(_ uint32, cmd *rtmpmsg.NetStreamDeleteStream) error {
+	if h.pub != nil && cmd.StreamID == h.streamID {
+		h.pub.Close(pool.ErrSourceGone)
+		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "deleteStream")
+		h.key, h.pub = "", nil
+	}
 	return nil
 }
 

@@ -1,0 +1,119 @@
+package origin
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"flvgw/pool"
+)
+
+// Bodies of a minimal H.264 stream: sequence header, keyframe.
+var (
+	testAVCSeq = []byte{0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0}
+	testAVCKey = []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}
+)
+
+// awaitStatus reads p's messages until an onStatus arrives, and returns
+// its code.
+func awaitStatus(t *testing.T, p *rtmpPlayer, what string) string {
+	t.Helper()
+	for {
+		msg, err := p.readMessage()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if msg.typeID != msgCommandAMF0 {
+			continue
+		}
+		if name, _, args, err := decodeCommand(msg); err == nil && name == "onStatus" {
+			return statusCode(args)
+		}
+	}
+}
+
+// A publisher that deletes its stream (RTMP deleteStream, what an encoder
+// sends when it stops) has stopped publishing, also while it keeps its
+// connection: the entry's viewers end at once rather than at
+// rtmp.read_timeout, the key is free, and the connection may publish it
+// again.
+func TestDeleteStreamEndsThePublish(t *testing.T) {
+	s, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = 10 * time.Minute // the connection itself stays
+	s.SetConfig(cfg)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	publishOn := func(streamID uint32, what string) {
+		t.Helper()
+		if err := p.command(streamID, "publish", 0, nil, "del", "live"); err != nil {
+			t.Fatal(err)
+		}
+		if code := awaitStatus(t, p, what); code != "NetStream.Publish.Start" {
+			t.Fatalf("%s: %s, want NetStream.Publish.Start", what, code)
+		}
+		for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+			if err := p.write(mediaStreamChunk, msgVideo, streamID, body); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+	}
+	subscribe := func(what string) *pool.Subscription {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if sub, err := s.pool.Subscribe("live/del", false); err == nil {
+				ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+				err := sub.Entry().WaitReady(ctx)
+				stop()
+				if err == nil {
+					return sub
+				}
+				sub.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: live/del never became ready", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	publishOn(p.streamID, "first publish")
+	sub := subscribe("first publish")
+	defer sub.Close()
+	if err := p.command(0, "deleteStream", 0, nil, float64(p.streamID)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the entry is %s 20 s after its publisher deleted its stream, want it ended",
+			sub.Entry().State())
+	}
+
+	if err := p.command(0, "createStream", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.awaitResult(3)
+	if err != nil {
+		t.Fatalf("createStream after deleteStream: %v", err)
+	}
+	id, _ := res.(float64)
+	publishOn(uint32(id), "publish again on the same connection")
+	again := subscribe("publish again")
+	defer again.Close()
+	if again.Entry() == sub.Entry() {
+		t.Fatal("the second publish fed the ended entry")
+	}
+}
