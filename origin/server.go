@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ import (
 type Config struct {
 	// Listen is the RTMP listen address; empty disables the origin.
 	Listen string `toml:"listen"`
-	// ReadTimeout ends a publisher that sends nothing for this long, so a
+	// ReadTimeout ends a publisher that sends no media for this long (and
+	// a connection that does not publish, if it sends nothing), so a
 	// stalled encoder cannot hold viewers on a stream nobody feeds.
 	ReadTimeout time.Duration `toml:"read_timeout"`
 	// PublishSecret, when set, requires a signed stream name to publish:
@@ -96,7 +98,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := rtmp.NewServer(&rtmp.ServerConfig{
 		OnConnect: func(c net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 			h := s.newHandler(c)
-			return &deadlineConn{Conn: c, timeout: s.cfg.Load().ReadTimeout}, &rtmp.ConnConfig{
+			return &deadlineConn{Conn: c, timeout: s.cfg.Load().ReadTimeout, media: &h.media}, &rtmp.ConnConfig{
 				Handler: h,
 				ControlState: rtmp.StreamControlStateConfig{
 					DefaultBandwidthWindowSize: 6 * 1024 * 1024 / 8,
@@ -176,6 +178,15 @@ type handler struct {
 	err        error // why go-rtmp ended the connection, if not a close
 	logged     bool  // the handler already logged the error that ended it
 	handshaken bool
+	media      mediaWatch // read by the connection's deadlineConn
+}
+
+// mediaWatch tells a connection's deadlineConn whether it publishes, and
+// counts the media it relayed, so that a publisher's read timeout counts
+// from its last media rather than from its last byte.
+type mediaWatch struct {
+	publishing atomic.Bool
+	tags       atomic.Uint64
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
@@ -204,6 +215,7 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 		return h.refuse(log, err)
 	}
 	h.key, h.pub, h.streamID = key, pub, ctx.StreamID
+	h.media.publishing.Store(true)
 	log.Info("publish started", "key", key)
 	return nil
 }
@@ -218,6 +230,7 @@ func (h *handler) OnDeleteStream(_ uint32, cmd *rtmpmsg.NetStreamDeleteStream) e
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "deleteStream")
 		h.key, h.pub = "", nil
+		h.media.publishing.Store(false)
 	}
 	return nil
 }
@@ -281,6 +294,7 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 	err := h.pub.WriteTag(typ, timestamp, body)
 	switch {
 	case err == nil:
+		h.media.tags.Add(1)
 		return nil
 	case errors.Is(err, pool.ErrBadTag):
 		h.srv.log.Debug("tag dropped", "key", h.key, "error", err)
@@ -309,6 +323,9 @@ func (h *handler) OnServeError(err error) {
 func (h *handler) OnClose() {
 	failed := h.err != nil && !h.logged
 	switch {
+	case h.pub != nil && errors.Is(h.err, os.ErrDeadlineExceeded):
+		h.pub.Close(pool.ErrSourceGone)
+		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", "no media for rtmp.read_timeout")
 	case h.pub != nil && failed:
 		h.pub.Close(pool.ErrSourceGone)
 		// The error's text only: go-rtmp's errors carry stack traces.
@@ -332,19 +349,39 @@ func stripQuery(s string) string {
 }
 
 // deadlineConn refreshes the read deadline as data arrives, at most every
-// quarter of the timeout (and at most once a second), so a silent publisher is dropped after the timeout.
+// quarter of the timeout (and at most once a second), so a silent peer is
+// dropped after the timeout. Once the peer publishes, only media refreshes
+// it: a publisher that keeps its connection busy with control messages
+// (acknowledgements, pings) but sends no audio, video or data is dropped
+// too, between one and one and a quarter timeouts after its last media.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
 	last    time.Time
+	media   *mediaWatch
+	tags    uint64 // media.tags at the last refresh
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if now := time.Now(); now.Sub(c.last) > min(time.Second, c.timeout/4) {
+	if now := time.Now(); now.Sub(c.last) > min(time.Second, c.timeout/4) && c.fed() {
 		c.last = now
 		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
 			return 0, err
 		}
 	}
 	return c.Conn.Read(p)
+}
+
+// fed reports whether the read deadline may move: the peer does not
+// publish, or it relayed media since the last refresh.
+func (c *deadlineConn) fed() bool {
+	if c.media == nil || !c.media.publishing.Load() {
+		return true
+	}
+	n := c.media.tags.Load()
+	if n == c.tags {
+		return false
+	}
+	c.tags = n
+	return true
 }

@@ -2,7 +2,9 @@ package origin
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +117,79 @@ func TestDeleteStreamEndsThePublish(t *testing.T) {
 	defer again.Close()
 	if again.Entry() == sub.Entry() {
 		t.Fatal("the second publish fed the ended entry")
+	}
+}
+
+// A publisher that stops sending media but keeps its connection busy with
+// RTMP control messages (an encoder whose capture stalled, still
+// acknowledging and answering pings) feeds nobody: rtmp.read_timeout
+// counts from its last audio, video or data message, so its viewers end
+// rather than wait on a stream nobody feeds for as long as the
+// connection lives.
+func TestPublisherSendingNoMediaIsDropped(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = 500 * time.Millisecond
+	s.SetConfig(cfg)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if err := p.command(p.streamID, "publish", 0, nil, "quiet", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "publish"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish: %s, want NetStream.Publish.Start", code)
+	}
+	for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+		if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := s.pool.Subscribe("live/quiet", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	// From here on, a Window Acknowledgement Size every 50 ms, no media.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if p.write(2, 5, 0, []byte{0, 0x4c, 0x4b, 0x40}) != nil {
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the entry is %s 10 s after its publisher's last media, with rtmp.read_timeout 500ms",
+			sub.Entry().State())
+	}
+	const why = "no media for rtmp.read_timeout"
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), why) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), why) {
+		t.Fatalf("the publish's end is not logged as %q:\n%s", why, logs)
 	}
 }
