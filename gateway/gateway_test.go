@@ -959,3 +959,21 @@ func TestHeadOfAWaitedForStreamIsNotFound(t *testing.T) {
 		t.Fatalf("HEAD of a stream nobody publishes, with a viewer waiting for it: %d, want 404", resp.StatusCode)
 	}
 }
+
+func TestBearerToken(t *testing.T) {
+	for header, want := range map[string]string{
+		"Bearer t0ken":   "t0ken",
+		"bearer t0ken":   "t0ken",
+		"BEARER  t0ken":  "t0ken",
+		"Bearer":         "",
+		"Bearer ":        "",
+		"Basic dXNlcjpw": "",
+		"Bearert0ken":    "",
+		"":               "",
+	} {
+		got, ok := bearerToken(header)
+		if got != want || ok != (want != "") {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q", header, got, ok, want)
+		}
+	}
+}

@@ -296,10 +296,22 @@ func (g *Server) text(ctx *fasthttp.RequestCtx, status int, body string) {
 	g.metrics.response(status)
 }
 
+// bearerToken reads an Authorization header's Bearer token. The scheme's
+// name is case-insensitive (RFC 9110, 11.1): "bearer" and "BEARER" are
+// Bearer too.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
+}
+
 // serveAPI answers /api/v1/streams and /api/v1/streams/{app}/{stream}.
 func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 	if token := g.policy.Load().Auth.APIToken; token != "" {
-		got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+		got, ok := bearerToken(string(ctx.Request.Header.Peek("Authorization")))
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="flvgw"`)
 			g.fail(ctx, fasthttp.StatusUnauthorized, "auth", "bearer token required", nil)
