@@ -977,3 +977,50 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
+
+// A connection that sends nothing (a browser's speculative preconnect) is
+// closed after read_timeout without a refusal counted or logged: only a
+// request begun and not finished in time is refused (408, read_timeout).
+func TestIdleConnectionIsNoRefusal(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout = 200 * time.Millisecond
+	r := startRelay(t, cfg)
+	closedBy := func(send string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("%q: not closed by the server: %v", send, err)
+		}
+		return string(b)
+	}
+	refusals := func() float64 {
+		var m dto.Metric
+		if err := r.gw.metrics.refusals.WithLabelValues("read_timeout").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	closedBy("")
+	if n := refusals(); n != 0 {
+		t.Fatalf("a connection that sent nothing counted as %v read_timeout refusals, want 0", n)
+	}
+	if got := closedBy("GET /live/x.flv HTTP/1.1\r\nHost: x\r\n"); !strings.HasPrefix(got, "HTTP/1.1 408") {
+		t.Fatalf("a request not finished in time: %q, want 408", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for refusals() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := refusals(); n != 1 {
+		t.Fatalf("a request not finished in time counted as %v read_timeout refusals, want 1", n)
+	}
+}

@@ -82,6 +82,14 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.As(err, &small):
 		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large"
+	case errors.As(err, &netErr) && netErr.Timeout() && nothingRead(err):
+		// A connection that never began a request (a browser's
+		// speculative preconnect, a TCP check): answered 408 and closed,
+		// as fasthttp does, but no refusal of anyone's request.
+		ctx.Error("request not received in time\n", fasthttp.StatusRequestTimeout)
+		g.metrics.response(fasthttp.StatusRequestTimeout)
+		g.log.Debug("connection sent no request", "remote", ctx.RemoteAddr().String())
+		return
 	case errors.As(err, &netErr) && netErr.Timeout():
 		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request not received in time"
 	}
@@ -89,6 +97,15 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	g.metrics.response(status)
 	g.metrics.refusal(reason)
 	g.log.Info("request refused", "status", status, "remote", ctx.RemoteAddr().String(), "reason", msg, "error", err)
+}
+
+// nothingRead reports whether a read error fasthttp hands to requestError
+// came before a single byte of the request: fasthttp passes the
+// connection's own error on as it is then, and wraps it once bytes came
+// ("error when reading request headers: ...").
+func nothingRead(err error) bool {
+	_, ok := err.(*net.OpError)
+	return ok
 }
 
 // SetPolicy replaces the limits and auth for new requests (SIGHUP);
