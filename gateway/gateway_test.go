@@ -614,16 +614,7 @@ func TestOperatorEndpointsRefuseOtherMethods(t *testing.T) {
 		{http.MethodGet, "/metrics", http.StatusOK},
 		{http.MethodOptions, "/healthz", http.StatusOK}, // load balancers check with OPTIONS too
 	} {
-		req, err := http.NewRequest(tc.method, "http://"+r.httpAddr+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp := roundTrip(t, tc.method, "http://"+r.httpAddr+tc.path)
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
@@ -676,16 +667,7 @@ func TestHeadAppliesSignedURLsAndDrain(t *testing.T) {
 func TestStreamRefusalsAreNotCached(t *testing.T) {
 	r := startRelay(t, testConfig())
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		req, err := http.NewRequest(method, "http://"+r.httpAddr+"/live/notyet.flv", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp := roundTrip(t, method, "http://"+r.httpAddr+"/live/notyet.flv")
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
 			t.Errorf("%s of a stream not published: %d with Cache-Control %q, want 404 with no-store",
 				method, resp.StatusCode, resp.Header.Get("Cache-Control"))
@@ -1023,4 +1005,21 @@ func TestIdleConnectionIsNoRefusal(t *testing.T) {
 	if n := refusals(); n != 1 {
 		t.Fatalf("a request not finished in time counted as %v read_timeout refusals, want 1", n)
 	}
+}
+
+// roundTrip sends a request without a body and returns its response, the
+// body read and closed.
+func roundTrip(t *testing.T, method, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }

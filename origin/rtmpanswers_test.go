@@ -18,36 +18,46 @@ import (
 func fakeRTMPUpstream(t *testing.T, onPlay func(srv *rtmpPlayer, txn float64)) string {
 	t.Helper()
 	return serve(t, func(c net.Conn) {
-		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+		srv, txn, err := acceptPlay(c)
+		if err != nil {
 			return
 		}
-		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
-		for {
-			msg, err := srv.cr.next()
-			if err != nil {
-				return
-			}
-			if msg.typeID != msgCommandAMF0 {
-				continue
-			}
-			name, txn, _, err := decodeCommand(msg)
-			switch {
-			case err != nil:
-				return
-			case name == "connect":
-				err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
-			case name == "createStream":
-				err = srv.command(0, "_result", txn, nil, 1.0)
-			case name == "play":
-				onPlay(srv, txn)
-				_, _ = io.Copy(io.Discard, c) // until the pull hangs up
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
+		onPlay(srv, txn)
+		_, _ = io.Copy(io.Discard, c) // until the pull hangs up
 	})
+}
+
+// acceptPlay is an RTMP upstream's side of c up to a play: the handshake,
+// then connect and createStream answered, until play comes (its
+// transaction id is txn).
+func acceptPlay(c net.Conn) (srv *rtmpPlayer, txn float64, err error) {
+	if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+		return nil, 0, err
+	}
+	srv = &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+	for {
+		msg, err := srv.cr.next()
+		if err != nil {
+			return nil, 0, err
+		}
+		if msg.typeID != msgCommandAMF0 {
+			continue
+		}
+		name, txn, _, err := decodeCommand(msg)
+		switch {
+		case err != nil:
+			return nil, 0, err
+		case name == "connect":
+			err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
+		case name == "createStream":
+			err = srv.command(0, "_result", txn, nil, 1.0)
+		case name == "play":
+			return srv, txn, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+	}
 }
 
 // An RTMP upstream that refuses the play outright, with an _error answer

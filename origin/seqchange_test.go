@@ -60,11 +60,7 @@ func TestSkippingViewerGetsTheNewSequenceHeader(t *testing.T) {
 	pcfg := pool.DefaultConfig()
 	pcfg.BufferTags = 64
 	pcfg.MaxLag = 0 // skip only when out of the buffer
-	p, err := pool.New(pcfg, quiet(), NewResolver(ups, fastEdge(), quiet()).Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := newPullWith(t, pcfg, fastEdge(), ups...)
 	sub, err := p.Subscribe("live/x", false)
 	if err != nil {
 		t.Fatal(err)

@@ -108,11 +108,7 @@ func TestPullReconnectSplicesOnMediaClock(t *testing.T) {
 	ups := []Upstream{{Name: "up", URL: "http://" + up}}
 	pcfg := pool.DefaultConfig()
 	pcfg.ReconnectWindow = 10 * time.Second
-	p, err := pool.New(pcfg, quiet(), NewResolver(ups, fastEdge(), quiet()).Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := newPullWith(t, pcfg, fastEdge(), ups...)
 	sub, err := p.Subscribe("live/x", false)
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,24 @@ func awaitStatus(t *testing.T, p *rtmpPlayer, what string) string {
 	}
 }
 
+// rtmpClient connects to the origin at addr as a client (connect,
+// createStream done), with 60 s for all it does on the connection, which
+// the test's cleanup closes.
+func rtmpClient(t *testing.T, addr string) *rtmpPlayer {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	return p
+}
+
 // A publisher that deletes its stream (RTMP deleteStream, what an encoder
 // sends when it stops) has stopped publishing, also while it keeps its
 // connection: the entry's viewers end at once rather than at
@@ -47,16 +65,7 @@ func TestDeleteStreamEndsThePublish(t *testing.T) {
 	cfg.ReadTimeout = 10 * time.Minute // the connection itself stays
 	s.SetConfig(cfg)
 
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	p := rtmpClient(t, addr)
 	publishOn := func(streamID uint32, what string) {
 		t.Helper()
 		if err := p.command(streamID, "publish", 0, nil, "del", "live"); err != nil {
@@ -134,16 +143,7 @@ func TestPublisherSendingNoMediaIsDropped(t *testing.T) {
 	cfg.ReadTimeout = 500 * time.Millisecond
 	s.SetConfig(cfg)
 
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	p := rtmpClient(t, addr)
 	if err := p.command(p.streamID, "publish", 0, nil, "quiet", "live"); err != nil {
 		t.Fatal(err)
 	}

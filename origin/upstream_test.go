@@ -1,7 +1,6 @@
 package origin
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -74,10 +73,15 @@ func httpFLV(t *testing.T, status int) string {
 
 func newPull(t *testing.T, cfg EdgeConfig, ups ...Upstream) *pool.Pool {
 	t.Helper()
+	return newPullWith(t, pool.DefaultConfig(), cfg, ups...)
+}
+
+// newPullWith is newPull with a pool configured by pcfg.
+func newPullWith(t *testing.T, pcfg pool.Config, cfg EdgeConfig, ups ...Upstream) *pool.Pool {
+	t.Helper()
 	if err := ValidateUpstreams(ups); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := pool.DefaultConfig()
 	p, err := pool.New(pcfg, quiet(), NewResolver(ups, cfg, quiet()).Resolve)
 	if err != nil {
 		t.Fatal(err)
@@ -226,33 +230,10 @@ func TestLongPullAcknowledgesAndAnswersPings(t *testing.T) {
 	got := make(chan answers, 1)
 	finish := make(chan struct{})
 	up := serve(t, func(c net.Conn) {
-		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
-			return
-		}
 		dialed := time.Now()
-		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
-		for playing := false; !playing; {
-			msg, err := srv.cr.next()
-			if err != nil {
-				return
-			}
-			if msg.typeID != msgCommandAMF0 {
-				continue
-			}
-			name, txn, _, err := decodeCommand(msg)
-			switch {
-			case err != nil:
-				return
-			case name == "connect":
-				err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
-			case name == "createStream":
-				err = srv.command(0, "_result", txn, nil, 1.0)
-			case name == "play":
-				playing = true
-			}
-			if err != nil {
-				return
-			}
+		srv, _, err := acceptPlay(c)
+		if err != nil {
+			return
 		}
 		var (
 			mu sync.Mutex
