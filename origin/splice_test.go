@@ -109,16 +109,12 @@ func TestPullReconnectSplicesOnMediaClock(t *testing.T) {
 	pcfg := pool.DefaultConfig()
 	pcfg.ReconnectWindow = 10 * time.Second
 	p := newPullWith(t, pcfg, fastEdge(), ups...)
-	sub, err := p.Subscribe("live/x", false)
+	sub, err := subscribeReady(t, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := sub.Entry().WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	r := sub.NewReader()
 	var lastVideo uint32
 	cutDone := false

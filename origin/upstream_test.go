@@ -90,6 +90,20 @@ func newPullWith(t *testing.T, pcfg pool.Config, cfg EdgeConfig, ups ...Upstream
 	return p
 }
 
+// subscribeReady subscribes to live/x of p (closed at the test's
+// cleanup) and waits up to 10 s for it to be ready.
+func subscribeReady(t *testing.T, p *pool.Pool) (*pool.Subscription, error) {
+	t.Helper()
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return sub, sub.Entry().WaitReady(ctx)
+}
+
 func fastEdge() EdgeConfig {
 	return EdgeConfig{PullTimeout: 2 * time.Second, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 }
@@ -107,14 +121,7 @@ func TestFailoverAcrossBrokenUpstreams(t *testing.T) {
 		Upstream{Name: "early", URL: "http://" + early},
 		Upstream{Name: "good", URL: "http://" + good},
 	)
-	sub, err := p.Subscribe("live/x", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := sub.Entry().WaitReady(ctx); err != nil {
+	if _, err := subscribeReady(t, p); err != nil {
 		t.Fatalf("no stream after failover: %v", err)
 	}
 	snap, _ := p.Lookup("live/x")
@@ -342,14 +349,7 @@ func TestFailoverPastUpstreamThatIsNotFLV(t *testing.T) {
 		Upstream{Name: "html", URL: "http://" + html},
 		Upstream{Name: "good", URL: "http://" + good},
 	)
-	sub, err := p.Subscribe("live/x", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := sub.Entry().WaitReady(ctx); err != nil {
+	if _, err := subscribeReady(t, p); err != nil {
 		t.Fatalf("no stream from the second upstream: %v", err)
 	}
 	if snap, _ := p.Lookup("live/x"); !strings.HasPrefix(snap.Source, "good ") {
