@@ -273,20 +273,8 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 	prog.connected.Add(1)
 	defer prog.connected.Add(-1)
 	fr := bufio.NewReaderSize(body, 16*1024)
-	if _, err := fr.Peek(1); err == nil {
-		r.ttfb = time.Since(start)
-	}
-	var hdr [13]byte
-	if _, err := io.ReadFull(fr, hdr[:]); err != nil || string(hdr[:3]) != "FLV" {
-		r.malformed++
-		r.err = errors.New("no FLV header")
-		r.disconnected = ctx.Err() == nil
-		return r
-	}
-	r.bytes += 13
-	var th [11]byte
-	var last [2]uint32
-	var seen [2]bool
+	// The time without a tag runs from the response head: a server that
+	// answers and then sends nothing stalls its viewer too.
 	lastTag := time.Now()
 	defer func() {
 		if ctx.Err() != nil {
@@ -300,6 +288,27 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 			r.gap(max(0, end.Sub(lastTag)), lastTag.Sub(start), stall, prog)
 		}
 	}()
+	if _, err := fr.Peek(1); err == nil {
+		r.ttfb = time.Since(start)
+	}
+	var hdr [13]byte
+	if n, err := io.ReadFull(fr, hdr[:]); err != nil {
+		if ctx.Err() == nil { // the server ended the body before a header
+			r.disconnected = true
+			r.err = fmt.Errorf("FLV header: %d of 13 bytes: %w", n, err)
+		}
+		return r
+	}
+	if string(hdr[:3]) != "FLV" {
+		r.malformed++
+		r.err = errors.New("no FLV header")
+		r.disconnected = ctx.Err() == nil
+		return r
+	}
+	r.bytes += 13
+	var th [11]byte
+	var last [2]uint32
+	var seen [2]bool
 	for {
 		if _, err := io.ReadFull(fr, th[:]); err != nil {
 			r.disconnected = ctx.Err() == nil

@@ -109,3 +109,27 @@ func TestFlagBounds(t *testing.T) {
 		}
 	}
 }
+
+// A server that answers its headers and then sends nothing stalls its
+// viewer: no FLV header came, but none came malformed either. One that
+// answers and closes disconnects it.
+func TestBenchCountsAServerSilentAfterItsHeadersAsAStall(t *testing.T) {
+	url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+		untilClosed(c)
+	})
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 2 * time.Second, stall: 300 * time.Millisecond}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Connected != 1 || s.Malformed != 0 || s.Disconnects != 0 || s.Stalls != 1 || s.LongestGapMs <= 300 {
+		t.Fatalf("silent: summary %+v", s)
+	}
+
+	url = fakeServer(t, func(c net.Conn, _ *http.Request) {
+		_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	})
+	o.urls = []string{url + "/live/x.flv"}
+	s = bench(context.Background(), o, io.Discard)
+	if s.Connected != 1 || s.Malformed != 0 || s.Disconnects != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], "EOF") {
+		t.Fatalf("closed: summary %+v", s)
+	}
+}
