@@ -81,3 +81,13 @@ var (
 	avcInter = []byte{0x27, 1, 0, 0, 0, 4, 5, 6}
 	aacFrame = []byte{0xaf, 1, 9, 9, 9}
 )
+
+// serveFLV answers with a short FLV stream, close-delimited, and holds
+// the connection until the viewer closes it.
+func serveFLV(c net.Conn, _ *http.Request) {
+	_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	_, _ = c.Write(flvHead)
+	_, _ = c.Write(flvTag(9, 0, avcKey))
+	_, _ = c.Write(flvTag(8, 0, aacFrame))
+	untilClosed(c)
+}

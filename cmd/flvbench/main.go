@@ -239,37 +239,47 @@ func bench(ctx context.Context, o options, stderr io.Writer) Summary {
 	return s
 }
 
+// maxRedirects is how many redirects a viewer follows to its stream.
+const maxRedirects = 5
+
 // view plays u until ctx ends, parsing every tag.
-func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r viewerResult) {
+func view(ctx context.Context, rawURL string, stall time.Duration, prog *progress) (r viewerResult) {
 	start := time.Now()
-	parsed, _ := url.Parse(u)
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", parsed.Host)
-	if err != nil {
-		prog.failed.Add(1)
-		r.err = err
-		return r
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	path := parsed.RequestURI()
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: flvbench\r\n\r\n", path, parsed.Host); err != nil {
-		r.err = err
-		prog.failed.Add(1)
-		return r
-	}
-	br := bufio.NewReaderSize(conn, 16*1024)
-	body, status, err := readHead(br)
-	r.status = status
-	if err != nil || status != 200 {
-		if err == nil {
-			err = fmt.Errorf("HTTP %d", status)
+	u, _ := url.Parse(rawURL)
+	var resp response
+	for redirects := 0; ; redirects++ {
+		var err error
+		resp, err = get(ctx, u)
+		r.status = resp.status
+		if err == nil && resp.status != 200 {
+			resp.close()
+			err = fmt.Errorf("HTTP %d", resp.status)
+			switch resp.status {
+			case 301, 302, 303, 307, 308:
+				if resp.location == "" {
+					break
+				}
+				next, perr := u.Parse(resp.location)
+				switch {
+				case perr != nil || next.Scheme != "http" || next.Host == "":
+					err = fmt.Errorf("%w to %q: flvbench follows http:// only", err, resp.location)
+				case redirects == maxRedirects:
+					err = fmt.Errorf("%w after %d redirects", err, maxRedirects)
+				default:
+					u = next
+					continue
+				}
+			}
 		}
-		r.err = err
-		prog.failed.Add(1)
-		return r
+		if err != nil {
+			r.err = err
+			prog.failed.Add(1)
+			return r
+		}
+		break
 	}
+	defer resp.close()
+	body := resp.body
 	prog.connected.Add(1)
 	defer prog.connected.Add(-1)
 	fr := bufio.NewReaderSize(body, 16*1024)
@@ -369,35 +379,76 @@ func view(ctx context.Context, u string, stall time.Duration, prog *progress) (r
 	}
 }
 
-// readHead reads the response head and returns a reader for the body
-// (de-chunked if chunked).
-func readHead(br *bufio.Reader) (io.Reader, int, error) {
+// response is a response head, with its body to read and a close for
+// its connection.
+type response struct {
+	status   int
+	location string
+	body     io.Reader
+	close    func()
+}
+
+// get sends a GET for u on a new connection, which ctx's end closes, and
+// reads the response head. Unless it fails, the caller calls close.
+func get(ctx context.Context, u *url.URL) (response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return response{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	closeConn := func() {
+		stop()
+		_ = conn.Close()
+	}
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: flvbench\r\n\r\n", u.RequestURI(), u.Host); err != nil {
+		closeConn()
+		return response{}, err
+	}
+	resp, err := readHead(bufio.NewReaderSize(conn, 16*1024))
+	if err != nil {
+		closeConn()
+		return resp, err
+	}
+	resp.close = closeConn
+	return resp, nil
+}
+
+// readHead reads the response head and returns its status, Location and
+// a reader for the body (de-chunked if chunked).
+func readHead(br *bufio.Reader) (response, error) {
+	var resp response
 	line, err := br.ReadString('\n')
 	if err != nil {
-		return nil, 0, err
+		return resp, err
 	}
-	var status int
-	if _, err := fmt.Sscanf(line, "HTTP/1.%d %d", new(int), &status); err != nil {
-		return nil, 0, fmt.Errorf("status line %q", line)
+	if _, err := fmt.Sscanf(line, "HTTP/1.%d %d", new(int), &resp.status); err != nil {
+		return resp, fmt.Errorf("status line %q", line)
 	}
 	chunked := false
 	for {
 		h, err := br.ReadString('\n')
 		if err != nil {
-			return nil, status, err
+			return resp, err
 		}
 		h = strings.TrimSpace(h)
 		if h == "" {
 			break
 		}
-		if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked") {
+		k, v, ok := strings.Cut(h, ":")
+		switch {
+		case !ok:
+		case strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked"):
 			chunked = true
+		case strings.EqualFold(k, "Location"):
+			resp.location = strings.TrimSpace(v)
 		}
 	}
+	resp.body = br
 	if chunked {
-		return &chunkedReader{r: br}, status, nil
+		resp.body = &chunkedReader{r: br}
 	}
-	return br, status, nil
+	return resp, nil
 }
 
 // chunkedReader decodes HTTP/1.1 chunked encoding without allocating.

@@ -133,3 +133,35 @@ func TestBenchCountsAServerSilentAfterItsHeadersAsAStall(t *testing.T) {
 		t.Fatalf("closed: summary %+v", s)
 	}
 }
+
+// A server that redirects to its stream (as SRS and CDNs do) is followed,
+// to a path on itself or to another server, and the viewer plays.
+func TestBenchFollowsRedirects(t *testing.T) {
+	other := fakeServer(t, serveFLV)
+	url := ""
+	url = fakeServer(t, func(c net.Conn, req *http.Request) {
+		switch req.URL.Path {
+		case "/live/here.flv":
+			_, _ = io.WriteString(c, "HTTP/1.1 302 Found\r\nLocation: /real/x.flv?token=1\r\nContent-Length: 0\r\n\r\n")
+		case "/live/there.flv":
+			_, _ = io.WriteString(c, "HTTP/1.1 307 Temporary Redirect\r\nlocation: "+other+"/real/y.flv\r\nContent-Length: 0\r\n\r\n")
+		case "/live/loop.flv":
+			_, _ = io.WriteString(c, "HTTP/1.1 302 Found\r\nLocation: "+url+"/live/loop.flv\r\nContent-Length: 0\r\n\r\n")
+		case "/real/x.flv":
+			serveFLV(c, req)
+		default:
+			_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	o := options{urls: []string{url + "/live/here.flv", url + "/live/there.flv"}, viewers: 2, duration: time.Second, stall: 5 * time.Second}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Connected != 2 || s.Failed != 0 || s.Tags != 4 || s.TTFKms[0] <= 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	// A redirect that loops ends in a failure that says so.
+	o = options{urls: []string{url + "/live/loop.flv"}, viewers: 1, duration: time.Second, stall: 5 * time.Second}
+	s = bench(context.Background(), o, io.Discard)
+	if s.Connected != 0 || s.Failed != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], "redirects") {
+		t.Fatalf("loop: summary %+v", s)
+	}
+}
