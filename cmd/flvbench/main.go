@@ -391,8 +391,12 @@ type response struct {
 // get sends a GET for u on a new connection, which ctx's end closes, and
 // reads the response head. Unless it fails, the caller calls close.
 func get(ctx context.Context, u *url.URL) (response, error) {
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return response{}, err
 	}

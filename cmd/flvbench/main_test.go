@@ -165,3 +165,29 @@ func TestBenchFollowsRedirects(t *testing.T) {
 		t.Fatalf("loop: summary %+v", s)
 	}
 }
+
+// A URL without a port is on port 80, as in any HTTP client.
+func TestBenchDialsPort80WhenTheURLHasNoPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:80")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.1:80 here: %v", err)
+	}
+	hosts := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts <- r.Host
+		_, _ = w.Write(flvHead)
+		_, _ = w.Write(flvTag(9, 0, avcKey))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	o := options{urls: []string{"http://127.0.0.1/live/x.flv"}, viewers: 1, duration: time.Second, stall: 5 * time.Second}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Connected != 1 || s.Tags != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	if h := <-hosts; h != "127.0.0.1" {
+		t.Fatalf("Host: %q", h)
+	}
+}
