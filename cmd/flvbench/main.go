@@ -106,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // viewerResult is what one viewer saw.
 type viewerResult struct {
+	started      bool // false: the run ended before the ramp started it
 	status       int
 	err          error
 	ttfb         time.Duration // request to first body byte
@@ -141,6 +142,7 @@ const joinWindow = 5 * time.Second
 // Summary is the report of a run.
 type Summary struct {
 	Viewers       int        `json:"viewers"`
+	Started       int        `json:"started"` // viewers the ramp started before the run ended
 	Connected     int        `json:"connected"`
 	Failed        int        `json:"failed"`
 	DurationSec   float64    `json:"duration_seconds"`
@@ -161,7 +163,7 @@ type Summary struct {
 }
 
 func (s Summary) print(w io.Writer) {
-	fmt.Fprintf(w, "%-28s %d (%d connected, %d failed)\n", "viewers", s.Viewers, s.Connected, s.Failed)
+	fmt.Fprintf(w, "%-28s %d (%d started: %d connected, %d failed)\n", "viewers", s.Viewers, s.Started, s.Connected, s.Failed)
 	fmt.Fprintf(w, "%-28s %.1f s\n", "duration", s.DurationSec)
 	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "time to first byte p50/95/99", s.TTFBms[0], s.TTFBms[1], s.TTFBms[2])
 	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "first keyframe p50/95/99", s.TTFKms[0], s.TTFKms[1], s.TTFKms[2])
@@ -245,6 +247,7 @@ const maxRedirects = 5
 // view plays u until ctx ends, parsing every tag.
 func view(ctx context.Context, rawURL string, stall time.Duration, prog *progress) (r viewerResult) {
 	start := time.Now()
+	r.started = true
 	u, _ := url.Parse(rawURL)
 	var resp response
 	for redirects := 0; ; redirects++ {
@@ -509,6 +512,10 @@ func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
 	var ttfb, ttfk []float64
 	errs := map[string]int{}
 	for _, r := range rs {
+		if !r.started {
+			continue
+		}
+		s.Started++
 		if r.status != 200 {
 			s.Failed++
 			if r.err != nil {

@@ -191,3 +191,19 @@ func TestBenchDialsPort80WhenTheURLHasNoPort(t *testing.T) {
 		t.Fatalf("Host: %q", h)
 	}
 }
+
+// Viewers the ramp had not started when the run ended are not failures.
+func TestBenchDoesNotCountUnstartedViewersAsFailed(t *testing.T) {
+	url := fakeServer(t, serveFLV)
+	// One viewer every 10 s, for 1.5 s: one starts.
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 3, ramp: 0.1, duration: 1500 * time.Millisecond, stall: 5 * time.Second}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Viewers != 3 || s.Started != 1 || s.Connected != 1 || s.Failed != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	var out strings.Builder
+	s.print(&out)
+	if want := "3 (1 started: 1 connected, 0 failed)"; !strings.Contains(out.String(), want) {
+		t.Fatalf("summary printed without %q:\n%s", want, out.String())
+	}
+}
