@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -432,7 +433,7 @@ func readHead(br *bufio.Reader) (response, error) {
 	if _, err := fmt.Sscanf(line, "HTTP/1.%d %d", new(int), &resp.status); err != nil {
 		return resp, fmt.Errorf("status line %q", line)
 	}
-	chunked := false
+	chunked, length := false, int64(-1)
 	for {
 		h, err := br.ReadString('\n')
 		if err != nil {
@@ -447,13 +448,21 @@ func readHead(br *bufio.Reader) (response, error) {
 		case !ok:
 		case strings.EqualFold(k, "Transfer-Encoding") && strings.Contains(strings.ToLower(v), "chunked"):
 			chunked = true
+		case strings.EqualFold(k, "Content-Length"):
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n >= 0 {
+				length = n
+			}
 		case strings.EqualFold(k, "Location"):
 			resp.location = strings.TrimSpace(v)
 		}
 	}
-	resp.body = br
-	if chunked {
+	switch {
+	case chunked:
 		resp.body = &chunkedReader{r: br}
+	case length >= 0: // a body of known length, on a connection kept open after it
+		resp.body = io.LimitReader(br, length)
+	default: // close-delimited
+		resp.body = br
 	}
 	return resp, nil
 }

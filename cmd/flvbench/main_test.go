@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -205,5 +206,21 @@ func TestBenchDoesNotCountUnstartedViewersAsFailed(t *testing.T) {
 	s.print(&out)
 	if want := "3 (1 started: 1 connected, 0 failed)"; !strings.Contains(out.String(), want) {
 		t.Fatalf("summary printed without %q:\n%s", want, out.String())
+	}
+}
+
+// A body with a Content-Length ends there, though the server keeps the
+// connection open for another request: the stream ended.
+func TestBenchEndsABodyAtItsContentLength(t *testing.T) {
+	body := slices.Concat(flvHead, flvTag(9, 0, avcKey), flvTag(8, 0, aacFrame))
+	url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+		_, _ = fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\ncontent-length: %d\r\n\r\n", len(body))
+		_, _ = c.Write(body)
+		untilClosed(c)
+	})
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 1500 * time.Millisecond, stall: 500 * time.Millisecond}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Connected != 1 || s.Tags != 2 || s.Malformed != 0 || s.Disconnects != 1 || s.Stalls != 0 {
+		t.Fatalf("summary %+v", s)
 	}
 }
