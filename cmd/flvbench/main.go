@@ -242,6 +242,10 @@ func bench(ctx context.Context, o options, stderr io.Writer) Summary {
 	return s
 }
 
+// errEnded is a body that ended between two tags: the server ended the
+// stream, as against cutting it.
+var errEnded = errors.New("stream ended by the server between two tags")
+
 // maxRedirects is how many redirects a viewer follows to its stream.
 const maxRedirects = 5
 
@@ -320,16 +324,23 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 		return r
 	}
 	r.bytes += 13
+	// ended records why the body ended before the run did.
+	ended := func(err error) viewerResult {
+		if ctx.Err() == nil {
+			r.disconnected = true
+			r.err = err
+		}
+		return r
+	}
 	var th [11]byte
 	var last [2]uint32
 	var seen [2]bool
 	for {
-		if _, err := io.ReadFull(fr, th[:]); err != nil {
-			r.disconnected = ctx.Err() == nil
-			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
-				r.err = err
+		if n, err := io.ReadFull(fr, th[:]); err != nil {
+			if n == 0 && errors.Is(err, io.EOF) {
+				return ended(errEnded)
 			}
-			return r
+			return ended(fmt.Errorf("tag header: %w", cut(err)))
 		}
 		typ := th[0]
 		size := int(th[1])<<16 | int(th[2])<<8 | int(th[3])
@@ -342,8 +353,7 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 		}
 		first, err := fr.Peek(2)
 		if err != nil {
-			r.disconnected = ctx.Err() == nil
-			return r
+			return ended(fmt.Errorf("tag body: %w", cut(err)))
 		}
 		key := typ == 9 && first[0]>>4 == 1 && !(first[0]&0x0f == 7 && first[1] == 0)
 		if r.ttfk == 0 && (key || (typ == 8 && !(first[0]>>4 == 10 && first[1] == 0) && !seen[1])) {
@@ -352,13 +362,11 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 			}
 		}
 		if _, err := fr.Discard(size); err != nil {
-			r.disconnected = ctx.Err() == nil
-			return r
+			return ended(fmt.Errorf("tag body: %w", cut(err)))
 		}
 		var prev [4]byte
 		if _, err := io.ReadFull(fr, prev[:]); err != nil {
-			r.disconnected = ctx.Err() == nil
-			return r
+			return ended(fmt.Errorf("PreviousTagSize: %w", cut(err)))
 		}
 		if int(binary.BigEndian.Uint32(prev[:])) != size+11 {
 			r.malformed++
@@ -460,7 +468,7 @@ func readHead(br *bufio.Reader) (response, error) {
 	case chunked:
 		resp.body = &chunkedReader{r: br}
 	case length >= 0: // a body of known length, on a connection kept open after it
-		resp.body = io.LimitReader(br, length)
+		resp.body = &lengthReader{r: br, left: length}
 	default: // close-delimited
 		resp.body = br
 	}
@@ -481,9 +489,11 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	for c.left == 0 {
 		line, err := c.r.ReadSlice('\n')
 		if err != nil {
-			return 0, err
+			return 0, cut(err)
 		}
 		var n int64
+		digits := 0
+	size:
 		for _, b := range line {
 			switch {
 			case b >= '0' && b <= '9':
@@ -492,12 +502,15 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 				n = n<<4 | int64(b-'a'+10)
 			case b >= 'A' && b <= 'F':
 				n = n<<4 | int64(b-'A'+10)
-			default:
-				goto parsed
+			default: // the end of the line, or a chunk extension
+				break size
 			}
+			digits++
 		}
-	parsed:
-		if n == 0 {
+		switch {
+		case digits == 0 || digits > 15:
+			return 0, fmt.Errorf("chunk size line %q", line)
+		case n == 0: // the last chunk: the body ended here
 			c.done = true
 			return 0, io.EOF
 		}
@@ -508,12 +521,46 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
-	if c.left == 0 && err == nil {
+	if err != nil {
+		return n, cut(err)
+	}
+	if c.left == 0 {
 		if _, err := c.r.Discard(2); err != nil {
-			return n, err
+			return n, cut(err)
 		}
 	}
-	return n, err
+	return n, nil
+}
+
+// cut turns the end of a connection where the body had more to come into
+// io.ErrUnexpectedEOF.
+func cut(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// lengthReader reads a body of known length, which ends after it even
+// on a connection kept open for another request.
+type lengthReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *lengthReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if err != nil {
+		return n, cut(err)
+	}
+	return n, nil
 }
 
 func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {

@@ -224,3 +224,31 @@ func TestBenchEndsABodyAtItsContentLength(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 }
+
+// A server that ends the stream between two tags (the last chunk of a
+// chunked body, the close of a close-delimited one, the end of a
+// Content-Length) disconnects its viewer cleanly; one that stops inside
+// a tag, or closes a chunked or Content-Length body short, disconnects it
+// with an error, and the summary tells the two apart.
+func TestBenchTellsACleanEndFromACutOne(t *testing.T) {
+	full := slices.Concat(flvHead, flvTag(9, 0, avcKey), flvTag(8, 0, aacFrame))
+	cut := slices.Concat(full, flvTag(9, 40, avcInter)[:15])
+	chunk := func(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n", len(b), b) }
+	for _, tc := range []struct {
+		name, resp, err string
+	}{
+		{"close-delimited, clean", "HTTP/1.0 200 OK\r\n\r\n" + string(full), "stream ended"},
+		{"close-delimited, inside a tag", "HTTP/1.0 200 OK\r\n\r\n" + string(cut), "unexpected EOF"},
+		{"chunked, clean", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(full) + "0\r\n\r\n", "stream ended"},
+		{"chunked, no last chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(full), "unexpected EOF"},
+		{"chunked, inside a chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(full) + "100\r\n" + string(cut[len(full):]), "unexpected EOF"},
+		{"Content-Length, short", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(full)+100, full), "unexpected EOF"},
+	} {
+		url := fakeServer(t, func(c net.Conn, _ *http.Request) { _, _ = io.WriteString(c, tc.resp) })
+		o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
+		s := bench(context.Background(), o, io.Discard)
+		if s.Connected != 1 || s.Tags != 2 || s.Malformed != 0 || s.Disconnects != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], tc.err) {
+			t.Errorf("%s: summary %+v", tc.name, s)
+		}
+	}
+}
