@@ -355,7 +355,7 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 		if err != nil {
 			return ended(fmt.Errorf("tag body: %w", cut(err)))
 		}
-		key := typ == 9 && first[0]>>4 == 1 && !(first[0]&0x0f == 7 && first[1] == 0)
+		key := typ == 9 && keyframe(first[0], first[1])
 		if r.ttfk == 0 && (key || (typ == 8 && !(first[0]>>4 == 10 && first[1] == 0) && !seen[1])) {
 			if key || time.Since(start) > 2*time.Second { // audio-only streams
 				r.ttfk = time.Since(start)
@@ -389,6 +389,24 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 		r.tags++
 		prog.bytes.Add(n)
 	}
+}
+
+// keyframe says whether a video tag whose body begins with b0, b1 is a
+// keyframe with a picture: legacy FLV (AVC and HEVC, codec ids 7 and 12,
+// with their packet type in b1) or enhanced RTMP (IsExHeader, its packet
+// type in b0), not a sequence header or end.
+func keyframe(b0, b1 byte) bool {
+	if (b0>>4)&0x07 != 1 {
+		return false
+	}
+	if b0&0x80 != 0 { // enhanced RTMP: CodedFrames or CodedFramesX
+		pt := b0 & 0x0f
+		return pt == 1 || pt == 3
+	}
+	if id := b0 & 0x0f; id == 7 || id == 12 {
+		return b1 == 1
+	}
+	return true
 }
 
 // response is a response head, with its body to read and a close for

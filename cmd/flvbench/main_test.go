@@ -252,3 +252,32 @@ func TestBenchTellsACleanEndFromACutOne(t *testing.T) {
 		}
 	}
 }
+
+// The first keyframe of HEVC, by the enhanced-RTMP header (as flvgw
+// relays it) or by the legacy codec id 12, is found, and a sequence
+// header is not one.
+func TestBenchFindsHEVCKeyframes(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name          string
+		seq, key, gop []byte
+	}{
+		{"AVC", []byte{0x17, 0, 0, 0, 0, 1}, avcKey, avcInter},
+		{"enhanced RTMP hvc1", []byte{0x90, 'h', 'v', 'c', '1', 1}, []byte{0x91, 'h', 'v', 'c', '1', 0, 0, 0, 9}, []byte{0xa1, 'h', 'v', 'c', '1', 0, 0, 0, 9}},
+		{"enhanced RTMP hvc1, no composition time", []byte{0x90, 'h', 'v', 'c', '1', 1}, []byte{0x93, 'h', 'v', 'c', '1', 9}, []byte{0xa3, 'h', 'v', 'c', '1', 9}},
+		{"legacy HEVC id 12", []byte{0x1c, 0, 0, 0, 0, 1}, []byte{0x1c, 1, 0, 0, 0, 9}, []byte{0x2c, 1, 0, 0, 0, 9}},
+	} {
+		url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+			_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\n")
+			_, _ = c.Write(slices.Concat(flvHead, flvTag(9, 0, tc.seq), flvTag(8, 0, aacFrame), flvTag(9, 40, tc.gop)))
+			time.Sleep(wait)
+			_, _ = c.Write(flvTag(9, 80, tc.key))
+			untilClosed(c)
+		})
+		o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: wait + 2*time.Second, stall: 5 * time.Second}
+		s := bench(context.Background(), o, io.Discard)
+		if s.Connected != 1 || s.Tags != 4 || s.TTFKms[0] < float64(wait.Milliseconds()) {
+			t.Errorf("%s: summary %+v", tc.name, s)
+		}
+	}
+}
