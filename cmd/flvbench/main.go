@@ -70,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags after it were not read): give URLs with -url", fs.Arg(0))
+	}
 	o.urls = strings.Split(*urls, ",")
 	for _, u := range o.urls {
 		if p, err := url.Parse(u); err != nil || p.Scheme != "http" || p.Host == "" {

@@ -104,7 +104,10 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestFlagBounds(t *testing.T) {
-	for _, args := range [][]string{{"-n", "0"}, {"-n", "20001"}, {"-d", "2h"}, {"-url", "ftp://x/y.flv"}} {
+	for _, args := range [][]string{{"-n", "0"}, {"-n", "20001"}, {"-d", "2h"}, {"-url", "ftp://x/y.flv"},
+		// A URL without -url, which would stop the flags there and
+		// leave the default URL to run against.
+		{"-d", "1ms", "-progress", "0", "http://127.0.0.1:1/live/x.flv", "-n", "1"}} {
 		if err := run(args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
