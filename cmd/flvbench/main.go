@@ -261,7 +261,14 @@ func view(ctx context.Context, rawURL string, stall time.Duration, prog *progres
 	for redirects := 0; ; redirects++ {
 		var err error
 		resp, err = get(ctx, u)
-		r.status = resp.status
+		if err != nil && ctx.Err() != nil {
+			// The run ended while the viewer waited for its response
+			// (the error would be the closed connection's, one per port).
+			err = fmt.Errorf("no response before the run ended: %w", ctx.Err())
+		}
+		if err == nil { // a whole response head: its status decides
+			r.status = resp.status
+		}
 		if err == nil && resp.status != 200 {
 			resp.close()
 			err = fmt.Errorf("HTTP %d", resp.status)

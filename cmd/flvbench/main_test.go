@@ -284,3 +284,17 @@ func TestBenchFindsHEVCKeyframes(t *testing.T) {
 		}
 	}
 }
+
+// A viewer whose response head never ends (a status line, then nothing
+// until the run ends) failed: it never connected to a stream.
+func TestBenchCountsAnUnfinishedResponseHeadAsFailed(t *testing.T) {
+	url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n")
+		untilClosed(c)
+	})
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: time.Second, stall: 5 * time.Second}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Connected != 0 || s.Failed != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], "no response before the run ended") {
+		t.Fatalf("summary %+v", s)
+	}
+}
