@@ -84,6 +84,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-n must be 1..%d", maxViewers)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return fmt.Errorf("-d must be in (0, %s]", maxDuration)
+	case o.ramp != 0 && !(o.ramp >= 1/maxDuration.Seconds()): // NaN too
+		return fmt.Errorf("-ramp must be 0 (all at once) or at least one viewer per %s", maxDuration)
+	case o.stall <= 0:
+		return errors.New("-stall must be more than 0")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -107,7 +107,12 @@ func TestFlagBounds(t *testing.T) {
 	for _, args := range [][]string{{"-n", "0"}, {"-n", "20001"}, {"-d", "2h"}, {"-url", "ftp://x/y.flv"},
 		// A URL without -url, which would stop the flags there and
 		// leave the default URL to run against.
-		{"-d", "1ms", "-progress", "0", "http://127.0.0.1:1/live/x.flv", "-n", "1"}} {
+		{"-d", "1ms", "-progress", "0", "http://127.0.0.1:1/live/x.flv", "-n", "1"},
+		// A ramp or stall threshold that means nothing.
+		{"-url", "http://127.0.0.1:1/x.flv", "-n", "1", "-d", "1ms", "-progress", "0", "-ramp", "-10"},
+		{"-url", "http://127.0.0.1:1/x.flv", "-n", "1", "-d", "1ms", "-progress", "0", "-ramp", "NaN"},
+		{"-url", "http://127.0.0.1:1/x.flv", "-n", "2", "-d", "1ms", "-progress", "0", "-ramp", "1e-300"},
+		{"-url", "http://127.0.0.1:1/x.flv", "-n", "1", "-d", "1ms", "-progress", "0", "-stall", "0s"}} {
 		if err := run(args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
