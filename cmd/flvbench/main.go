@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
@@ -156,6 +158,7 @@ type Summary struct {
 	DurationSec   float64    `json:"duration_seconds"`
 	TTFBms        [3]float64 `json:"ttfb_ms_p50_p95_p99"`
 	TTFKms        [3]float64 `json:"first_keyframe_ms_p50_p95_p99"`
+	NoKeyframe    int        `json:"no_keyframe"` // connected viewers that got no keyframe (left out of TTFKms)
 	MbpsPerViewer float64    `json:"mbps_per_viewer"`
 	MbpsTotal     float64    `json:"mbps_total"`
 	BytesTotal    int64      `json:"bytes_total"`
@@ -174,7 +177,7 @@ func (s Summary) print(w io.Writer) {
 	fmt.Fprintf(w, "%-28s %d (%d started: %d connected, %d failed)\n", "viewers", s.Viewers, s.Started, s.Connected, s.Failed)
 	fmt.Fprintf(w, "%-28s %.1f s\n", "duration", s.DurationSec)
 	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "time to first byte p50/95/99", s.TTFBms[0], s.TTFBms[1], s.TTFBms[2])
-	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms\n", "first keyframe p50/95/99", s.TTFKms[0], s.TTFKms[1], s.TTFKms[2])
+	fmt.Fprintf(w, "%-28s %.1f / %.1f / %.1f ms (%d viewers got none)\n", "first keyframe p50/95/99", s.TTFKms[0], s.TTFKms[1], s.TTFKms[2], s.NoKeyframe)
 	fmt.Fprintf(w, "%-28s %.3f Mbps per viewer, %.1f Mbps in all\n", "received", s.MbpsPerViewer, s.MbpsTotal)
 	fmt.Fprintf(w, "%-28s %d tags, %d bytes\n", "parsed", s.Tags, s.BytesTotal)
 	fmt.Fprintf(w, "%-28s %d\n", "malformed tags", s.Malformed)
@@ -595,6 +598,9 @@ func (l *lengthReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// maxErrors is how many kinds of error a summary lists.
+const maxErrors = 10
+
 func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
 	s := Summary{Viewers: viewers, DurationSec: elapsed.Seconds()}
 	var ttfb, ttfk []float64
@@ -630,6 +636,8 @@ func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
 		}
 		if r.ttfk > 0 {
 			ttfk = append(ttfk, float64(r.ttfk.Microseconds())/1000)
+		} else {
+			s.NoKeyframe++
 		}
 	}
 	s.TTFBms = percentiles(ttfb)
@@ -638,12 +646,20 @@ func summarize(rs []viewerResult, elapsed time.Duration, viewers int) Summary {
 		s.MbpsTotal = float64(s.BytesTotal) * 8 / elapsed.Seconds() / 1e6
 		s.MbpsPerViewer = s.MbpsTotal / float64(s.Connected)
 	}
-	for e, n := range errs {
-		if len(s.Errors) < 10 {
-			s.Errors = append(s.Errors, fmt.Sprintf("%dx %s", n, e))
+	// The most frequent errors first (then by text), at most maxErrors.
+	kinds := slices.Collect(maps.Keys(errs))
+	slices.SortFunc(kinds, func(a, b string) int {
+		if c := cmp.Compare(errs[b], errs[a]); c != 0 {
+			return c
 		}
+		return strings.Compare(a, b)
+	})
+	for _, e := range kinds[:min(len(kinds), maxErrors)] {
+		s.Errors = append(s.Errors, fmt.Sprintf("%dx %s", errs[e], e))
 	}
-	slices.Sort(s.Errors)
+	if len(kinds) > maxErrors {
+		s.Errors = append(s.Errors, fmt.Sprintf("and %d kinds of error more", len(kinds)-maxErrors))
+	}
 	return s
 }
 

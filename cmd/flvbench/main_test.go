@@ -303,3 +303,29 @@ func TestBenchCountsAnUnfinishedResponseHeadAsFailed(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 }
+
+// The summary says how many connected viewers got no keyframe (they are
+// not in the first-keyframe percentiles), and lists the most frequent
+// kinds of error first, the same ones in every run, with how many more
+// kinds there were.
+func TestSummaryCountsViewersWithoutKeyframeAndRanksErrors(t *testing.T) {
+	var rs []viewerResult
+	for kind := range 12 {
+		for range kind + 1 { // error kind k occurs k+1 times
+			rs = append(rs, viewerResult{started: true, status: 503, err: fmt.Errorf("error %02d", kind)})
+		}
+	}
+	rs = append(rs,
+		viewerResult{started: true, status: 200, ttfk: 40 * time.Millisecond},
+		viewerResult{started: true, status: 200}, // never a keyframe
+	)
+	s := summarize(rs, time.Second, len(rs))
+	if s.NoKeyframe != 1 || s.TTFKms != [3]float64{40, 40, 40} {
+		t.Fatalf("no keyframe %d, first keyframe %v; want 1 and 40 ms", s.NoKeyframe, s.TTFKms)
+	}
+	want := []string{"12x error 11", "11x error 10", "10x error 09", "9x error 08", "8x error 07",
+		"7x error 06", "6x error 05", "5x error 04", "4x error 03", "3x error 02", "and 2 kinds of error more"}
+	if !slices.Equal(s.Errors, want) {
+		t.Fatalf("errors %q,\nwant %q", s.Errors, want)
+	}
+}
