@@ -469,7 +469,8 @@ func get(ctx context.Context, u *url.URL) (response, error) {
 // a reader for the body (de-chunked if chunked).
 func readHead(br *bufio.Reader) (response, error) {
 	var resp response
-	line, err := br.ReadString('\n')
+	left := maxHead
+	line, err := headLine(br, &left)
 	if err != nil {
 		return resp, err
 	}
@@ -478,7 +479,7 @@ func readHead(br *bufio.Reader) (response, error) {
 	}
 	chunked, length := false, int64(-1)
 	for {
-		h, err := br.ReadString('\n')
+		h, err := headLine(br, &left)
 		if err != nil {
 			return resp, err
 		}
@@ -508,6 +509,28 @@ func readHead(br *bufio.Reader) (response, error) {
 		resp.body = br
 	}
 	return resp, nil
+}
+
+// maxHead bounds a response head: a server that sends an endless header
+// (line) fails its viewer instead of growing its memory.
+const maxHead = 64 << 10
+
+// errHeadTooLong: a response head over maxHead, or a line of it over the
+// read buffer.
+var errHeadTooLong = errors.New("response head over 64 KiB, or a line of it over 16 KiB")
+
+// headLine reads one line of a response head, of the *left bytes the head
+// may still take.
+func headLine(br *bufio.Reader, left *int) (string, error) {
+	line, err := br.ReadSlice('\n')
+	*left -= len(line)
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull), *left < 0:
+		return "", errHeadTooLong
+	case err != nil:
+		return "", err
+	}
+	return string(line), nil
 }
 
 // chunkedReader decodes HTTP/1.1 chunked encoding without allocating.

@@ -329,3 +329,25 @@ func TestSummaryCountsViewersWithoutKeyframeAndRanksErrors(t *testing.T) {
 		t.Fatalf("errors %q,\nwant %q", s.Errors, want)
 	}
 }
+
+// A response head without end (an endless header line, or header lines
+// without end) fails its viewer at a bound instead of growing flvbench's
+// memory until the run ends.
+func TestBenchBoundsTheResponseHead(t *testing.T) {
+	for name, line := range map[string]string{
+		"endless line":  "X-Pad: " + strings.Repeat("a", 1<<20),
+		"endless lines": strings.Repeat("X-Pad: aaaaaaaaaaaaaaaa\r\n", 1<<15),
+	} {
+		t.Run(name, func(t *testing.T) {
+			url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n"+line)
+				untilClosed(c)
+			})
+			o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
+			s := bench(context.Background(), o, io.Discard)
+			if s.Failed != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], errHeadTooLong.Error()) {
+				t.Fatalf("summary %+v", s)
+			}
+		})
+	}
+}
