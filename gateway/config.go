@@ -117,6 +117,11 @@ type Config struct {
 	// Empty: X-Forwarded-For is ignored, the client is the connection's
 	// peer.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ProxyProtocol: the HTTP and HTTPS listeners are behind a TCP load
+	// balancer that begins each connection with a PROXY protocol header
+	// (v1 or v2) naming the client, who is then the connection's peer.
+	// Every connection must begin with one.
+	ProxyProtocol bool `toml:"proxy_protocol"`
 	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
 	// goroutine dumps; keep it off on a public listener).
 	Pprof bool `toml:"pprof"`

@@ -82,7 +82,7 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		// its own, so fasthttp gets its request context and read buffer
 		// back now instead of holding them for the whole session.
 		if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-			c = u.UnsafeConn() // the *net.TCPConn, for vectored writes
+			c = u.UnsafeConn() // the TCP connection, for vectored writes
 		}
 		go g.runViewer(c, req)
 	})
@@ -132,7 +132,9 @@ type viewer struct {
 
 func (g *Server) runViewer(c net.Conn, req playRequest) {
 	defer c.Close()
-	if tc, ok := c.(*net.TCPConn); ok && g.cfg.SendBuffer > 0 {
+	// A *net.TCPConn, or a connection that passes its SetWriteBuffer on
+	// (behind a PROXY protocol listener).
+	if tc, ok := c.(interface{ SetWriteBuffer(int) error }); ok && g.cfg.SendBuffer > 0 {
 		_ = tc.SetWriteBuffer(g.cfg.SendBuffer)
 	}
 	log := req.logger(g.log)

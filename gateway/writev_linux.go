@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"syscall"
 	"unsafe"
 )
@@ -23,11 +22,14 @@ func (v *viewer) canWriteNow() bool { return v.raw != nil }
 
 // setupRaw prepares v's non-blocking vectored writes for writer groups.
 func (v *viewer) setupRaw() {
-	tc, ok := v.conn.(*net.TCPConn)
+	// A *net.TCPConn, or a connection that passes its SyscallConn on
+	// (behind a PROXY protocol listener). Not TLS: its bytes are not the
+	// tags'.
+	sc, ok := v.conn.(syscall.Conn)
 	if !ok {
 		return
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return
 	}

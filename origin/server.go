@@ -34,6 +34,10 @@ type Config struct {
 	// a connection that does not publish, if it sends nothing), so a
 	// stalled encoder cannot hold viewers on a stream nobody feeds.
 	ReadTimeout time.Duration `toml:"read_timeout"`
+	// ProxyProtocol: the RTMP listener is behind a TCP load balancer that
+	// begins each connection with a PROXY protocol header (v1 or v2)
+	// naming the publisher. Every connection must begin with one.
+	ProxyProtocol bool `toml:"proxy_protocol"`
 	// PublishSecret, when set, requires a signed stream name to publish:
 	// rtmp://host/app/stream?expires=UNIX&token=HMAC (see flvgw -sign).
 	PublishSecret string `toml:"publish_secret"`

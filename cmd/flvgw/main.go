@@ -83,7 +83,7 @@ func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
-	ln := net.Listener(retryAccept(tcp, log))
+	ln := withProxyProtocol(retryAccept(tcp, log), cfg.ProxyProtocol, cfg.ReadTimeout)
 	if cfg.TLSListen == "" {
 		return []net.Listener{ln}, nil
 	}
@@ -97,7 +97,7 @@ func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("http.tls_listen: %w", err)
 	}
-	return []net.Listener{ln, tls.NewListener(retryAccept(tln, log), &tls.Config{
+	return []net.Listener{ln, tls.NewListener(withProxyProtocol(retryAccept(tln, log), cfg.ProxyProtocol, cfg.ReadTimeout), &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 	})}, nil
@@ -131,7 +131,7 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 			}
 			return fmt.Errorf("rtmp.listen: %w", err)
 		}
-		rtmpLn = retryAccept(tcp, log.With("component", "origin"))
+		rtmpLn = withProxyProtocol(retryAccept(tcp, log.With("component", "origin")), cfg.RTMP.ProxyProtocol, cfg.RTMP.ReadTimeout)
 		log.Info("rtmp listening", "addr", rtmpLn.Addr().String())
 	}
 	if len(httpLns) > 1 {

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// errProxyHeader: a connection on a listener with proxy_protocol on did not
+// begin with a valid PROXY protocol header.
+var errProxyHeader = errors.New("proxy protocol: bad or missing PROXY header")
+
+// proxyListener is a listener behind a TCP (layer 4) load balancer that
+// sends the PROXY protocol (HAProxy's send-proxy or send-proxy-v2, AWS
+// NLB, ...): each connection begins with a header naming the client, which
+// becomes the connection's RemoteAddr, for max_viewers_per_ip, the logs
+// and the callbacks. Every connection must begin with one: a listener
+// with it on is for the balancer alone.
+//
+// The header is read by the connection's first Read or RemoteAddr, on the
+// connection's own goroutine, within timeout: Accept never waits for a
+// client.
+type proxyListener struct {
+	net.Listener
+	timeout time.Duration
+}
+
+// withProxyProtocol is ln, or with on, ln behind a balancer that sends the
+// PROXY protocol, its header read within timeout.
+func withProxyProtocol(ln net.Listener, on bool, timeout time.Duration) net.Listener {
+	if !on {
+		return ln
+	}
+	return proxyListener{Listener: ln, timeout: timeout}
+}
+
+func (l proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("proxy protocol: %T is not a TCP connection", c)
+	}
+	return &proxyConn{TCPConn: tc, timeout: l.timeout}, nil
+}
+
+// proxyConn is a TCP connection whose client a PROXY header names. The
+// TCPConn's methods are promoted, SyscallConn and SetWriteBuffer among
+// them (the viewer sessions' vectored writes and send buffer), but for
+// those that read: Read, and WriteTo, which would read around the header.
+type proxyConn struct {
+	*net.TCPConn
+	timeout time.Duration
+	once    sync.Once
+	remote  net.Addr // the header's source; nil: the peer's (LOCAL, UNKNOWN)
+	err     error
+}
+
+func (c *proxyConn) header() error {
+	c.once.Do(func() {
+		_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.timeout))
+		c.remote, c.err = readProxyHeader(c.TCPConn)
+		// The deadline is left: the caller of the first Read sets its own
+		// (or lives with one timeout later than it set).
+	})
+	return c.err
+}
+
+func (c *proxyConn) Read(p []byte) (int, error) {
+	if err := c.header(); err != nil {
+		return 0, err
+	}
+	return c.TCPConn.Read(p)
+}
+
+func (c *proxyConn) RemoteAddr() net.Addr {
+	if c.header() == nil && c.remote != nil {
+		return c.remote
+	}
+	return c.TCPConn.RemoteAddr()
+}
+
+// ReadFrom and WriteTo are TCPConn's, promoted, but for WriteTo's read
+// around the header: both go through Write and Read.
+func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(struct{ io.Writer }{c}, r) }
+func (c *proxyConn) WriteTo(w io.Writer) (int64, error)  { return io.Copy(w, struct{ io.Reader }{c}) }
+
+// proxyV2Sig begins a version 2 (binary) header.
+var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
+
+// readProxyHeader reads a PROXY protocol header, version 1 (text) or 2
+// (binary), and no byte after it. It returns the client's address, or nil
+// for a header that names none (v1 UNKNOWN, v2 LOCAL or an address family
+// other than TCP over IPv4 or IPv6: a balancer's own health check).
+func readProxyHeader(r io.Reader) (net.Addr, error) {
+	// 15 bytes: the shortest v1 header ("PROXY UNKNOWN\r\n"), and within
+	// the 16 of v2's fixed part.
+	buf := make([]byte, 15, 232)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
+	}
+	switch {
+	case bytes.HasPrefix(buf, []byte("PROXY ")):
+		// v1: a line of at most 107 bytes; read a byte at a time so that
+		// nothing after it is taken.
+		for !bytes.HasSuffix(buf, []byte("\r\n")) {
+			if len(buf) == 107 {
+				return nil, fmt.Errorf("%w: v1 line over 107 bytes", errProxyHeader)
+			}
+			buf = buf[:len(buf)+1]
+			if _, err := io.ReadFull(r, buf[len(buf)-1:]); err != nil {
+				return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
+			}
+		}
+		return parseProxyV1(string(buf[:len(buf)-2]))
+	case bytes.HasPrefix(buf, proxyV2Sig):
+		buf = buf[:16]
+		if _, err := io.ReadFull(r, buf[15:]); err != nil {
+			return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
+		}
+		n := int(binary.BigEndian.Uint16(buf[14:16]))
+		if 16+n > cap(buf) {
+			return nil, fmt.Errorf("%w: v2 header of %d bytes", errProxyHeader, 16+n)
+		}
+		buf = buf[:16+n]
+		if _, err := io.ReadFull(r, buf[16:]); err != nil {
+			return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
+		}
+		return parseProxyV2(buf[12], buf[13], buf[16:])
+	}
+	return nil, fmt.Errorf("%w: the connection began %q", errProxyHeader, buf)
+}
+
+// parseProxyV1 reads "PROXY TCP4|TCP6 src dst sport dport" or
+// "PROXY UNKNOWN ...".
+func parseProxyV1(line string) (net.Addr, error) {
+	var proto, src, dst string
+	var sport, dport uint16
+	if n, _ := fmt.Sscanf(line, "PROXY %s %s %s %d %d", &proto, &src, &dst, &sport, &dport); n >= 1 && proto == "UNKNOWN" {
+		return nil, nil
+	} else if n != 5 {
+		return nil, fmt.Errorf("%w: v1 line %q", errProxyHeader, line)
+	}
+	a, err := netip.ParseAddr(src)
+	if err != nil || (proto == "TCP4") != a.Is4() || (proto != "TCP4" && proto != "TCP6") {
+		return nil, fmt.Errorf("%w: v1 line %q", errProxyHeader, line)
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, sport)), nil
+}
+
+// parseProxyV2 reads a v2 header's command, family and addresses.
+func parseProxyV2(verCmd, family byte, addrs []byte) (net.Addr, error) {
+	if verCmd>>4 != 2 {
+		return nil, fmt.Errorf("%w: v2 version %d", errProxyHeader, verCmd>>4)
+	}
+	switch verCmd & 0x0f {
+	case 0: // LOCAL: the balancer's own connection
+		return nil, nil
+	case 1: // PROXY
+	default:
+		return nil, fmt.Errorf("%w: v2 command %d", errProxyHeader, verCmd&0x0f)
+	}
+	var ip []byte
+	switch family {
+	case 0x11: // TCP over IPv4
+		if len(addrs) < 12 {
+			return nil, fmt.Errorf("%w: v2 IPv4 addresses in %d bytes", errProxyHeader, len(addrs))
+		}
+		ip, addrs = addrs[:4], addrs[8:]
+	case 0x21: // TCP over IPv6
+		if len(addrs) < 36 {
+			return nil, fmt.Errorf("%w: v2 IPv6 addresses in %d bytes", errProxyHeader, len(addrs))
+		}
+		ip, addrs = addrs[:16], addrs[32:]
+	default: // UNSPEC, UDP, unix sockets: no client address to take
+		return nil, nil
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Unmap(), binary.BigEndian.Uint16(addrs[:2]))), nil
+}

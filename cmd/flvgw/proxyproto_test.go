@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"flvgw/test/testkit"
+)
+
+// proxyV2 builds a v2 header: command, family, addresses and ports, and
+// a TLV after them.
+func proxyV2(cmd, family byte, src, dst []byte, sport, dport uint16, tlv []byte) []byte {
+	body := append(append([]byte{}, src...), dst...)
+	body = binary.BigEndian.AppendUint16(body, sport)
+	body = binary.BigEndian.AppendUint16(body, dport)
+	body = append(body, tlv...)
+	h := append(append([]byte{}, proxyV2Sig...), 0x20|cmd, family)
+	h = binary.BigEndian.AppendUint16(h, uint16(len(body)))
+	return append(h, body...)
+}
+
+func TestReadProxyHeader(t *testing.T) {
+	v6src := net.ParseIP("2001:db8::7").To16()
+	for _, tc := range []struct {
+		name   string
+		header []byte
+		want   string // the client's address; "" for none (the peer's is kept)
+	}{
+		{"v1 TCP4", []byte("PROXY TCP4 192.0.2.7 198.51.100.1 51000 8080\r\n"), "192.0.2.7:51000"},
+		{"v1 TCP6", []byte("PROXY TCP6 2001:db8::7 2001:db8::1 51000 8080\r\n"), "[2001:db8::7]:51000"},
+		{"v1 UNKNOWN", []byte("PROXY UNKNOWN\r\n"), ""},
+		{"v1 UNKNOWN with addresses", []byte("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"), ""},
+		{"v2 TCP4 with a TLV", proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 51000, 8080, []byte{0x04, 0, 1, 'x'}), "192.0.2.7:51000"},
+		{"v2 TCP6", proxyV2(1, 0x21, v6src, net.ParseIP("2001:db8::1").To16(), 51000, 8080, nil), "[2001:db8::7]:51000"},
+		{"v2 LOCAL (a health check)", proxyV2(0, 0x00, nil, nil, 0, 0, nil)[:16], ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.header
+			if tc.name == "v2 LOCAL (a health check)" {
+				binary.BigEndian.PutUint16(h[14:16], 0)
+			}
+			r := bytes.NewReader(append(h, "GET / HTTP/1.1\r\n"...))
+			addr, err := readProxyHeader(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if addr != nil {
+				got = addr.String()
+			}
+			if got != tc.want {
+				t.Fatalf("client %q, want %q", got, tc.want)
+			}
+			rest, _ := io.ReadAll(r)
+			if string(rest) != "GET / HTTP/1.1\r\n" {
+				t.Fatalf("after the header: %q, want the request untouched", rest)
+			}
+		})
+	}
+	for name, bad := range map[string][]byte{
+		"no header":        []byte("GET /live/x.flv HTTP/1.1\r\nHost: x\r\n\r\n"),
+		"v1 without CRLF":  append([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 5 6"), bytes.Repeat([]byte(" "), 100)...),
+		"v1 bad address":   []byte("PROXY TCP4 example.com 198.51.100.1 5 6\r\n"),
+		"v1 family":        []byte("PROXY TCP4 2001:db8::7 2001:db8::1 5 6\r\n"),
+		"v1 short":         []byte("PROXY TCP4 192.0.2.7\r\n"),
+		"v2 truncated":     proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 1, 2, nil)[:20],
+		"v2 version 1":     append(append([]byte{}, proxyV2Sig...), 0x11, 0x11, 0, 0),
+		"v2 short address": append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0, 4, 1, 2, 3, 4),
+		"v2 too long":      append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0xff, 0xff),
+		"nothing":          nil,
+	} {
+		if _, err := readProxyHeader(bytes.NewReader(bad)); !errors.Is(err, errProxyHeader) {
+			t.Errorf("%s: %v, want errProxyHeader", name, err)
+		}
+	}
+}
+
+// On a real loopback connection the header names the client, whose
+// address RemoteAddr gives; the bytes after it are read as they came; the
+// connection passes its SyscallConn on (the viewer sessions' vectored
+// writes); a connection without a header fails its first Read, and one
+// that sends nothing fails within the timeout.
+func TestProxyListener(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := withProxyProtocol(tcp, true, 300*time.Millisecond)
+	defer ln.Close()
+	dial := func(send string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", tcp.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+
+	s := dial("PROXY TCP4 192.0.2.7 127.0.0.1 51000 8080\r\nGET")
+	if got := s.RemoteAddr().String(); got != "192.0.2.7:51000" {
+		t.Fatalf("RemoteAddr %s, want the header's client", got)
+	}
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "GET" {
+		t.Fatalf("read %q, %v; want GET", buf, err)
+	}
+	if _, ok := s.(syscall.Conn); !ok {
+		t.Fatal("the connection does not pass its SyscallConn on")
+	}
+
+	s = dial("GET / HTTP/1.1\r\n\r\n")
+	if _, err := s.Read(buf); !errors.Is(err, errProxyHeader) {
+		t.Fatalf("a connection without a header: %v, want errProxyHeader", err)
+	}
+	if got := s.RemoteAddr().String(); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Fatalf("RemoteAddr of a connection without a header: %s, want its peer", got)
+	}
+
+	s = dial("")
+	start := time.Now()
+	if _, err := s.Read(buf); !errors.Is(err, errProxyHeader) || time.Since(start) > 10*time.Second {
+		t.Fatalf("a connection that sends nothing: %v after %s, want errProxyHeader at the timeout", err, time.Since(start))
+	}
+}
+
+// logLines is a log destination safe for concurrent writes.
+type logLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// flvgw with http.proxy_protocol on, behind a (pretend) TCP balancer:
+// max_viewers_per_ip counts the clients the PROXY headers name, the
+// viewers are served by the writer groups (the connection passes its
+// vectored writes on), and a connection without a header is refused.
+func TestServeBehindProxyProtocol(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTP.ProxyProtocol = true
+	cfg.HTTP.DrainTimeout = 0
+	cfg.Limits.MaxViewersPerIP = 1
+	logs := &logLines{}
+	sigs := make(chan os.Signal, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
+	defer func() {
+		sigs <- syscall.SIGTERM
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	addrOf := func(msg string) string {
+		t.Helper()
+		re := regexp.MustCompile(`msg="` + msg + `" addr=(\S+)`)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if m := re.FindStringSubmatch(logs.String()); m != nil {
+				return m[1]
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no %q in the log:\n%s", msg, logs)
+		return ""
+	}
+	httpAddr, rtmpAddr := addrOf("http listening"), addrOf("rtmp listening")
+
+	s, err := testkit.ReadFile("../../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopPub := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		_ = (&testkit.Publisher{Addr: rtmpAddr, App: "live", Stream: "pp", Tags: s.Tags, Loop: true}).Run(ctx)
+	}()
+	defer func() { stopPub(); <-published }()
+
+	// request sends a PROXY header naming client (none if ""), then a GET.
+	request := func(client, path string) (*http.Response, net.Conn) {
+		t.Helper()
+		c, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		header := ""
+		if client != "" {
+			header = "PROXY TCP4 " + client + " 127.0.0.1 50000 80\r\n"
+		}
+		if _, err := io.WriteString(c, header+"GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return nil, c
+		}
+		return resp, c
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, c := request("127.0.0.9", "/api/v1/streams/live/pp")
+		c.Close()
+		if resp != nil && resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live/pp never went live:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, tc := range []struct {
+		client string
+		want   int
+	}{{"127.0.0.2", 200}, {"127.0.0.3", 200}, {"127.0.0.2", 429}} {
+		resp, _ := request(tc.client, "/live/pp.flv")
+		if resp == nil || resp.StatusCode != tc.want {
+			t.Fatalf("viewer %d, from %s through the balancer: %v, want %d", i, tc.client, resp, tc.want)
+		}
+	}
+	// Both viewers caught up are written by a writer group.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		resp, c := request("127.0.0.9", "/metrics")
+		body, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if strings.Contains(string(body), "\nflvgw_writer_groups 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the viewers behind the balancer are not in a writer group:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp, _ := request("", "/live/pp.flv"); resp == nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a connection without a PROXY header: %v, want 400", resp)
+	}
+}
+
+// balancer is a TCP load balancer on loopback that sends the PROXY
+// protocol: each connection to it is relayed to backend, the header
+// naming client first.
+func balancer(t *testing.T, backend, client string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				if _, err := io.WriteString(out, "PROXY TCP4 "+client+" 127.0.0.1 50000 1935\r\n"); err != nil {
+					return
+				}
+				go func() { _, _ = io.Copy(out, in); out.Close() }()
+				_, _ = io.Copy(in, out)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// The embedded origin with rtmp.proxy_protocol on takes a publish through
+// a balancer that sends the PROXY protocol, and knows the publisher by the
+// address the header names.
+func TestRTMPBehindProxyProtocol(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RTMP.ProxyProtocol = true
+	cfg.HTTP.DrainTimeout = 0
+	logs := &logLines{}
+	sigs := make(chan os.Signal, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
+	defer func() {
+		sigs <- syscall.SIGTERM
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	re := regexp.MustCompile(`msg="rtmp listening" addr=(\S+)`)
+	var rtmpAddr string
+	for deadline := time.Now().Add(10 * time.Second); rtmpAddr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			rtmpAddr = m[1]
+		}
+	}
+	if rtmpAddr == "" {
+		t.Fatalf("no rtmp listener in the log:\n%s", logs)
+	}
+	s, err := testkit.ReadFile("../../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopPub := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		pub := &testkit.Publisher{Addr: balancer(t, rtmpAddr, "127.0.0.7"), App: "live", Stream: "lb", Tags: s.Tags, Loop: true}
+		_ = pub.Run(ctx)
+	}()
+	defer func() { stopPub(); <-published }()
+	want := regexp.MustCompile(`msg="publish started" .*remote=127\.0\.0\.7:50000`)
+	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs)
+		}
+	}
+}
