@@ -41,16 +41,18 @@ func withProxyProtocol(ln net.Listener, on bool, timeout time.Duration) net.List
 }
 
 func (l proxyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			return &proxyConn{TCPConn: tc, timeout: l.timeout}, nil
+		}
+		// Not from a TCP listener (never, from net.Listen("tcp")): an
+		// error here would end the server's Serve.
 		c.Close()
-		return nil, fmt.Errorf("proxy protocol: %T is not a TCP connection", c)
 	}
-	return &proxyConn{TCPConn: tc, timeout: l.timeout}, nil
 }
 
 // proxyConn is a TCP connection whose client a PROXY header names. The
