@@ -147,6 +147,7 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:8080",
 		StartTimeout:    10 * time.Second,
 		WriteTimeout:    10 * time.Second,
+		LagDisconnect:   15 * time.Second,
 		ReadTimeout:     10 * time.Second,
 		IdleTimeout:     30 * time.Second,
 		MaxHeaderBytes:  8192,
