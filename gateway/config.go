@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -158,10 +159,24 @@ func DefaultConfig() Config {
 	}
 }
 
+// checkListen reports a TCP listen address that net.Listen would refuse
+// for its form (no port, or a port out of range or unknown), named by
+// its config key. Whether the address can be bound is for the start.
+func checkListen(key, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return nil
+}
+
 // Validate reports the first invalid field, named by its config key.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("http.listen: %w", err)
+	if err := checkListen("http.listen", c.Listen); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		key string
@@ -193,11 +208,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("http.max_stream_series must not be negative, got %d", c.MaxStreamSeries)
 	}
 	if c.TLSListen != "" {
-		if _, _, err := net.SplitHostPort(c.TLSListen); err != nil {
-			return fmt.Errorf("http.tls_listen: %w", err)
+		if err := checkListen("http.tls_listen", c.TLSListen); err != nil {
+			return err
 		}
 		if c.TLSCert == "" || c.TLSKey == "" {
 			return fmt.Errorf("http.tls_listen needs http.tls_cert and http.tls_key")
+		}
+		// Read as the start reads them, so that -check and SIGHUP refuse
+		// a file whose certificate or key the start would refuse.
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("http.tls_cert, http.tls_key: %w", err)
 		}
 	}
 	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {

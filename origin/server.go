@@ -58,7 +58,11 @@ func (c Config) Validate() error {
 	if c.Listen == "" {
 		return nil
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	_, port, err := net.SplitHostPort(c.Listen)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port) // as net.Listen reads it
+	}
+	if err != nil {
 		return fmt.Errorf("rtmp.listen: %w", err)
 	}
 	if c.ReadTimeout < 100*time.Millisecond {

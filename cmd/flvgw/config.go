@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -79,7 +80,49 @@ func (c Config) validate() error {
 		ferr = fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
 	}
 	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), c.Edge.Validate(),
-		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), c.Runtime.validate(), lerr, ferr)
+		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), c.Runtime.validate(), lerr, ferr,
+		c.listenCollision())
+}
+
+// listenCollision reports two of the listen addresses (http.listen,
+// http.tls_listen, rtmp.listen) that the start could not both bind: the
+// same port on the same host, or on any host and a wildcard one (":8080",
+// "0.0.0.0:8080" and "[::]:8080" take the port on every address).
+func (c Config) listenCollision() error {
+	type bound struct {
+		key, addr, host string
+		port            int
+	}
+	var seen []bound
+	for _, l := range []struct{ key, addr string }{
+		{"http.listen", c.HTTP.Listen},
+		{"http.tls_listen", c.HTTP.TLSListen},
+		{"rtmp.listen", c.RTMP.Listen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		host, p, err := net.SplitHostPort(l.addr)
+		if err != nil {
+			continue // refused, by its key, by its section's Validate
+		}
+		port, err := net.LookupPort("tcp", p)
+		if err != nil || port == 0 {
+			continue // refused as above, or a port the system picks
+		}
+		for _, o := range seen {
+			if o.port == port && (o.host == host || wildcardHost(o.host) || wildcardHost(host)) {
+				return fmt.Errorf("%s %q and %s %q use the same port", l.key, l.addr, o.key, o.addr)
+			}
+		}
+		seen = append(seen, bound{l.key, l.addr, host, port})
+	}
+	return nil
+}
+
+func wildcardHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "" || (ip != nil && ip.IsUnspecified())
 }
 
 func (l LogConfig) level() (slog.Level, error) {

@@ -1,6 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,5 +87,78 @@ func TestCheckFlag(t *testing.T) {
 	}
 	if err := run([]string{"-check", "-config", "/nonexistent.toml"}, &out); err == nil {
 		t.Fatal("missing config accepted")
+	}
+}
+
+// writeKeyPair writes a self-signed certificate and its key (PEM) to dir.
+func writeKeyPair(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// TestCheckRefusesWhatStartRefuses: -check (and so SIGHUP, which loads
+// the file the same way) refuses a file the start would refuse, naming
+// the key: TLS files that are missing or not a key pair, a port that is
+// none, two listeners on one port.
+func TestCheckRefusesWhatStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeKeyPair(t, dir)
+	path := filepath.Join(dir, "c.toml")
+	check := func(body string) error {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		return run([]string{"-check", "-config", path}, &out)
+	}
+	tls := func(listen, cert, key string) string {
+		return fmt.Sprintf("[http]\nlisten = \"127.0.0.1:18080\"\ntls_listen = %q\ntls_cert = %q\ntls_key = %q\n[rtmp]\nlisten = \"127.0.0.1:11935\"\n", listen, cert, key)
+	}
+	if err := check(tls("127.0.0.1:18443", cert, key)); err != nil {
+		t.Fatalf("a valid TLS listener: %v", err)
+	}
+	for _, tc := range []struct{ name, body, mention string }{
+		{"missing certificate", tls("127.0.0.1:18443", filepath.Join(dir, "none.pem"), key), "http.tls_cert"},
+		{"key that is no key", tls("127.0.0.1:18443", cert, cert), "http.tls_key"},
+		{"port out of range", "[http]\nlisten = \"127.0.0.1:70000\"\n", "http.listen"},
+		{"port that is no port", "[rtmp]\nlisten = \"127.0.0.1:rtmp-port\"\n", "rtmp.listen"},
+		{"http and rtmp on one port", "[http]\nlisten = \"127.0.0.1:18080\"\n[rtmp]\nlisten = \"127.0.0.1:18080\"\n", "rtmp.listen"},
+		{"rtmp on the port of a wildcard http", "[http]\nlisten = \":18080\"\n[rtmp]\nlisten = \"127.0.0.1:18080\"\n", "rtmp.listen"},
+		{"https on the http port", tls("127.0.0.1:18080", cert, key), "http.tls_listen"},
+	} {
+		err := check(tc.body)
+		if err == nil || !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%s: -check gave %v, want a message naming %s", tc.name, err, tc.mention)
+		}
+	}
+	// Ports the system picks never collide.
+	if err := check("[http]\nlisten = \"127.0.0.1:0\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\n"); err != nil {
+		t.Fatalf("two listeners on port 0: %v", err)
 	}
 }
