@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -79,13 +80,13 @@ func TestLoadConfig(t *testing.T) {
 
 func TestCheckFlag(t *testing.T) {
 	var out strings.Builder
-	if err := run([]string{"-check", "-config", "../../etc/gw.toml"}, &out); err != nil {
+	if err := run([]string{"-check", "-config", "../../etc/gw.toml"}, io.Discard, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "ok") {
 		t.Fatalf("output %q", out.String())
 	}
-	if err := run([]string{"-check", "-config", "/nonexistent.toml"}, &out); err == nil {
+	if err := run([]string{"-check", "-config", "/nonexistent.toml"}, io.Discard, &out); err == nil {
 		t.Fatal("missing config accepted")
 	}
 }
@@ -135,7 +136,7 @@ func TestCheckRefusesWhatStartRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out strings.Builder
-		return run([]string{"-check", "-config", path}, &out)
+		return run([]string{"-check", "-config", path}, io.Discard, &out)
 	}
 	tls := func(listen, cert, key string) string {
 		return fmt.Sprintf("[http]\nlisten = \"127.0.0.1:18080\"\ntls_listen = %q\ntls_cert = %q\ntls_key = %q\n[rtmp]\nlisten = \"127.0.0.1:11935\"\n", listen, cert, key)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,13 +29,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "flvgw:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stderr io.Writer) error {
+// run is flvgw with its arguments: -sign prints its query to stdout (for
+// a script to take), everything else, the log included, goes to stderr.
+func run(args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("flvgw", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "etc/gw.toml", "configuration file (TOML)")
@@ -45,12 +48,14 @@ func run(args []string, stderr io.Writer) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
+	if flags.NArg() > 0 {
+		// flag stops at the first argument that is not one: the flags
+		// after it would be ignored, and a config file named without
+		// -config would leave flvgw on the default one.
+		return fmt.Errorf("unexpected argument %q (the config file is given with -config)", flags.Arg(0))
+	}
 	if *sign != "" {
-		if *secret == "" {
-			return errors.New("-sign needs -secret")
-		}
-		fmt.Fprintln(stderr, access.Query(*secret, *sign, time.Now().Add(*ttl)))
-		return nil
+		return signQuery(stdout, *sign, *secret, *ttl)
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -66,6 +71,23 @@ func run(args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	return serve(cfg, *configPath, sigs, log)
+}
+
+// signQuery prints the signed query for key (app/stream, as the gateway
+// and the origin check it) valid for ttl.
+func signQuery(w io.Writer, key, secret string, ttl time.Duration) error {
+	if secret == "" {
+		return errors.New("-sign needs -secret")
+	}
+	app, stream, _ := strings.Cut(key, "/")
+	if _, err := pool.MakeKey(app, stream); err != nil {
+		return fmt.Errorf("-sign %q must be a stream key such as live/test: %w", key, err)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("-ttl must be more than 0, got %s", ttl)
+	}
+	_, err := fmt.Fprintln(w, access.Query(secret, key, time.Now().Add(ttl)))
+	return err
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {

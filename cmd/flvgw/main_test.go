@@ -1,0 +1,64 @@
+package main
+
+import (
+	"io"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"flvgw/gateway/access"
+)
+
+// TestSignFlag: -sign prints to stdout the query that the gateway and the
+// origin accept for the key, so that a script can take it with $(...), and
+// refuses what would make a token nothing accepts.
+func TestSignFlag(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if err := run([]string{"-sign", "live/test", "-secret", "s3cret", "-ttl", "1h"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	q, err := url.ParseQuery(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	if err := access.Check("s3cret", "live/test", q.Get("expires"), q.Get("token"), time.Now()); err != nil {
+		t.Fatalf("stdout %q (stderr %q): the gateway refuses it: %v", stdout.String(), stderr.String(), err)
+	}
+	if err := access.Check("s3cret", "live/test", q.Get("expires"), q.Get("token"), time.Now().Add(2*time.Hour)); err == nil {
+		t.Fatal("the token outlives -ttl")
+	}
+	for _, tc := range []struct {
+		args    []string
+		mention string
+	}{
+		{[]string{"-sign", "live/test"}, "-secret"},
+		{[]string{"-sign", "/live/test", "-secret", "s"}, "-sign"},
+		{[]string{"-sign", "live", "-secret", "s"}, "-sign"},
+		{[]string{"-sign", "live/a/b", "-secret", "s"}, "-sign"},
+		{[]string{"-sign", "live/test", "-secret", "s", "-ttl", "0s"}, "-ttl"},
+		{[]string{"-sign", "live/test", "-secret", "s", "-ttl", "-1h"}, "-ttl"},
+	} {
+		var out strings.Builder
+		err := run(tc.args, &out, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%q: %v (printed %q), want an error naming %s", tc.args, err, out.String(), tc.mention)
+		}
+	}
+}
+
+// TestArgumentsThatAreNotFlags: a config file named without -config is
+// refused; before, it ended the flags and flvgw went on with the default
+// file (and -check said that one was ok).
+func TestArgumentsThatAreNotFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-check", "../../etc/edge.toml"},
+		{"-check", "-config", "../../etc/gw.toml", "../../etc/edge.toml", "-config", "../../etc/edge.toml"},
+	} {
+		var stderr strings.Builder
+		err := run(args, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "edge.toml") {
+			t.Errorf("%q: %v (printed %q), want a refusal naming the argument", args, err, stderr.String())
+		}
+	}
+}
