@@ -54,16 +54,17 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the first invalid field, named by its config key.
+// The other keys are checked also with the origin off (Listen empty): a
+// SIGHUP applies them to an origin started from an earlier file.
 func (c Config) Validate() error {
-	if c.Listen == "" {
-		return nil
-	}
-	_, port, err := net.SplitHostPort(c.Listen)
-	if err == nil {
-		_, err = net.LookupPort("tcp", port) // as net.Listen reads it
-	}
-	if err != nil {
-		return fmt.Errorf("rtmp.listen: %w", err)
+	if c.Listen != "" {
+		_, port, err := net.SplitHostPort(c.Listen)
+		if err == nil {
+			_, err = net.LookupPort("tcp", port) // as net.Listen reads it
+		}
+		if err != nil {
+			return fmt.Errorf("rtmp.listen: %w", err)
+		}
 	}
 	if c.ReadTimeout < 100*time.Millisecond {
 		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)

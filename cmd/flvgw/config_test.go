@@ -70,6 +70,10 @@ func TestLoadConfig(t *testing.T) {
 		{"[pool]\nmax_lag = \"-1s\"\n", "pool.max_lag"},
 		{"[runtime]\ngc_percent = 0\n", "runtime.gc_percent"},
 		{"[runtime]\ngc_percent = 5000\n", "runtime.gc_percent"},
+		// With the origin off, its other keys still apply after a SIGHUP
+		// and are read when it is turned on.
+		{"[rtmp]\nlisten = \"\"\nread_timeout = \"0s\"\n", "rtmp.read_timeout"},
+		{"[rtmp]\nlisten = \"\"\non_publish = \"hook\"\n", "rtmp.on_publish"},
 	} {
 		_, err := loadConfig(write(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {
