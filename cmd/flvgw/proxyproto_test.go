@@ -164,6 +164,51 @@ func (l *logLines) String() string {
 	return l.b.String()
 }
 
+// serveInProcess runs flvgw's serve with cfg until the test ends (then a
+// SIGTERM), its log in logs; addrOf waits for a "... listening" line of
+// the log and returns its address.
+func serveInProcess(t *testing.T, cfg Config) (logs *logLines, addrOf func(msg string) string) {
+	t.Helper()
+	logs = &logLines{}
+	sigs := make(chan os.Signal, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
+	t.Cleanup(func() {
+		sigs <- syscall.SIGTERM
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+	return logs, func(msg string) string {
+		t.Helper()
+		re := regexp.MustCompile(`msg="` + msg + `" addr=(\S+)`)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if m := re.FindStringSubmatch(logs.String()); m != nil {
+				return m[1]
+			}
+		}
+		t.Fatalf("no %q in the log:\n%s", msg, logs)
+		return ""
+	}
+}
+
+// publishLoop publishes the sample clip in a loop to live/stream at addr
+// until the test ends.
+func publishLoop(t *testing.T, addr, stream string) {
+	t.Helper()
+	s, err := testkit.ReadFile("../../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		_ = (&testkit.Publisher{Addr: addr, App: "live", Stream: stream, Tags: s.Tags, Loop: true}).Run(ctx)
+	}()
+	t.Cleanup(func() { stop(); <-published })
+}
+
 // flvgw with http.proxy_protocol on, behind a (pretend) TCP balancer:
 // max_viewers_per_ip counts the clients the PROXY headers name, the
 // viewers are served by the writer groups (the connection passes its
@@ -174,42 +219,9 @@ func TestServeBehindProxyProtocol(t *testing.T) {
 	cfg.HTTP.ProxyProtocol = true
 	cfg.HTTP.DrainTimeout = 0
 	cfg.Limits.MaxViewersPerIP = 1
-	logs := &logLines{}
-	sigs := make(chan os.Signal, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
-	defer func() {
-		sigs <- syscall.SIGTERM
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	addrOf := func(msg string) string {
-		t.Helper()
-		re := regexp.MustCompile(`msg="` + msg + `" addr=(\S+)`)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if m := re.FindStringSubmatch(logs.String()); m != nil {
-				return m[1]
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("no %q in the log:\n%s", msg, logs)
-		return ""
-	}
-	httpAddr, rtmpAddr := addrOf("http listening"), addrOf("rtmp listening")
-
-	s, err := testkit.ReadFile("../../test/testdata/sample.flv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stopPub := context.WithCancel(context.Background())
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		_ = (&testkit.Publisher{Addr: rtmpAddr, App: "live", Stream: "pp", Tags: s.Tags, Loop: true}).Run(ctx)
-	}()
-	defer func() { stopPub(); <-published }()
+	logs, addrOf := serveInProcess(t, cfg)
+	httpAddr := addrOf("http listening")
+	publishLoop(t, addrOf("rtmp listening"), "pp")
 
 	// request sends a PROXY header naming client (none if ""), then a GET.
 	request := func(client, path string) (*http.Response, net.Conn) {
@@ -316,38 +328,8 @@ func TestRTMPBehindProxyProtocol(t *testing.T) {
 	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.RTMP.ProxyProtocol = true
 	cfg.HTTP.DrainTimeout = 0
-	logs := &logLines{}
-	sigs := make(chan os.Signal, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
-	defer func() {
-		sigs <- syscall.SIGTERM
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	re := regexp.MustCompile(`msg="rtmp listening" addr=(\S+)`)
-	var rtmpAddr string
-	for deadline := time.Now().Add(10 * time.Second); rtmpAddr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(logs.String()); m != nil {
-			rtmpAddr = m[1]
-		}
-	}
-	if rtmpAddr == "" {
-		t.Fatalf("no rtmp listener in the log:\n%s", logs)
-	}
-	s, err := testkit.ReadFile("../../test/testdata/sample.flv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stopPub := context.WithCancel(context.Background())
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		pub := &testkit.Publisher{Addr: balancer(t, rtmpAddr, "127.0.0.7"), App: "live", Stream: "lb", Tags: s.Tags, Loop: true}
-		_ = pub.Run(ctx)
-	}()
-	defer func() { stopPub(); <-published }()
+	logs, addrOf := serveInProcess(t, cfg)
+	publishLoop(t, balancer(t, addrOf("rtmp listening"), "127.0.0.7"), "lb")
 	want := regexp.MustCompile(`msg="publish started" .*remote=127\.0\.0\.7:50000`)
 	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
