@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +30,10 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h: the usage is printed
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "flvgw:", err)
 		os.Exit(1)
 	}
@@ -201,7 +205,7 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				reload(path, gw, org, resolver, log)
+				reload(path, cfg, gw, org, resolver, log)
 			case draining || cfg.HTTP.DrainTimeout == 0:
 				stop = true
 			default:
@@ -254,7 +258,9 @@ const drainPoll = 100 * time.Millisecond
 // reload applies what SIGHUP may change: limits, auth, publish auth and
 // upstreams. The rest of the file (listeners, pool sizes, timeouts, log)
 // needs a restart; a file that does not validate changes nothing.
-func reload(path string, gw *gateway.Server, org *origin.Server, r *origin.Resolver, log *slog.Logger) {
+// running is the configuration flvgw started with: a reload that changes
+// what needs a restart says so.
+func reload(path string, running Config, gw *gateway.Server, org *origin.Server, r *origin.Resolver, log *slog.Logger) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		log.Error("reload refused", "error", err)
@@ -264,4 +270,30 @@ func reload(path string, gw *gateway.Server, org *origin.Server, r *origin.Resol
 	org.SetConfig(cfg.RTMP)
 	r.Update(cfg.Upstreams, cfg.Edge)
 	log.Info("reloaded", "config", path, "upstreams", len(cfg.Upstreams))
+	if changed := needRestart(running, cfg); len(changed) > 0 {
+		log.Warn("reload: changes that need a restart were not applied", "changed", strings.Join(changed, ", "))
+	}
+}
+
+// needRestart lists the parts of next that differ from running and that a
+// reload does not apply: [http], [pool], [log], [runtime], and the RTMP
+// listener's own keys.
+func needRestart(running, next Config) []string {
+	var changed []string
+	for _, part := range []struct {
+		name      string
+		was, will any
+	}{
+		{"[http]", running.HTTP, next.HTTP},
+		{"rtmp.listen", running.RTMP.Listen, next.RTMP.Listen},
+		{"rtmp.proxy_protocol", running.RTMP.ProxyProtocol, next.RTMP.ProxyProtocol},
+		{"[pool]", running.Pool, next.Pool},
+		{"[log]", running.Log, next.Log},
+		{"[runtime]", running.Runtime, next.Runtime},
+	} {
+		if !reflect.DeepEqual(part.was, part.will) {
+			changed = append(changed, part.name)
+		}
+	}
+	return changed
 }

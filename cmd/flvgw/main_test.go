@@ -3,7 +3,10 @@ package main
 import (
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +62,49 @@ func TestArgumentsThatAreNotFlags(t *testing.T) {
 		err := run(args, io.Discard, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "edge.toml") {
 			t.Errorf("%q: %v (printed %q), want a refusal naming the argument", args, err, stderr.String())
+		}
+	}
+}
+
+// A SIGHUP applies what a reload may change and warns of the changes it
+// cannot apply (they need a restart), naming their sections; a reload that
+// changes only what it applies warns of nothing.
+func TestReloadWarnsOfChangesNeedingARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.toml")
+	write := func(extra string) {
+		t.Helper()
+		text := "[http]\nlisten = \"127.0.0.1:0\"\n" + extra + "[rtmp]\nlisten = \"127.0.0.1:0\"\n"
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, addrOf, sigs := serveInProcess(t, cfg, path)
+	addrOf("http listening")
+	reloaded := func(n int) {
+		t.Helper()
+		sigs <- syscall.SIGHUP
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `msg=reloaded`) < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d not logged:\n%s", n, logs)
+			}
+		}
+	}
+	write("[limits]\nmax_viewers = 5\n")
+	reloaded(1)
+	if strings.Contains(logs.String(), "need a restart") {
+		t.Fatalf("a reload of [limits] warned:\n%s", logs)
+	}
+	write("write_timeout = \"20s\"\n[pool]\nmax_entries = 10\n")
+	reloaded(2)
+	const want = `msg="reload: changes that need a restart were not applied" changed="[http], [pool]"`
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs)
 		}
 	}
 }

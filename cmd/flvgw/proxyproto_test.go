@@ -164,17 +164,18 @@ func (l *logLines) String() string {
 	return l.b.String()
 }
 
-// serveInProcess runs flvgw's serve with cfg until the test ends (then a
-// SIGTERM), its log in logs; addrOf waits for a "... listening" line of
-// the log and returns its address.
-func serveInProcess(t *testing.T, cfg Config) (logs *logLines, addrOf func(msg string) string) {
+// serveInProcess runs flvgw's serve with cfg (loaded from path, which a
+// SIGHUP on sigs reloads) until the test ends (then a SIGTERM), its log in
+// logs; addrOf waits for a "... listening" line of the log and returns
+// its address.
+func serveInProcess(t *testing.T, cfg Config, path string) (logs *logLines, addrOf func(msg string) string, sigs chan<- os.Signal) {
 	t.Helper()
 	logs = &logLines{}
-	sigs := make(chan os.Signal, 1)
+	signals := make(chan os.Signal, 1)
 	served := make(chan error, 1)
-	go func() { served <- serve(cfg, "", sigs, slog.New(slog.NewTextHandler(logs, nil))) }()
+	go func() { served <- serve(cfg, path, signals, slog.New(slog.NewTextHandler(logs, nil))) }()
 	t.Cleanup(func() {
-		sigs <- syscall.SIGTERM
+		signals <- syscall.SIGTERM
 		if err := <-served; err != nil {
 			t.Error(err)
 		}
@@ -189,7 +190,7 @@ func serveInProcess(t *testing.T, cfg Config) (logs *logLines, addrOf func(msg s
 		}
 		t.Fatalf("no %q in the log:\n%s", msg, logs)
 		return ""
-	}
+	}, signals
 }
 
 // publishLoop publishes the sample clip in a loop to live/stream at addr
@@ -219,7 +220,7 @@ func TestServeBehindProxyProtocol(t *testing.T) {
 	cfg.HTTP.ProxyProtocol = true
 	cfg.HTTP.DrainTimeout = 0
 	cfg.Limits.MaxViewersPerIP = 1
-	logs, addrOf := serveInProcess(t, cfg)
+	logs, addrOf, _ := serveInProcess(t, cfg, "")
 	httpAddr := addrOf("http listening")
 	publishLoop(t, addrOf("rtmp listening"), "pp")
 
@@ -328,7 +329,7 @@ func TestRTMPBehindProxyProtocol(t *testing.T) {
 	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.RTMP.ProxyProtocol = true
 	cfg.HTTP.DrainTimeout = 0
-	logs, addrOf := serveInProcess(t, cfg)
+	logs, addrOf, _ := serveInProcess(t, cfg, "")
 	publishLoop(t, balancer(t, addrOf("rtmp listening"), "127.0.0.7"), "lb")
 	want := regexp.MustCompile(`msg="publish started" .*remote=127\.0\.0\.7:50000`)
 	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
