@@ -583,12 +583,22 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 		return n, cut(err)
 	}
 	if c.left == 0 {
-		if _, err := c.r.Discard(2); err != nil {
+		crlf, err := c.r.Peek(2)
+		if err != nil {
 			return n, cut(err)
 		}
+		if string(crlf) != "\r\n" {
+			// The chunk's size line said more or less than it carried.
+			return n, fmt.Errorf("%w: chunk followed by %q, not CRLF", errChunkFraming, crlf)
+		}
+		_, _ = c.r.Discard(2)
 	}
 	return n, nil
 }
+
+// errChunkFraming: a chunked body whose chunks are not where their size
+// lines say.
+var errChunkFraming = errors.New("chunked body out of frame")
 
 // cut turns the end of a connection where the body had more to come into
 // io.ErrUnexpectedEOF.

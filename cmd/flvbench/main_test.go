@@ -351,3 +351,20 @@ func TestBenchBoundsTheResponseHead(t *testing.T) {
 		})
 	}
 }
+
+// A chunk whose size line says less than it carries puts the body out of
+// frame: the viewer ends with that error, not with tags read from the
+// middle of a chunk as malformed ones.
+func TestBenchChecksChunkFraming(t *testing.T) {
+	full := slices.Concat(flvHead, flvTag(9, 0, avcKey), flvTag(8, 0, aacFrame))
+	resp := fmt.Sprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(full)-4, full)
+	url := fakeServer(t, func(c net.Conn, _ *http.Request) {
+		_, _ = io.WriteString(c, resp)
+		untilClosed(c)
+	})
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
+	s := bench(context.Background(), o, io.Discard)
+	if s.Disconnects != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], errChunkFraming.Error()) {
+		t.Fatalf("summary %+v", s)
+	}
+}
