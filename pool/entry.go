@@ -81,6 +81,7 @@ type Entry struct {
 	cancel      context.CancelFunc // stops a pulling source, if any
 	reconnect   *time.Timer        // ends a StateReconnecting entry
 	retry       *time.Timer        // restarts a failed pull during a reconnect
+	retryPause  time.Duration      // the pause before retry; doubles per failure in an episode
 
 	mu       sync.RWMutex
 	state    State

@@ -367,12 +367,14 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 		return
 	}
 	if e.State() == StateReconnecting && e.pull != nil && resumable(reason) {
-		// A restarted pull failed too; try again, after a pause so that
-		// an origin answering "not found" at once is not hammered, until
-		// the window closes.
-		p.log.Info("pull retry failed, retrying within reconnect_window", "stream", e.key, "reason", reason)
+		// A restarted pull failed too; try again, after a pause that
+		// doubles with each failure, so that an origin answering "not
+		// found" at once (its publisher not back yet) is not hammered by
+		// every stream of every edge, until the window closes.
+		e.retryPause = min(max(2*e.retryPause, restartPause), maxRestartPause)
+		p.log.Info("pull retry failed, retrying within reconnect_window", "stream", e.key, "reason", reason, "pause", e.retryPause)
 		episode := e.reconnect
-		e.retry = time.AfterFunc(restartPause, func() {
+		e.retry = time.AfterFunc(e.retryPause, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if e.reconnect == episode && e.State() == StateReconnecting {
@@ -401,6 +403,7 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 			}
 		})
 		e.reconnect = timer
+		e.retryPause = 0
 		p.reconnects.Add(1)
 		p.log.Info("source lost, viewers kept", "stream", e.key, "reason", reason,
 			"subscribers", e.subscribers, "window", p.cfg.ReconnectWindow)
@@ -431,9 +434,13 @@ func (p *Pool) stopReconnectLocked(e *Entry) {
 	}
 }
 
-// restartPause separates restarts of a pull that keeps failing during a
-// reconnect window.
-const restartPause = 250 * time.Millisecond
+// restartPause and maxRestartPause bound the pause between restarts of a
+// pull that keeps failing during a reconnect window: the first, doubling
+// up to the second.
+const (
+	restartPause    = 250 * time.Millisecond
+	maxRestartPause = 4 * time.Second
+)
 
 // endEntryLocked is the one transition to StateClosed from a source's side;
 // the key is free for a new entry at once.

@@ -282,6 +282,32 @@ func TestPullRetriesUntilWindowCloses(t *testing.T) {
 	}
 }
 
+// The pause between restarts of a pull that keeps failing doubles (250
+// ms, 500 ms, 1 s, ...): an origin that answers at once that it lacks the
+// stream (its publisher not back yet) gets a few requests per stream in a
+// window, not four a second. In 3 s: the first run, an at once restart,
+// and retries at 0.25, 0.75 and 1.75 s; a fixed 250 ms pace makes 13.
+func TestPullRetriesBackOff(t *testing.T) {
+	var runs atomic.Int32
+	cfg := testConfig()
+	cfg.ReconnectWindow = 3 * time.Second
+	p := newTestPool(t, cfg, func(string) Source { return failingAfterFirst{runs: &runs} })
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, sub.Entry().WaitReady(ctx))
+	select {
+	case <-sub.Entry().Done():
+	case <-ctx.Done():
+		t.Fatal("entry never ended after the window")
+	}
+	if n := runs.Load(); n < 3 || n > 7 {
+		t.Fatalf("pull ran %d times in a 3 s window, want about 5 (retries backing off)", n)
+	}
+}
+
 // A reader whose next tag is older than max_lag skips to the newest
 // keyframe instead of playing ever later.
 func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
