@@ -307,6 +307,8 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		e.mu.Unlock()
 		return err
 	}
+	// A tag of a new source session that has not sent its keyframe yet.
+	beforeKey := e.splice || e.waitKey
 	ts, keep := e.mapTimestamp(typ, timestamp, body)
 	if !keep {
 		e.mu.Unlock()
@@ -322,9 +324,16 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	t.seq = e.head
 	e.track(&t)
 	e.ring[e.head&e.mask].Store(&t)
-	if t.Keyframe {
+	switch {
+	case t.Keyframe:
 		e.gopStart = e.head
 		e.hasKeyframe = true
+	case t.SeqHeader && typ == TagVideo && beforeKey:
+		// The new session's video sequence header: the cached GOP is the
+		// old session's, which a decoder given this header may not decode
+		// (a new resolution). A viewer joining now waits for the new
+		// session's keyframe.
+		e.hasKeyframe = false
 	}
 	e.head++
 	e.published.Store(e.head)

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -376,5 +377,44 @@ func TestClockGoingBackIsSpliced(t *testing.T) {
 		if got := next(); got != tag.want {
 			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
 		}
+	}
+}
+
+// A viewer that joins a returning session after its new sequence header
+// and before its first keyframe starts at that keyframe: the GOP cache
+// holds the old session's frames, which a decoder given the new header
+// (a new resolution, say) cannot decode.
+func TestJoinBetweenNewSequenceHeaderAndKeyframe(t *testing.T) {
+	p, pub, _, _, _, _ := viewedStream(t)
+	pub.Close(ErrSourceGone)
+	pub2, err := p.Publish("live/a", "second")
+	must(t, err)
+	newSeq := []byte{0x17, 0, 0, 0, 0, 1, 0x4d, 0, 0x28} // another profile and level
+	must(t, pub2.WriteTag(TagVideo, 0, newSeq))
+
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := r.Next(ctx, nil)
+	must(t, err)
+	must(t, pub2.WriteTag(TagVideo, 40, avcKey))
+	next, err := r.Next(ctx, nil)
+	must(t, err)
+	var video [][]byte
+	for _, b := range append(first[1:], next...) {
+		if b[0] == TagVideo {
+			video = append(video, b)
+		}
+	}
+	body := func(b []byte) []byte { return b[11 : len(b)-4] }
+	if len(video) < 2 || !bytes.Equal(body(video[0]), newSeq) {
+		t.Fatalf("%d video tags, want the new sequence header first", len(video))
+	}
+	if !bytes.Equal(body(video[1]), avcKey) || tagTimestamp(video[1]) < tagTimestamp(video[0]) {
+		t.Fatalf("after the new sequence header (at %d ms): a frame at %d ms, want the new session's keyframe, not the old session's frames",
+			tagTimestamp(video[0]), tagTimestamp(video[1]))
 	}
 }
