@@ -256,17 +256,19 @@ func (s failingAfterFirst) Run(ctx context.Context, pub *Publisher) error {
 	return ErrSourceGone
 }
 
-// Restarted pulls that keep failing are retried until the window closes;
-// then the viewers end.
-func TestPullRetriesUntilWindowCloses(t *testing.T) {
-	var runs atomic.Int32
+// failingWindow plays a pull that fails every restart through a
+// reconnect window of the given length, and returns how many times it ran
+// and why its entry ended.
+func failingWindow(t *testing.T, window time.Duration) (runs int32, ended error) {
+	t.Helper()
+	var n atomic.Int32
 	cfg := testConfig()
-	cfg.ReconnectWindow = 900 * time.Millisecond
-	p := newTestPool(t, cfg, func(string) Source { return failingAfterFirst{runs: &runs} })
+	cfg.ReconnectWindow = window
+	p := newTestPool(t, cfg, func(string) Source { return failingAfterFirst{runs: &n} })
 	sub, err := p.Subscribe("live/a", false)
 	must(t, err)
 	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), window+5*time.Second)
 	defer cancel()
 	must(t, sub.Entry().WaitReady(ctx))
 	select {
@@ -274,11 +276,19 @@ func TestPullRetriesUntilWindowCloses(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("entry never ended after the window")
 	}
-	if !errors.Is(sub.Entry().Err(), ErrNoReconnect) {
-		t.Fatalf("ended with %v", sub.Entry().Err())
+	return n.Load(), sub.Entry().Err()
+}
+
+// Restarted pulls that keep failing are retried until the window closes;
+// then the viewers end.
+func TestPullRetriesUntilWindowCloses(t *testing.T) {
+	n, ended := failingWindow(t, 900*time.Millisecond)
+	if !errors.Is(ended, ErrNoReconnect) {
+		t.Fatalf("ended with %v", ended)
 	}
-	// 900ms window, 250ms pause between restarts: the first run, then 3.
-	if n := runs.Load(); n < 3 || n > 5 {
+	// 900ms window: the first run, an at once restart, retries at 0.25
+	// and 0.75 s.
+	if n < 3 || n > 5 {
 		t.Fatalf("pull ran %d times in the window, want about 4 (paced retries)", n)
 	}
 }
@@ -289,22 +299,7 @@ func TestPullRetriesUntilWindowCloses(t *testing.T) {
 // window, not four a second. In 3 s: the first run, an at once restart,
 // and retries at 0.25, 0.75 and 1.75 s; a fixed 250 ms pace makes 13.
 func TestPullRetriesBackOff(t *testing.T) {
-	var runs atomic.Int32
-	cfg := testConfig()
-	cfg.ReconnectWindow = 3 * time.Second
-	p := newTestPool(t, cfg, func(string) Source { return failingAfterFirst{runs: &runs} })
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	must(t, sub.Entry().WaitReady(ctx))
-	select {
-	case <-sub.Entry().Done():
-	case <-ctx.Done():
-		t.Fatal("entry never ended after the window")
-	}
-	if n := runs.Load(); n < 3 || n > 7 {
+	if n, _ := failingWindow(t, 3*time.Second); n < 3 || n > 7 {
 		t.Fatalf("pull ran %d times in a 3 s window, want about 5 (retries backing off)", n)
 	}
 }
