@@ -412,9 +412,19 @@ func TestViewerLeavingWhileWaitingIsReleased(t *testing.T) {
 // An HTTP/1.0 client cannot read chunked encoding: its stream comes
 // without Transfer-Encoding, delimited by the connection's close, as
 // plain FLV from the first byte to the last tag, also once the writer
-// groups serve it.
+// groups serve it, and whichever http.delivery is set (fasthttp's stream
+// writer can only send a chunked body, so such a viewer is always given a
+// hijacked session).
 func TestHTTP10ViewerGetsCloseDelimitedStream(t *testing.T) {
-	r := startRelay(t, testConfig())
+	for _, delivery := range []string{DeliveryHijack, DeliveryStreamWriter} {
+		t.Run(delivery, func(t *testing.T) { testHTTP10Viewer(t, delivery) })
+	}
+}
+
+func testHTTP10Viewer(t *testing.T, delivery string) {
+	cfg := testConfig()
+	cfg.Delivery = delivery
+	r := startRelay(t, cfg)
 	stopPub := sync.OnceFunc(publish(t, r, "h10"))
 	defer stopPub()
 	waitReady(t, r, "live/h10")

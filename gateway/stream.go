@@ -71,7 +71,10 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		start:   requestStart(ctx),
 		http10:  !ctx.Request.Header.IsHTTP11(),
 	}
-	if g.cfg.Delivery == DeliveryStreamWriter {
+	// fasthttp's stream writer can only send a chunked body, which an
+	// HTTP/1.0 client cannot read: such a viewer always gets a hijacked
+	// session, which ends its body with the connection's close.
+	if g.cfg.Delivery == DeliveryStreamWriter && !req.http10 {
 		g.playStreamWriter(ctx, req)
 		return
 	}
