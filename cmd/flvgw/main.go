@@ -83,10 +83,26 @@ func signQuery(w io.Writer, key, secret string, ttl time.Duration) error {
 	if secret == "" {
 		return errors.New("-sign needs -secret")
 	}
-	app, stream, _ := strings.Cut(key, "/")
-	if _, err := pool.MakeKey(app, stream); err != nil {
-		return fmt.Errorf("-sign %q must be a stream key such as live/test: %w", key, err)
+	// The URL's path (/live/test.flv) names the key live/test. A key
+	// ending in .flv without the leading slash is most likely that path
+	// mistyped, and its token would be refused for the URL the operator
+	// has in mind: it is refused here (a stream whose name ends in .flv is
+	// signed by its path, /live/test.flv.flv).
+	name := key
+	if path, ok := strings.CutPrefix(key, "/"); ok {
+		trimmed, isPath := strings.CutSuffix(path, ".flv")
+		if !isPath {
+			return fmt.Errorf("-sign %q must be a stream key such as live/test, or a viewer's path such as /live/test.flv", key)
+		}
+		name = trimmed
+	} else if strings.HasSuffix(key, ".flv") {
+		return fmt.Errorf("-sign %q: a stream key has no .flv (live/test), a viewer's path starts with / (/live/test.flv)", key)
 	}
+	app, stream, _ := strings.Cut(name, "/")
+	if _, err := pool.MakeKey(app, stream); err != nil {
+		return fmt.Errorf("-sign %q must be a stream key such as live/test, or a viewer's path such as /live/test.flv: %w", key, err)
+	}
+	key = name
 	if ttl <= 0 {
 		return fmt.Errorf("-ttl must be more than 0, got %s", ttl)
 	}

@@ -31,11 +31,26 @@ func TestSignFlag(t *testing.T) {
 	if err := access.Check("s3cret", "live/test", q.Get("expires"), q.Get("token"), time.Now().Add(2*time.Hour)); err == nil {
 		t.Fatal("the token outlives -ttl")
 	}
+	// A viewer's path names the same key; the path without its leading
+	// slash is refused rather than signed for a stream named test.flv.
+	stdout.Reset()
+	if err := run([]string{"-sign", "/live/test.flv", "-secret", "s3cret"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	q, err = url.ParseQuery(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatalf("stdout %q: %v", stdout.String(), err)
+	}
+	if err := access.Check("s3cret", "live/test", q.Get("expires"), q.Get("token"), time.Now()); err != nil {
+		t.Fatalf("-sign /live/test.flv printed %q, which the gateway refuses for /live/test.flv: %v", stdout.String(), err)
+	}
 	for _, tc := range []struct {
 		args    []string
 		mention string
 	}{
 		{[]string{"-sign", "live/test"}, "-secret"},
+		{[]string{"-sign", "live/test.flv", "-secret", "s"}, "/live/test.flv"},
+		{[]string{"-sign", "/live/test.mp4", "-secret", "s"}, "-sign"},
 		{[]string{"-sign", "/live/test", "-secret", "s"}, "-sign"},
 		{[]string{"-sign", "live", "-secret", "s"}, "-sign"},
 		{[]string{"-sign", "live/a/b", "-secret", "s"}, "-sign"},
