@@ -87,35 +87,77 @@ http {
   }
 }
 `, nginxModule, n.dir, n.RTMPAddr, n.HTTPAddr)
-	path := filepath.Join(n.dir, "nginx.conf")
+	n.cmd = runNginx(t, n.dir, conf, n.RTMPAddr)
+	return n
+}
+
+// StartNginxHTTP runs Debian's nginx (no RTMP module needed) with httpConf
+// in its http context until the test ends, and returns once it accepts on
+// listen, an address httpConf listens on.
+func StartNginxHTTP(t testing.TB, httpConf, listen string) {
+	t.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		reason := "nginx not installed (apt-get install -y nginx); .ci/run installs it"
+		if PeersRequired() {
+			t.Fatalf("%s, and FLVGW_REQUIRE_PEERS=1", reason)
+		}
+		t.Skip(reason)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(httpConf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+error_log %[1]s/error.log info;
+pid %[1]s/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  include %[1]s/site.conf;
+}
+`, dir)
+	runNginx(t, dir, conf, listen)
+}
+
+// runNginx starts nginx with conf in dir (its prefix), stops it when the
+// test ends, and waits until it accepts on addr.
+func runNginx(t testing.TB, dir, conf, addr string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command("nginx", "-p", n.dir, "-c", path)
-	out, _ := os.Create(filepath.Join(n.dir, "stderr.log"))
-	n.cmd.Stdout, n.cmd.Stderr = out, out
-	if err := n.cmd.Start(); err != nil {
+	cmd := exec.Command("nginx", "-p", dir, "-c", path)
+	out, _ := os.Create(filepath.Join(dir, "stderr.log"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = n.cmd.Process.Kill()
-		_ = n.cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		_ = out.Close()
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if c, err := net.Dial("tcp", n.RTMPAddr); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			return cmd
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(n.dir, "stderr.log"))
-			elog, _ := os.ReadFile(filepath.Join(n.dir, "error.log"))
+			log, _ := os.ReadFile(filepath.Join(dir, "stderr.log"))
+			elog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx did not start:\n%s\n%s", log, elog)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return n
 }
 
 type rtmpStat struct {

@@ -1,0 +1,183 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"flvgw/test/testkit"
+)
+
+// The example load balancer config, etc/nginx-lb.conf, as it is, with its
+// three addresses moved to free loopback ports.
+func lbConfig(t *testing.T, listen string, nodes ...string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../etc/nginx-lb.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	for old, addr := range map[string]string{
+		"listen 127.0.0.1:8000;": "listen " + listen + ";",
+		"server 127.0.0.1:8081 ": "server " + nodes[0] + " ",
+		"server 127.0.0.1:8082 ": "server " + nodes[1] + " ",
+	} {
+		if strings.Count(conf, old) != 1 {
+			t.Fatalf("etc/nginx-lb.conf: want %q once", old)
+		}
+		conf = strings.Replace(conf, old, addr, 1)
+	}
+	return conf
+}
+
+// subscribersOf returns key's subscribers on gw (0 without an entry).
+func subscribersOf(ctx context.Context, gw *testkit.Gateway, key string) int {
+	streams, err := gw.Streams(ctx)
+	if err != nil {
+		return -1
+	}
+	for _, s := range streams {
+		if s.Key == key {
+			return s.Subscribers
+		}
+	}
+	return 0
+}
+
+// TestLoadBalancerSendsAStreamToOneNode runs etc/nginx-lb.conf in front of
+// two flvgw edges that pull from one origin flvgw. Every viewer of a
+// stream, each with a query of its own (as signed URLs have), reaches the
+// same edge, so the origin serves each stream once for the cluster; the
+// streams play through the balancer; the viewer's address reaches the
+// edge in X-Forwarded-For; and a new viewer of a stream whose edge is
+// draining is sent to the other edge, while the draining edge's viewer
+// plays on.
+func TestLoadBalancerSendsAStreamToOneNode(t *testing.T) {
+	origin := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	const streams, perStream = 4, 3
+	for i := range streams {
+		startPublisher(t, origin, fmt.Sprintf("live/lb%d", i), "sample.flv", false)
+	}
+	for i := range streams {
+		waitLive(t, origin, fmt.Sprintf("live/lb%d", i))
+	}
+	edgeConfig := testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"http":  "drain_timeout = \"4s\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+		"pool":  "idle_timeout = \"30s\"\n",
+		"extra": upstreamConfig("origin", "http://"+origin.HTTPAddr),
+	})
+	edges := []*testkit.Gateway{
+		testkit.StartGateway(t, gatewayBin, edgeConfig),
+		testkit.StartGateway(t, gatewayBin, edgeConfig),
+	}
+	lb := testkit.FreePort(t)
+	testkit.StartNginxHTTP(t, lbConfig(t, lb, edges[0].HTTPAddr, edges[1].HTTPAddr), lb)
+	ctx := context.Background()
+
+	plays := make(chan testkit.Play, streams*perStream)
+	for i := range streams {
+		for v := range perStream {
+			url := fmt.Sprintf("http://%s/live/lb%d.flv?expires=%d&token=viewer%d", lb, i, time.Now().Unix()+3600, v)
+			go func() { plays <- playFor(url, 3*time.Second) }()
+		}
+	}
+	if !waitFor(15*time.Second, func() bool {
+		n := 0
+		for _, e := range edges {
+			s, err := e.Metric(ctx, "flvgw_subscribers")
+			if err != nil {
+				return false
+			}
+			n += int(s)
+		}
+		return n == streams*perStream
+	}) {
+		t.Fatalf("the viewers did not reach the edges\n%s\n%s", edges[0].Stderr(), edges[1].Stderr())
+	}
+	home := map[string]*testkit.Gateway{}
+	for i := range streams {
+		key := fmt.Sprintf("live/lb%d", i)
+		on := []int{subscribersOf(ctx, edges[0], key), subscribersOf(ctx, edges[1], key)}
+		switch {
+		case on[0] == perStream && on[1] == 0:
+			home[key] = edges[0]
+		case on[1] == perStream && on[0] == 0:
+			home[key] = edges[1]
+		default:
+			t.Fatalf("%s: viewers on the two edges %v, want all %d on one", key, on, perStream)
+		}
+		if pulls := subscribersOf(ctx, origin, key); pulls != 1 {
+			t.Fatalf("%s: the origin serves %d pulls, want 1 for the cluster", key, pulls)
+		}
+	}
+	for range streams * perStream {
+		checkPlayed(t, <-plays, "viewer through the balancer")
+	}
+
+	// The viewer's own address reaches the edge: nginx adds it to
+	// X-Forwarded-For, and the edge reads it there, as http.trusted_proxies
+	// lists the balancer. The viewer connects from 127.0.0.2, so it is
+	// told from the balancer (127.0.0.1).
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	resp, err := client.Get("http://" + lb + "/live/lb0.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !waitFor(10*time.Second, func() bool {
+		return strings.Contains(home["live/lb0"].Stderr(), "remote=127.0.0.2 via=127.0.0.1:")
+	}) {
+		t.Fatalf("the edge did not see the viewer's address\n%s", home["live/lb0"].Stderr())
+	}
+
+	// Drain the edge of live/lb0 with a viewer on it: that viewer plays
+	// on, and a new one is sent to the other edge.
+	draining := home["live/lb0"]
+	other := edges[0]
+	if other == draining {
+		other = edges[1]
+	}
+	stay := make(chan testkit.Play, 1)
+	go func() { stay <- playFor("http://"+lb+"/live/lb0.flv", 10*time.Second) }()
+	if !waitFor(10*time.Second, func() bool { return subscribersOf(ctx, draining, "live/lb0") == 1 }) {
+		t.Fatalf("the staying viewer did not reach its edge\n%s", draining.Stderr())
+	}
+	if err := draining.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool {
+		r, err := http.Get(draining.URL("/readyz"))
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusServiceUnavailable
+	}) {
+		t.Fatal("the edge did not start draining")
+	}
+	p := playFor("http://"+lb+"/live/lb0.flv", 2*time.Second)
+	checkPlayed(t, p, "new viewer while its stream's edge drains")
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(other.Stderr(), "stream=live/lb0") }) {
+		t.Fatalf("the new viewer did not play from the other edge\n%s", other.Stderr())
+	}
+	s := <-stay
+	if s.Status != http.StatusOK || s.Stream == nil || s.Err != nil || s.Left() {
+		t.Fatalf("the viewer on the draining edge: status %d, %v; want a stream that ends cleanly at the drain's end", s.Status, s.Err)
+	}
+	if err := s.Stream.CheckPlayable(); err != nil {
+		t.Fatalf("the viewer on the draining edge: %v", err)
+	}
+	select {
+	case <-draining.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the drained edge did not exit\n%s", draining.Stderr())
+	}
+}
