@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -616,8 +617,11 @@ func TestOperatorEndpointsRefuseOtherMethods(t *testing.T) {
 		method, path string
 		want         int
 	}{
-		{http.MethodDelete, "/api/v1/streams/live/x", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/api/v1/streams/live/x", http.StatusForbidden}, // auth.api_token unset
+		{http.MethodDelete, "/api/v1/streams", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/metrics", http.StatusMethodNotAllowed},
 		{http.MethodPost, "/api/v1/streams", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/api/v1/streams/live/x", http.StatusMethodNotAllowed},
 		{http.MethodPut, "/metrics", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/api/v1/streams", http.StatusOK},
 		{http.MethodHead, "/api/v1/streams", http.StatusOK},
@@ -1032,4 +1036,95 @@ func roundTrip(t *testing.T, method, url string) *http.Response {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
+}
+
+// DELETE /api/v1/streams/{app}/{stream} ends a stream: its viewers'
+// responses end cleanly at a tag boundary, its publisher is disconnected
+// and may publish again, as a new entry. It needs auth.api_token and the
+// token; a stream without an entry is 404.
+func TestDropStreamThroughTheAPI(t *testing.T) {
+	r := startRelay(t, testConfig())
+	s, err := testkit.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	published := make(chan error, 1)
+	pub := &testkit.Publisher{Addr: r.rtmpAddr, App: "live", Stream: "drop", Tags: s.Tags, Loop: true}
+	go func() { published <- pub.Run(ctx) }()
+	waitReady(t, r, "live/drop")
+	plays := make(chan testkit.Play, 5)
+	for range cap(plays) {
+		go func() { plays <- testkit.PlayFLV(context.Background(), "http://"+r.httpAddr+"/live/drop.flv", nil) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.pool.Stats().Subscribers < cap(plays) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	url := "http://" + r.httpAddr + "/api/v1/streams/live/drop"
+	if resp := roundTrip(t, http.MethodDelete, url); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("DELETE without auth.api_token: %d, want 403", resp.StatusCode)
+	}
+	auth := DefaultAuth()
+	auth.APIToken = "t0ken"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	if resp := roundTrip(t, http.MethodDelete, url); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("DELETE without the token: %d, want 401", resp.StatusCode)
+	}
+	del := func(url string) int {
+		req, err := http.NewRequest(http.MethodDelete, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := del(url); code != http.StatusNoContent {
+		t.Fatalf("DELETE with the token: %d, want 204", code)
+	}
+	for range cap(plays) {
+		var p testkit.Play
+		select {
+		case p = <-plays:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a viewer of the dropped stream still plays")
+		}
+		if p.Status != http.StatusOK || p.Err != nil {
+			t.Fatalf("viewer of the dropped stream: status %d, %v; want a clean end", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatalf("viewer of the dropped stream: %v", err)
+		}
+	}
+	select {
+	case <-published:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publisher of the dropped stream was not disconnected")
+	}
+	if code := del(url); code != http.StatusNotFound {
+		t.Fatalf("DELETE of a stream without an entry: %d, want 404", code)
+	}
+	pub2 := &testkit.Publisher{Addr: r.rtmpAddr, App: "live", Stream: "drop", Tags: s.Tags, Loop: true}
+	go func() { published <- pub2.Run(ctx) }()
+	waitReady(t, r, "live/drop")
+	cancel()
+	<-published
+	// go-rtmp's client gives up a write it queued after the gateway
+	// closed the connection only after 5 s: wait for it, so that goleak
+	// sees nothing of the dropped publisher.
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		buf := make([]byte, 1<<20)
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "testkit.(*Publisher).session") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the dropped publisher's session is still running")
 }

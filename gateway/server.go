@@ -185,8 +185,9 @@ func (g *Server) route(ctx *fasthttp.RequestCtx) {
 		}
 		g.text(ctx, fasthttp.StatusOK, "ready")
 		return
-	case (path == "/metrics" || strings.HasPrefix(path, "/api/")) && !ctx.IsGet() && !ctx.IsHead():
-		// Read-only: a 200 to a DELETE or POST would read as done.
+	case (path == "/metrics" || strings.HasPrefix(path, "/api/")) && !ctx.IsGet() && !ctx.IsHead() &&
+		!(ctx.IsDelete() && strings.HasPrefix(path, "/api/")):
+		// A 200 to a POST would read as done.
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		g.fail(ctx, fasthttp.StatusMethodNotAllowed, "bad_method", "method not allowed", fmt.Errorf("method %q", ctx.Method()))
 		return
@@ -337,6 +338,11 @@ func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 	}
 	var body any
 	switch rest, _ := strings.CutPrefix(path, "/api/v1/streams"); {
+	case ctx.IsDelete() && (rest == "" || rest == "/" || !strings.HasPrefix(rest, "/")):
+		// Only a stream can be dropped, not the list.
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		g.fail(ctx, fasthttp.StatusMethodNotAllowed, "bad_method", "method not allowed", fmt.Errorf("method %q", ctx.Method()))
+		return
 	case rest == "" || rest == "/":
 		body = struct {
 			Streams []pool.Snapshot `json:"streams"`
@@ -345,6 +351,10 @@ func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 		key, err := parseStreamPath(rest+".flv", pool.MaxNameLength)
 		if err != nil {
 			g.fail(ctx, fasthttp.StatusBadRequest, "bad_path", "malformed stream path", err)
+			return
+		}
+		if ctx.IsDelete() {
+			g.dropStream(ctx, key)
 			return
 		}
 		d, ok := g.pool.Detail(key)
@@ -365,6 +375,30 @@ func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
 	g.metrics.response(fasthttp.StatusOK)
+}
+
+// dropStream answers DELETE /api/v1/streams/{app}/{stream}: the stream's
+// entry ends (pool.Drop), its publisher is disconnected or its pull
+// stopped, and its viewers' responses end cleanly. Only with
+// auth.api_token set: without it the API is open to whoever reaches the
+// listener, viewers included, who may read it but not end streams.
+func (g *Server) dropStream(ctx *fasthttp.RequestCtx, key string) {
+	if g.policy.Load().Auth.APIToken == "" {
+		g.fail(ctx, fasthttp.StatusForbidden, "auth", "dropping a stream needs auth.api_token", nil)
+		return
+	}
+	if !g.pool.Drop(key) {
+		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", nil)
+		return
+	}
+	remote, _, via := g.proxies.clientAddr(ctx)
+	attrs := []any{"stream", key, "remote", remote}
+	if via != "" {
+		attrs = append(attrs, "via", via)
+	}
+	g.log.Info("stream dropped", attrs...)
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	g.metrics.response(fasthttp.StatusNoContent)
 }
 
 // fail answers a request with status and a one-line text body, counts the

@@ -32,6 +32,8 @@
 //	          last viewer leaves
 //	Waiting,  evicted: idle (no subscriber) past  Closed    Pool (LRU callback)
 //	Live      idle_timeout, or room needed
+//	any       Pool.Drop (the streams API's        Closed    Pool.Drop
+//	          DELETE: an operator ends it)
 //	any       Pool.Close (shutdown)               Closed    Pool.Close
 //	Closed    (terminal: no transition)
 //

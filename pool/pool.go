@@ -30,6 +30,8 @@ var (
 	ErrUpstreamUnreachable = errors.New("pool: upstream unreachable")
 	// ErrNoReconnect: the source did not come back within reconnect_window.
 	ErrNoReconnect = errors.New("pool: source did not come back within reconnect_window")
+	// ErrDropped: an operator ended the stream (Pool.Drop).
+	ErrDropped = errors.New("pool: stream dropped by the operator")
 )
 
 // Config sets the pool's bounds. The zero value is not valid; start from
@@ -419,7 +421,7 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 // a source that went away, not one that sent garbage (ErrBadTag, which
 // sources wrap for malformed input) or was stopped.
 func resumable(reason error) bool {
-	return !errors.Is(reason, ErrBadTag) && !errors.Is(reason, ErrEvicted) &&
+	return !errors.Is(reason, ErrBadTag) && !errors.Is(reason, ErrEvicted) && !errors.Is(reason, ErrDropped) &&
 		!errors.Is(reason, ErrPoolClosed) && !errors.Is(reason, context.Canceled)
 }
 
@@ -455,6 +457,22 @@ func (p *Pool) endEntryLocked(e *Entry, reason error) {
 	if cur, ok := p.idle.Peek(e.key); ok && cur == e {
 		p.idle.Remove(e.key)
 	}
+}
+
+// Drop ends key's entry, whatever its state, as an operator's act: a
+// pull is cancelled, a publisher is refused at its next tag (the origin
+// then closes its connection), viewers drain what they have and end, and
+// no reconnect window applies. The key is free at once: a publisher that
+// comes back gets a new entry. It reports whether key had an entry.
+func (p *Pool) Drop(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.entries[key]
+	if e == nil {
+		return false
+	}
+	p.endEntryLocked(e, ErrDropped)
+	return true
 }
 
 // Run evicts entries idle for longer than IdleTimeout until ctx is done.

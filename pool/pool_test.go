@@ -796,3 +796,66 @@ func TestCuePointBeforeAudioIsNoAudioTime(t *testing.T) {
 		t.Fatalf("flags %#x, want audio and video (0x05)", b[0][4])
 	}
 }
+
+// An operator's Drop ends an entry at once, whatever feeds it: every
+// reader drains and sees ErrDropped, the publisher's next tag is refused,
+// a pull is cancelled, no reconnect window holds the viewers, and the key
+// is free for a new entry. A key without an entry reports false.
+func TestDropEndsTheEntryForEveryone(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = time.Hour
+	var runs atomic.Int32
+	p := newTestPool(t, cfg, func(key string) Source {
+		if key == "live/pulled" {
+			return countingSource{runs: &runs}
+		}
+		return nil
+	})
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	ts := startStream(t, pub)
+	const readers = 20
+	var wg sync.WaitGroup
+	results := make([]error, readers)
+	for i := range readers {
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		wg.Go(func() {
+			defer sub.Close()
+			_, results[i] = drain(t, sub.NewReader(), 5*time.Second)
+		})
+	}
+	pulled, err := p.Subscribe("live/pulled", false)
+	must(t, err)
+	defer pulled.Close()
+	must(t, pulled.Entry().WaitReady(context.Background()))
+
+	if p.Drop("live/none") {
+		t.Fatal("Drop of a key without an entry reported true")
+	}
+	if !p.Drop("live/a") || !p.Drop("live/pulled") {
+		t.Fatal("Drop of a live entry reported false")
+	}
+	wg.Wait()
+	for i, err := range results {
+		if !errors.Is(err, ErrEnded) || !errors.Is(err, ErrDropped) {
+			t.Fatalf("reader %d ended with %v, want ErrDropped", i, err)
+		}
+	}
+	if err := pub.WriteTag(TagVideo, ts, avcKey); err == nil {
+		t.Fatal("the publisher's next tag was taken after the drop")
+	}
+	if _, err := drain(t, pulled.NewReader(), 5*time.Second); !errors.Is(err, ErrDropped) {
+		t.Fatalf("the pulled entry's reader ended with %v, want ErrDropped", err)
+	}
+	pub.Close(nil)
+	if s := p.Stats(); s.Entries != 0 {
+		t.Fatalf("entries after the drops: %+v", s)
+	}
+	pub2, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub2.Close(nil)
+	if pub2.Entry() == pub.Entry() {
+		t.Fatal("the publisher coming back got the dropped entry")
+	}
+}
