@@ -368,3 +368,16 @@ func TestBenchChecksChunkFraming(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 }
+
+// -h prints the usage and exits 0, as a help request is no failure; a bad
+// flag exits 1 with the error.
+func TestHelpExitsZero(t *testing.T) {
+	var stderr strings.Builder
+	if code := exitCode(run([]string{"-h"}, io.Discard, &stderr), &stderr); code != 0 || !strings.Contains(stderr.String(), "-url") {
+		t.Fatalf("-h: exit %d, printed %q; want 0 and the usage", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := exitCode(run([]string{"-n", "0"}, io.Discard, &stderr), &stderr); code != 1 || !strings.Contains(stderr.String(), "flvbench:") {
+		t.Fatalf("-n 0: exit %d, printed %q; want 1 and the error", code, stderr.String())
+	}
+}
