@@ -204,14 +204,16 @@ func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
 }
 
 func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPublish) error {
-	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", cmd.PublishingName)
+	// The query (a signed URL's token, an encoder's stream key) is a
+	// credential and stays out of the log.
+	name, query, _ := strings.Cut(cmd.PublishingName, "?")
+	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", name)
 	if h.pub != nil {
 		return h.refuse(log, errors.New("origin: connection already publishes"))
 	}
 	if h.srv.draining.Load() {
 		return h.refuse(log, errors.New("origin: draining"))
 	}
-	name, query, _ := strings.Cut(cmd.PublishingName, "?")
 	key, err := pool.MakeKey(h.app, name)
 	if err != nil {
 		return h.refuse(log, err)
@@ -271,7 +273,7 @@ func (h *handler) authorize(key, name, query string) error {
 }
 
 func (h *handler) OnPlay(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetStreamPlay) error {
-	h.srv.log.Warn("rtmp play refused", "remote", h.remote, "stream", cmd.StreamName, "error", "the origin serves HTTP-FLV only")
+	h.srv.log.Warn("rtmp play refused", "remote", h.remote, "stream", stripQuery(cmd.StreamName), "error", "the origin serves HTTP-FLV only")
 	h.logged = true
 	return errors.New("origin: play is served over HTTP-FLV")
 }
