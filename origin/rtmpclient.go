@@ -33,6 +33,7 @@ const (
 	maxMessageLen     = 8 << 20           // larger is refused as malformed
 	maxChunkStreams   = 64                // distinct chunk stream ids a peer may use
 	maxPendingBytes   = 2 * maxMessageLen // of messages begun, across chunk streams
+	maxMessageStreams = 8                 // per origin connection, the control stream among them
 	maxChunkSize      = 1 << 24
 	defaultChunkSize  = 128
 	clientAckWindow   = 2500000

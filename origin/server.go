@@ -118,6 +118,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 					// defaults let a peer hold 16 MiB on each stream.
 					MaxMessageSize:     maxMessageLen,
 					MaxUnfinishedBytes: maxPendingBytes,
+					// go-rtmp's default is 2^32-1: a peer's createStream
+					// commands each kept a stream until the connection
+					// closed, and each looked for a free id from 0 up.
+					MaxMessageStreams: maxMessageStreams,
 				},
 				Logger: quiet,
 			}

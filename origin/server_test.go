@@ -160,3 +160,35 @@ func TestOriginRefusesManyChunkStreams(t *testing.T) {
 		t.Fatalf("the origin kept the connection: %v", err)
 	}
 }
+
+// A peer may hold at most maxMessageStreams message streams, the control
+// stream among them: a createStream over that is answered _error, and the
+// connection goes on. go-rtmp's default let a peer create streams without
+// end, each kept until its connection closed, and looked for a free id
+// from 0 up for each new one.
+func TestOriginBoundsMessageStreams(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	p := rtmpClient(t, addr) // its one stream created
+	const asked = 100
+	for txn := 10; txn < 10+asked; txn++ {
+		if err := p.command(0, "createStream", float64(txn), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	granted := 1
+	for txn := 10; txn < 10+asked; txn++ {
+		if _, err := p.awaitResult(float64(txn)); err == nil {
+			granted++
+		}
+	}
+	if granted != maxMessageStreams-1 {
+		t.Fatalf("%d streams granted to a connection asking for %d, want %d", granted, asked+1, maxMessageStreams-1)
+	}
+	if err := p.command(p.streamID, "publish", 0, nil, "many", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "publish"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish after refused createStreams: %s, want NetStream.Publish.Start", code)
+	}
+}
