@@ -1,7 +1,10 @@
 package origin
 
 import (
+	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +65,52 @@ func TestOriginLogsNoStreamNameQuery(t *testing.T) {
 	}
 	if strings.Contains(got, token) || strings.Contains(got, "expires=") {
 		t.Errorf("the log holds the stream name's query:\n%s", got)
+	}
+}
+
+// An on_publish callback that answers after more than rtmp.read_timeout
+// (within rtmp.callback_timeout) allows the publish, and the publish
+// goes on: the read timeout counts from the publish's start, not from
+// the last read before the callback was asked.
+func TestSlowOnPublishCallbackAllows(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	asked := make(chan struct{}, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- struct{}{}
+		time.Sleep(3 * readTimeout) // the slowness under test
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer cb.Close()
+	defer http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	s, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = readTimeout
+	cfg.OnPublish = cb.URL
+	cfg.CallbackTimeout = 10 * time.Second
+	s.SetConfig(cfg)
+
+	sub, err := s.pool.Subscribe("live/slowauth", true) // a viewer waiting
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	p := rtmpClient(t, addr)
+	if err := p.command(p.streamID, "publish", 0, nil, "slowauth", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "publish"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish: %s, want NetStream.Publish.Start", code)
+	}
+	<-asked
+	for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+		if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+			t.Fatalf("the origin ended the publish its callback allowed: %v", err)
+		}
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if err := sub.Entry().WaitReady(ctx); err != nil {
+		t.Fatalf("the publish's media did not reach its entry (%s): %v", sub.Entry().State(), err)
 	}
 }

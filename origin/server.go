@@ -195,8 +195,9 @@ type handler struct {
 }
 
 // mediaWatch tells a connection's deadlineConn whether it publishes, and
-// counts the media it relayed, so that a publisher's read timeout counts
-// from its last media rather than from its last byte.
+// counts the media it relayed (and its publish's start), so that a
+// publisher's read timeout counts from its last media rather than from
+// its last byte.
 type mediaWatch struct {
 	publishing atomic.Bool
 	tags       atomic.Uint64
@@ -230,6 +231,9 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 		return h.refuse(log, err)
 	}
 	h.key, h.pub, h.streamID = key, pub, ctx.StreamID
+	// The read timeout counts from here: the on_publish callback may have
+	// taken most of it since the last read.
+	h.media.tags.Add(1)
 	h.media.publishing.Store(true)
 	log.Info("publish started", "key", key)
 	return nil
