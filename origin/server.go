@@ -30,9 +30,11 @@ import (
 type Config struct {
 	// Listen is the RTMP listen address; empty disables the origin.
 	Listen string `toml:"listen"`
-	// ReadTimeout ends a publisher that sends no media for this long (and
-	// a connection that does not publish, if it sends nothing), so a
-	// stalled encoder cannot hold viewers on a stream nobody feeds.
+	// ReadTimeout ends a publisher that sends no media for this long, so
+	// a stalled encoder cannot hold viewers on a stream nobody feeds, and
+	// a connection that makes no step towards a publish (its handshake,
+	// connect, publish) for this long, so a peer sending a byte now and
+	// then cannot hold a connection either.
 	ReadTimeout time.Duration `toml:"read_timeout"`
 	// ProxyProtocol: the RTMP listener is behind a TCP load balancer that
 	// begins each connection with a PROXY protocol header (v1 or v2)
@@ -194,17 +196,17 @@ type handler struct {
 	media      mediaWatch // read by the connection's deadlineConn
 }
 
-// mediaWatch tells a connection's deadlineConn whether it publishes, and
-// counts the media it relayed (and its publish's start), so that a
-// publisher's read timeout counts from its last media rather than from
+// mediaWatch counts a connection's steps to a publish (the handshake's
+// end, connect, the publish's start) and the media it relayed, so that
+// its read timeout counts from its last step or media rather than from
 // its last byte.
 type mediaWatch struct {
-	publishing atomic.Bool
-	tags       atomic.Uint64
+	progress atomic.Uint64
 }
 
 func (h *handler) OnConnect(_ uint32, cmd *rtmpmsg.NetConnectionConnect) error {
 	h.app = stripQuery(cmd.Command.App)
+	h.media.progress.Add(1)
 	return nil
 }
 
@@ -233,8 +235,7 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 	h.key, h.pub, h.streamID = key, pub, ctx.StreamID
 	// The read timeout counts from here: the on_publish callback may have
 	// taken most of it since the last read.
-	h.media.tags.Add(1)
-	h.media.publishing.Store(true)
+	h.media.progress.Add(1)
 	log.Info("publish started", "key", key)
 	return nil
 }
@@ -249,7 +250,6 @@ func (h *handler) OnDeleteStream(_ uint32, cmd *rtmpmsg.NetStreamDeleteStream) e
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "deleteStream")
 		h.key, h.pub = "", nil
-		h.media.publishing.Store(false)
 	}
 	return nil
 }
@@ -313,7 +313,7 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 	err := h.pub.WriteTag(typ, timestamp, body)
 	switch {
 	case err == nil:
-		h.media.tags.Add(1)
+		h.media.progress.Add(1)
 		return nil
 	case errors.Is(err, pool.ErrBadTag):
 		h.srv.log.Debug("tag dropped", "key", h.key, "error", err)
@@ -326,7 +326,10 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 }
 
 // OnServe is called once the RTMP handshake is done.
-func (h *handler) OnServe(*rtmp.Conn) { h.handshaken = true }
+func (h *handler) OnServe(*rtmp.Conn) {
+	h.handshaken = true
+	h.media.progress.Add(1)
+}
 
 // OnServeError is called by origin/third_party/go-rtmp, before OnClose,
 // with the error that ended the connection. The peer hanging up (a TCP
@@ -367,22 +370,24 @@ func stripQuery(s string) string {
 	return s
 }
 
-// deadlineConn refreshes the read deadline as data arrives, at most every
-// quarter of the timeout (and at most once a second), so a silent peer is
-// dropped after the timeout. Once the peer publishes, only media refreshes
-// it: a publisher that keeps its connection busy with control messages
-// (acknowledgements, pings) but sends no audio, video or data is dropped
-// too, between one and one and a quarter timeouts after its last media.
+// deadlineConn sets the read deadline at the first read and refreshes it
+// as the peer makes progress (mediaWatch), at most every quarter of the
+// timeout (and at most once a second), so a silent peer is dropped after
+// the timeout. Bytes alone do not refresh it: a peer that trickles its
+// handshake, or keeps its connection busy with control messages
+// (acknowledgements, pings) but never publishes, or publishes but sends no
+// audio, video or data, is dropped too, between one and one and a quarter
+// timeouts after its last step or media.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
 	last    time.Time
 	media   *mediaWatch
-	tags    uint64 // media.tags at the last refresh
+	seen    uint64 // media.progress at the last refresh
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if now := time.Now(); now.Sub(c.last) > min(time.Second, c.timeout/4) && c.fed() {
+	if now := time.Now(); c.last.IsZero() || now.Sub(c.last) > min(time.Second, c.timeout/4) && c.fed() {
 		c.last = now
 		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
 			return 0, err
@@ -391,16 +396,13 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// fed reports whether the read deadline may move: the peer does not
-// publish, or it relayed media since the last refresh.
+// fed reports whether the read deadline may move: the peer made a step
+// or relayed media since the last refresh.
 func (c *deadlineConn) fed() bool {
-	if c.media == nil || !c.media.publishing.Load() {
-		return true
-	}
-	n := c.media.tags.Load()
-	if n == c.tags {
+	n := c.media.progress.Load()
+	if n == c.seen {
 		return false
 	}
-	c.tags = n
+	c.seen = n
 	return true
 }

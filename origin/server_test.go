@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -191,4 +192,60 @@ func TestOriginBoundsMessageStreams(t *testing.T) {
 	if code := awaitStatus(t, p, "publish"); code != "NetStream.Publish.Start" {
 		t.Fatalf("publish after refused createStreams: %s, want NetStream.Publish.Start", code)
 	}
+}
+
+// A peer that sends a byte now and then but never gets to publish (a
+// handshake one byte at a time, or control messages after connect) is
+// dropped after rtmp.read_timeout, as a silent one is: until it
+// publishes, only its handshake, its connect and its publish move the
+// deadline, not every byte.
+func TestOriginDropsTricklingPeer(t *testing.T) {
+	s, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	cfg := DefaultConfig()
+	cfg.ReadTimeout = 300 * time.Millisecond
+	s.SetConfig(cfg)
+
+	// trickle writes in, one byte every 50 ms, over and over, until a
+	// write fails or the test ends; the origin's read timeout is not
+	// reached between two bytes.
+	trickle := func(conn net.Conn, in []byte) {
+		done := make(chan struct{})
+		t.Cleanup(func() { close(done) })
+		go func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				if _, err := conn.Write(in[i%len(in) : i%len(in)+1]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// dropped waits up to 10 s for the origin to close conn.
+	dropped := func(conn net.Conn, what string) {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: the connection is open 10 s on, with rtmp.read_timeout 300ms", what)
+		}
+	}
+
+	hs, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	trickle(hs, append([]byte{3}, make([]byte, 1536)...)) // C0, C1
+	dropped(hs, "a handshake one byte at a time")
+
+	p := rtmpClient(t, addr)
+	// Window Acknowledgement Size messages, one byte at a time.
+	trickle(p.conn, []byte{2, 0, 0, 0, 0, 0, 4, msgWindowAckSize, 0, 0, 0, 0, 0, 0x4c, 0x4b, 0x40})
+	dropped(p.conn, "control messages one byte at a time after connect")
 }
