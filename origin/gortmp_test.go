@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -388,5 +389,67 @@ func checkBounded(t *testing.T, payload io.Reader) {
 	t.Helper()
 	if n, _ := io.Copy(io.Discard, payload); n > maxMessageLen {
 		t.Fatalf("a message of %d bytes", n)
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// go-rtmp lets go of a large message's buffer once the message is read:
+// a peer that sends one large message on each of its chunk streams holds
+// no more than that one message. v0.0.7 kept each chunk stream's buffer
+// at the size of its largest message until the connection closed, so
+// maxChunkStreams streams of maxMessageLen held 512 MiB (up to twice
+// that with the buffers' growth) after maxPendingBytes had been checked.
+func TestGoRTMPKeepsNoLargeBuffers(t *testing.T) {
+	const size, streams = 1 << 20, maxChunkStreams - 1 // chunk stream 2 has the Set Chunk Size
+	in := []io.Reader{bytes.NewReader(setChunkSize(size))}
+	for cs := 0; cs < streams; cs++ {
+		var hdr []byte
+		if id := 3 + cs; id < 64 {
+			hdr = []byte{byte(id)}
+		} else {
+			hdr = []byte{0, byte(id - 64)}
+		}
+		hdr = append(hdr, 0, 0, 0, size>>16&0xff, size>>8&0xff, size&0xff, msgAudio, 1, 0, 0, 0)
+		in = append(in, bytes.NewReader(hdr), io.LimitReader(zeros{}, size))
+	}
+	cfg := &rtmp.StreamControlStateConfig{
+		DefaultChunkSize: rtmp.DefaultChunkSize, MaxChunkSize: rtmp.MaxChunkSize, MaxChunkStreams: maxChunkStreams,
+		DefaultAckWindowSize: math.MaxInt32, MaxAckWindowSize: math.MaxInt32,
+		DefaultBandwidthWindowSize: math.MaxInt32, MaxBandwidthWindowSize: math.MaxInt32,
+		MaxMessageSize: maxMessageLen, MaxMessageStreams: maxMessageStreams, MaxUnfinishedBytes: maxPendingBytes,
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cs := rtmp.NewChunkStreamer(io.MultiReader(in...), io.Discard, cfg)
+	defer cs.Close()
+	for i := 0; i <= streams; i++ {
+		var cmsg rtmp.ChunkMessage
+		if _, _, err := cs.Read(&cmsg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		switch m := cmsg.Message.(type) {
+		case *rtmpmsg.SetChunkSize:
+			if err := cs.PeerState().SetChunkSize(m.ChunkSize); err != nil {
+				t.Fatal(err)
+			}
+		case *rtmpmsg.AudioMessage:
+			if n, _ := io.Copy(io.Discard, m.Payload); n != size {
+				t.Fatalf("message %d: %d bytes, want %d", i, n, size)
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(cs)
+	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); held > 16*size {
+		t.Fatalf("%d MiB held after %d messages of 1 MiB were read", held>>20, streams)
 	}
 }

@@ -8,6 +8,7 @@
 package rtmp
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -24,6 +25,10 @@ import (
 const ctrlMsgChunkStreamID = 2
 
 const maxWriterQueueSize = 64
+
+// flvgw: a chunk stream's buffer grown past this for a message is let go
+// once the message is handled.
+const maxKeptReadBuffer = 64 * 1024
 
 type ChunkMessage struct {
 	StreamID uint32
@@ -53,6 +58,8 @@ type ChunkStreamer struct {
 
 	// flvgw: bytes read of messages not yet complete, all chunk streams.
 	unfinishedBytes int
+	// flvgw: the reader of the message Read returned last.
+	lastRead *ChunkStreamReader
 
 	cacheBuffer []byte
 	config      *StreamControlStateConfig
@@ -99,10 +106,21 @@ func NewChunkStreamer(r io.Reader, w io.Writer, config *StreamControlStateConfig
 }
 
 func (cs *ChunkStreamer) Read(cmsg *ChunkMessage) (int, uint32, error) {
+	// flvgw: the message returned last has been handled by now. v0.0.7
+	// kept each chunk stream's buffer at the size of its largest message
+	// until the connection closed: up to MaxChunkStreams times
+	// MaxMessageSize (twice that with the buffer's growth), whatever
+	// MaxUnfinishedBytes allowed.
+	if r := cs.lastRead; r != nil && r.buf.Cap() > maxKeptReadBuffer {
+		r.buf = bytes.Buffer{}
+	}
+	cs.lastRead = nil
+
 	reader, err := cs.NewChunkReader()
 	if err != nil {
 		return 0, 0, err
 	}
+	cs.lastRead = reader
 
 	cs.msgDec.Reset(reader)
 	if err := cs.msgDec.Decode(message.TypeID(reader.messageTypeID), &cmsg.Message); err != nil {
