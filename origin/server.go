@@ -193,6 +193,7 @@ type handler struct {
 	err        error // why go-rtmp ended the connection, if not a close
 	logged     bool  // the handler already logged the error that ended it
 	handshaken bool
+	refused    int        // publishes refused as the connection already published
 	media      mediaWatch // read by the connection's deadlineConn
 }
 
@@ -216,7 +217,16 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 	name, query, _ := strings.Cut(cmd.PublishingName, "?")
 	log := h.srv.log.With("remote", h.remote, "app", h.app, "stream", name)
 	if h.pub != nil {
-		return h.refuse(log, errors.New("origin: connection already publishes"))
+		// The connection's publish goes on: its viewers do not end
+		// because the encoder tried to publish another stream too.
+		// Logged once: the connection may ask again and again.
+		err := errors.New("origin: connection already publishes")
+		if h.refused++; h.refused == 1 {
+			log.Warn("publish refused", "error", err)
+		} else {
+			log.Debug("publish refused", "error", err)
+		}
+		return keepConnection{err}
 	}
 	if h.srv.draining.Load() {
 		return h.refuse(log, errors.New("origin: draining"))
@@ -253,6 +263,11 @@ func (h *handler) OnDeleteStream(_ uint32, cmd *rtmpmsg.NetStreamDeleteStream) e
 	}
 	return nil
 }
+
+// keepConnection is a publish's refusal that leaves its connection open.
+type keepConnection struct{ error }
+
+func (keepConnection) KeepConnection() bool { return true }
 
 // refuse logs a refused publish and returns err, which ends the connection.
 func (h *handler) refuse(log *slog.Logger, err error) error {

@@ -193,3 +193,66 @@ func TestPublisherSendingNoMediaIsDropped(t *testing.T) {
 		t.Fatalf("the publish's end is not logged as %q:\n%s", why, logs)
 	}
 }
+
+// A publish on a second stream of a connection that already publishes (an
+// encoder publishing several renditions over one connection) is refused
+// with NetStream.Publish.Failed, and the connection's first publish goes
+// on: the refusal does not end the connection and its viewers with it.
+func TestSecondPublishOnAConnectionLeavesTheFirst(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+
+	p := rtmpClient(t, addr)
+	if err := p.command(p.streamID, "publish", 0, nil, "first", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "first publish"); code != "NetStream.Publish.Start" {
+		t.Fatalf("first publish: %s, want NetStream.Publish.Start", code)
+	}
+	for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+		if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := s.pool.Subscribe("live/first", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if err := sub.Entry().WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := p.command(0, "createStream", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.awaitResult(3)
+	if err != nil {
+		t.Fatalf("createStream: %v", err)
+	}
+	second, _ := res.(float64)
+	for range 3 { // each refused, the refusal logged once
+		if err := p.command(uint32(second), "publish", 0, nil, "second", "live"); err != nil {
+			t.Fatal(err)
+		}
+		if code := awaitStatus(t, p, "second publish"); code != "NetStream.Publish.Failed" {
+			t.Fatalf("second publish: %s, want NetStream.Publish.Failed", code)
+		}
+	}
+	// The connection answers on, and its first publish is live.
+	if err := p.command(0, "createStream", 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.awaitResult(4); err != nil {
+		t.Fatalf("the connection ended with the refusal: %v", err)
+	}
+	if state := sub.Entry().State(); state != pool.StateLive {
+		t.Fatalf("the first publish's entry is %s after the second publish was refused, want live", state)
+	}
+	if got := strings.Count(logs.String(), `msg="publish refused"`); got != 1 {
+		t.Fatalf("the refusal is logged %d times:\n%s", got, logs)
+	}
+}

@@ -67,6 +67,13 @@ func (h *serverDataInactiveHandler) onCommand(
 				return errors.Wrapf(err, "Failed to reply response: Err = %+v", err1)
 			}
 
+			// flvgw: a refusal whose error says so leaves the connection
+			// (and what else it publishes) as it is. v0.0.7 ended the
+			// connection on every refusal.
+			var keep interface{ KeepConnection() bool }
+			if errors.As(err, &keep) && keep.KeepConnection() {
+				return nil
+			}
 			return err
 		}
 
