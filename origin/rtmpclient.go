@@ -34,6 +34,7 @@ const (
 	maxChunkStreams   = 64                // distinct chunk stream ids a peer may use
 	maxPendingBytes   = 2 * maxMessageLen // of messages begun, across chunk streams
 	maxMessageStreams = 8                 // per origin connection, the control stream among them
+	minAckWindow      = 64 << 10          // a peer's smaller Window Acknowledgement Size counts as this
 	maxChunkSize      = 1 << 24
 	defaultChunkSize  = 128
 	clientAckWindow   = 2500000
@@ -385,7 +386,7 @@ func (p *rtmpPlayer) readMessage() (rtmpMessage, error) {
 	switch msg.typeID {
 	case msgWindowAckSize:
 		if len(msg.payload) >= 4 {
-			p.ackWin = binary.BigEndian.Uint32(msg.payload)
+			p.ackWin = max(binary.BigEndian.Uint32(msg.payload), minAckWindow)
 		}
 	case msgUserControl:
 		if len(msg.payload) >= 6 && binary.BigEndian.Uint16(msg.payload) == userControlPing {

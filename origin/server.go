@@ -124,6 +124,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 					// commands each kept a stream until the connection
 					// closed, and each looked for a free id from 0 up.
 					MaxMessageStreams: maxMessageStreams,
+					// go-rtmp took any window a peer asked for, and
+					// acknowledged every chunk for a window of 1.
+					MinAckWindowSize: minAckWindow,
 				},
 				Logger: quiet,
 			}

@@ -249,3 +249,43 @@ func TestOriginDropsTricklingPeer(t *testing.T) {
 	trickle(p.conn, []byte{2, 0, 0, 0, 0, 0, 4, msgWindowAckSize, 0, 0, 0, 0, 0, 0x4c, 0x4b, 0x40})
 	dropped(p.conn, "control messages one byte at a time after connect")
 }
+
+// A peer's Window Acknowledgement Size below minAckWindow counts as
+// minAckWindow: the origin acknowledges at most every minAckWindow/2
+// bytes, however small a window the peer asks for. With a window of 1,
+// go-rtmp acknowledged every chunk it read: a write for every chunk the
+// peer sent, a few bytes each with a chunk size of 1.
+func TestOriginBoundsAcknowledgements(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	p := rtmpClient(t, addr)
+	if err := p.command(p.streamID, "publish", 0, nil, "acks", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "publish"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish: %s", code)
+	}
+	if err := p.control(msgWindowAckSize, u32(1)); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 100 << 10 // 800 chunks of 128 bytes
+	frame := make([]byte, sent)
+	frame[0], frame[1] = 0x27, 1 // an inter frame, dropped before a keyframe
+	if err := p.write(mediaStreamChunk, msgVideo, p.streamID, frame); err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	for {
+		_ = p.conn.SetReadDeadline(time.Now().Add(time.Second))
+		msg, err := p.cr.next()
+		if err != nil {
+			break // a second without a message: all of them are in
+		}
+		if msg.typeID == msgAck {
+			acks++
+		}
+	}
+	if max := 2 * sent / (minAckWindow / 2); acks > max {
+		t.Fatalf("%d acknowledgements for %d bytes with a window of 1, want at most %d", acks, sent, max)
+	}
+}

@@ -33,6 +33,8 @@ type StreamControlStateConfig struct {
 
 	DefaultAckWindowSize int32
 	MaxAckWindowSize     int32
+	// flvgw: a peer's window below this counts as this; 0 means no bound.
+	MinAckWindowSize int32
 
 	DefaultBandwidthWindowSize int32
 	DefaultBandwidthLimitType  message.LimitType
@@ -144,7 +146,11 @@ func (s *StreamControlState) SetAckWindowSize(ackWindowSize int32) error {
 		return errors.Errorf("Exceeded configured max ack window size: Limit = %d, Value = %d", s.config.MaxAckWindowSize, ackWindowSize)
 	}
 
-	s.ackWindowSize = ackWindowSize
+	// flvgw: a window below MinAckWindowSize counts as that. v0.0.7 took
+	// any window, and acknowledged after every chunk for a window of 0 or
+	// 1 (negative ones too): a write per chunk a peer sent, a few bytes
+	// each with a chunk size of 1.
+	s.ackWindowSize = max(ackWindowSize, s.config.MinAckWindowSize)
 
 	return nil
 }
