@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1128,3 +1129,106 @@ func TestDropStreamThroughTheAPI(t *testing.T) {
 	}
 	t.Fatal("the dropped publisher's session is still running")
 }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Shutdown ends with its final chunk a viewer that reads steadily but
+// slower than its stream comes, so that its session always has a batch
+// ready and writes it itself, while the entry goes on being fed (as a
+// pull is, until the pool closes after the gateway): its session sees the
+// shutdown between two writes, not only while it waits for a tag.
+func TestShutdownEndsViewersBehind(t *testing.T) {
+	cfg := testConfig()
+	cfg.SendBuffer = 4096
+	cfg.WriteTimeout = time.Minute // the viewer is slow, never stuck
+	cfg.LagDisconnect = 0
+	p, log := quietPool(t, pool.DefaultConfig())
+	defer p.Close()
+	pub, err := p.Publish("live/behind", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFeed := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { // 2 MB/s of video, a keyframe every 50 tags
+		defer close(fed)
+		body := make([]byte, 4096)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			body[0], body[1] = 0x27, 1
+			if i%50 == 0 {
+				body[0] = 0x17
+			}
+			if i == 0 {
+				_ = pub.WriteTag(pool.TagVideo, 0, []byte{0x17, 0, 0, 0, 0, 1, 2, 3})
+			}
+			_ = pub.WriteTag(pool.TagVideo, uint32(2*i), body)
+			select {
+			case <-stopFeed:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { close(stopFeed); <-fed }()
+
+	gw := NewServer(cfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ln := loopback(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln) }()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(c, "GET /live/behind.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	body := &countingReader{r: resp.Body}
+	played := make(chan error, 1)
+	go func() { // about 50 KB/s
+		_, err := testkit.ReadStream(readerFunc(func(p []byte) (int, error) {
+			time.Sleep(10 * time.Millisecond)
+			return body.Read(p[:min(len(p), 512)])
+		}))
+		played <- err
+	}()
+	waitUntil(t, 10*time.Second, "the viewer reading", func() bool { return body.n.Load() > 16<<10 })
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		c.Close() // its session's write fails now, and Serve returns
+		<-served
+		t.Fatalf("shutdown went on for 20 s while a viewer behind its stream kept reading")
+	}
+	if err := <-played; err != nil {
+		t.Fatalf("viewer behind its stream at shutdown: %v, want its response ended by its final chunk", err)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

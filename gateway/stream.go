@@ -438,6 +438,13 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 	for {
 		// Slot 0 is reserved for the chunk-size line.
 		batch, err := v.r.Poll(v.bufs[:1])
+		if err == nil && ctx.Err() != nil {
+			// A viewer behind its stream always has a batch ready and never
+			// waits where the shutdown is seen: it ends here, at a chunk's
+			// end, rather than once it caught up (perhaps never).
+			clear(batch)
+			batch, err = v.bufs[:1], ctx.Err()
+		}
 		if len(batch) <= 1 && err == nil {
 			if first || !v.canWriteNow() {
 				batch, err = v.r.Next(ctx, v.bufs[:1])
