@@ -81,9 +81,10 @@ type Config struct {
 	// this long.
 	WriteTimeout time.Duration `toml:"write_timeout"`
 	// LagDisconnect is the hard slow-viewer bound: a viewer whose batch
-	// reaches its socket this long after the tags arrived is disconnected
-	// (counted). The soft bound, skipping to the newest keyframe, is
-	// pool.max_lag. Zero disables it.
+	// reaches its socket this long after the tags arrived (after its
+	// stream began, for tags older than that: the GOP cache it starts
+	// with) is disconnected (counted). The soft bound, skipping to the
+	// newest keyframe, is pool.max_lag. Zero disables it.
 	LagDisconnect time.Duration `toml:"lag_disconnect"`
 	// SendBuffer sets each viewer socket's kernel send buffer (bytes); 0
 	// keeps the kernel's autotuning. A bound keeps a slow viewer's backlog

@@ -1232,3 +1232,62 @@ func TestShutdownEndsViewersBehind(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// A viewer joining late in a GOP gets at once the GOP cache, whose tags
+// arrived before its stream began: no lag of its delivery, so
+// http.lag_disconnect does not cut it, however old the GOP's keyframe is.
+func TestLagDisconnectSparesTheGOPCache(t *testing.T) {
+	cfg := testConfig()
+	cfg.LagDisconnect = time.Second
+	p, log := quietPool(t, pool.DefaultConfig())
+	defer p.Close()
+	pub, err := p.Publish("live/gop", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := []byte{0x27, 1, 0, 0, 0, 9, 9, 9}
+	_ = pub.WriteTag(pool.TagVideo, 0, []byte{0x17, 0, 0, 0, 0, 1, 2, 3})
+	_ = pub.WriteTag(pool.TagVideo, 0, []byte{0x17, 1, 0, 0, 0, 9, 9, 9})
+	keyframeAt := time.Now()
+	ts := uint32(0)
+	// The GOP goes on until its keyframe is older than lag_disconnect.
+	for time.Since(keyframeAt) < 2*cfg.LagDisconnect {
+		time.Sleep(40 * time.Millisecond)
+		ts += 40
+		_ = pub.WriteTag(pool.TagVideo, ts, frame)
+	}
+
+	gw := NewServer(cfg, Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ln := loopback(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+
+	played := make(chan testkit.Play, 1)
+	var ended atomic.Bool
+	go func() {
+		played <- testkit.PlayFLV(context.Background(), "http://"+ln.Addr().String()+"/live/gop.flv", nil)
+		ended.Store(true)
+	}()
+	waitUntil(t, 10*time.Second, "the viewer playing, or its response ended", func() bool {
+		return p.Stats().Subscribers == 1 || ended.Load()
+	})
+	const more = 10
+	for range more {
+		ts += 40
+		_ = pub.WriteTag(pool.TagVideo, ts, frame)
+	}
+	pub.Close(nil)
+	pl := <-played
+	if pl.Status != 200 || pl.Err != nil {
+		t.Fatalf("viewer joining a GOP older than lag_disconnect: %d %v, want its response ended by its final chunk", pl.Status, pl.Err)
+	}
+	if _, v := pl.Stream.CountMedia(); v != int(ts/40)+2 {
+		t.Fatalf("viewer got %d video tags, want %d", v, ts/40+2)
+	}
+	var m dto.Metric
+	if err := gw.metrics.dropped.WithLabelValues("lag").Write(&m); err != nil || m.GetCounter().GetValue() != 0 {
+		t.Fatalf("flvgw_viewers_dropped_total{reason=\"lag\"} is %v, want 0", m.GetCounter().GetValue())
+	}
+}

@@ -123,6 +123,8 @@ type viewer struct {
 	unchunked bool
 	// deadlineSet is when the write deadline was last moved (Unix ns).
 	deadlineSet int64
+	// began is when its stream began (Unix ns), for lag_disconnect.
+	began int64
 
 	// For writer groups: non-blocking vectored writes on the raw socket,
 	// and what a group hands back.
@@ -330,6 +332,7 @@ func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
 func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playRequest) (sent uint64, why string) {
 	r := s.sub.NewReader()
 	e := s.sub.Entry()
+	began := time.Now().UnixNano()
 	bufs := make([][]byte, 0, keptBatchCap)
 	first := true
 	for {
@@ -349,7 +352,7 @@ func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playReq
 				first = false
 				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
 			}
-			if why := g.delivered(e, n, r.BatchArrival()); why != "" {
+			if why := g.delivered(e, n, r.BatchArrival(), began); why != "" {
 				return sent, why
 			}
 		}
@@ -428,6 +431,7 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 // back when a write would block (the session finishes that write, then the
 // viewer catches up and rejoins), when the entry ends, or when it fails.
 func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, req playRequest) string {
+	v.began = time.Now().UnixNano()
 	if err := g.writeHead(v.conn, req); err != nil {
 		return fmt.Sprintf("write headers: %v", err)
 	}
@@ -485,7 +489,7 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 				g.metrics.ttfb.Observe(time.Since(req.start).Seconds())
 			}
 			v.sent += uint64(n)
-			if why := g.delivered(e, n, arrival); why != "" {
+			if why := g.delivered(e, n, arrival, v.began); why != "" {
 				return why
 			}
 		}
@@ -506,18 +510,21 @@ func (g *Server) stream(ctx context.Context, v *viewer, sub *pool.Subscription, 
 	}
 }
 
-// delivered counts n FLV bytes of e written to a viewer, the oldest of
-// which arrived at arrival, and applies http.lag_disconnect: a non-empty
-// answer ends the session.
-func (g *Server) delivered(e *pool.Entry, n int, arrival int64) string {
+// delivered counts n FLV bytes of e written to a viewer whose stream
+// began at began, the oldest of which arrived at arrival, and applies
+// http.lag_disconnect: a non-empty answer ends the session. Tags that
+// arrived before the stream began (the GOP cache a viewer starts with)
+// are behind from then only: their age is the GOP's, not a lag of the
+// viewer's.
+func (g *Server) delivered(e *pool.Entry, n int, arrival, began int64) string {
 	e.AddBytesOut(n)
 	g.metrics.bytesOut.Add(float64(n))
 	if arrival <= 0 {
 		return ""
 	}
-	lag := time.Duration(time.Now().UnixNano() - arrival)
-	g.metrics.delay.Observe(lag.Seconds())
-	if g.cfg.LagDisconnect > 0 && lag > g.cfg.LagDisconnect {
+	now := time.Now().UnixNano()
+	g.metrics.delay.Observe(time.Duration(now - arrival).Seconds())
+	if lag := time.Duration(now - max(arrival, began)); g.cfg.LagDisconnect > 0 && lag > g.cfg.LagDisconnect {
 		g.metrics.dropped.WithLabelValues("lag").Inc()
 		return fmt.Sprintf("lagging %s behind (http.lag_disconnect)", lag.Round(time.Millisecond))
 	}
@@ -552,7 +559,7 @@ func (g *Server) writePending(v *viewer) string {
 		return fmt.Sprintf("viewer write: %v", err)
 	}
 	v.sent += uint64(v.pendN)
-	return g.delivered(v.r.Entry(), v.pendN, v.pendAt)
+	return g.delivered(v.r.Entry(), v.pendN, v.pendAt, v.began)
 }
 
 // writeChunk sends batch[1:] as one HTTP chunk with one vectored write.

@@ -267,7 +267,7 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 		}
 		clear(batch)
 		v.sent += uint64(n)
-		if why := g.delivered(v.r.Entry(), n, arrival); why != "" {
+		if why := g.delivered(v.r.Entry(), n, arrival, v.began); why != "" {
 			return handback{why: why}, true, false
 		}
 	}
