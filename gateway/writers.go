@@ -252,7 +252,7 @@ func (g *Server) serveMember(v *viewer, scratch *iovScratch) (hb handback, done,
 	batch, err := v.r.Poll(v.bufs[:1])
 	g.countSkips(v)
 	if len(batch) > 1 {
-		full = len(batch)-1 == pool.MaxBatch
+		full = len(batch)-1 >= pool.MaxBatch // a skip adds the headers it re-sends
 		arrival := v.r.BatchArrival()
 		framed, n, total, werr := v.tryChunk(batch, scratch)
 		if werr != nil {
