@@ -259,12 +259,25 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 // closes or falls silent for rtmp.read_timeout, the key is free, and the
 // connection may publish again.
 func (h *handler) OnDeleteStream(_ uint32, cmd *rtmpmsg.NetStreamDeleteStream) error {
-	if h.pub != nil && cmd.StreamID == h.streamID {
+	h.endPublish(cmd.StreamID, "deleteStream")
+	return nil
+}
+
+// OnCloseStream (called by origin/third_party/go-rtmp) ends the publish on
+// streamID as OnDeleteStream does: closeStream stops a stream's publish
+// and keeps the stream, which may publish again.
+func (h *handler) OnCloseStream(streamID uint32) error {
+	h.endPublish(streamID, "closeStream")
+	return nil
+}
+
+// endPublish ends the connection's publish if it is on streamID.
+func (h *handler) endPublish(streamID uint32, by string) {
+	if h.pub != nil && streamID == h.streamID {
 		h.pub.Close(pool.ErrSourceGone)
-		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "deleteStream")
+		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", by)
 		h.key, h.pub = "", nil
 	}
-	return nil
 }
 
 // keepConnection is a publish's refusal that leaves its connection open.

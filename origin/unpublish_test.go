@@ -57,8 +57,15 @@ func rtmpClient(t *testing.T, addr string) *rtmpPlayer {
 // sends when it stops) has stopped publishing, also while it keeps its
 // connection: the entry's viewers end at once rather than at
 // rtmp.read_timeout, the key is free, and the connection may publish it
-// again.
+// again. closeStream, sent on the publishing stream, does the same and
+// keeps the stream, which publishes again.
 func TestDeleteStreamEndsThePublish(t *testing.T) {
+	for _, stop := range []string{"deleteStream", "closeStream"} {
+		t.Run(stop, func(t *testing.T) { testStopPublish(t, stop) })
+	}
+}
+
+func testStopPublish(t *testing.T, stop string) {
 	s, addr, cancel, served := startOrigin(t)
 	defer func() { cancel(); <-served }()
 	cfg := DefaultConfig()
@@ -103,24 +110,33 @@ func TestDeleteStreamEndsThePublish(t *testing.T) {
 	publishOn(p.streamID, "first publish")
 	sub := subscribe("first publish")
 	defer sub.Close()
-	if err := p.command(0, "deleteStream", 0, nil, float64(p.streamID)); err != nil {
+	var err error
+	if stop == "deleteStream" {
+		err = p.command(0, "deleteStream", 0, nil, float64(p.streamID))
+	} else {
+		err = p.command(p.streamID, "closeStream", 0, nil)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-sub.Entry().Done():
 	case <-time.After(20 * time.Second):
-		t.Fatalf("the entry is %s 20 s after its publisher deleted its stream, want it ended",
-			sub.Entry().State())
+		t.Fatalf("the entry is %s 20 s after its publisher sent %s, want it ended",
+			sub.Entry().State(), stop)
 	}
 
-	if err := p.command(0, "createStream", 3, nil); err != nil {
-		t.Fatal(err)
+	id := float64(p.streamID)
+	if stop == "deleteStream" {
+		if err := p.command(0, "createStream", 3, nil); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.awaitResult(3)
+		if err != nil {
+			t.Fatalf("createStream after deleteStream: %v", err)
+		}
+		id, _ = res.(float64)
 	}
-	res, err := p.awaitResult(3)
-	if err != nil {
-		t.Fatalf("createStream after deleteStream: %v", err)
-	}
-	id, _ := res.(float64)
 	publishOn(uint32(id), "publish again on the same connection")
 	again := subscribe("publish again")
 	defer again.Close()

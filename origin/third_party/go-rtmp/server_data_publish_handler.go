@@ -60,5 +60,17 @@ func (h *serverDataPublishHandler) onCommand(
 	cmdMsg *message.CommandMessage,
 	body interface{},
 ) error {
+	// flvgw: closeStream ends the publish on this stream; the stream stays,
+	// inactive, and may publish again. A handler with an
+	// OnCloseStream(streamID uint32) error method is told. v0.0.7 ignored
+	// it: the publish went on, fed by nobody, until the connection closed
+	// or the stream was deleted.
+	if _, ok := body.(*message.NetStreamCloseStream); ok {
+		h.sh.ChangeState(streamStateServerInactive)
+		if c, ok := h.sh.stream.userHandler().(interface{ OnCloseStream(uint32) error }); ok {
+			return c.OnCloseStream(h.sh.stream.streamID)
+		}
+		return nil
+	}
 	return internal.ErrPassThroughMsg
 }
