@@ -103,6 +103,9 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 			Name: "flvgw_reconnects_total", Help: "Times an entry kept its viewers through a lost source.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Reconnects) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flvgw_publisher_takeovers_total", Help: "Silent publishers whose stream a new publisher of the key took over (pool.publisher_takeover).",
+		}, stat(func(s pool.Stats) float64 { return float64(s.Takeovers) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "flvgw_evictions_total", Help: "Idle entries evicted.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Evictions) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{

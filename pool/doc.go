@@ -26,6 +26,9 @@
 //	          pull broke or was cancelled)
 //	Live      source ends while viewers play and  Recon.    Publisher.Close -> Pool.sourceEnded
 //	          reconnect_window > 0                          (a pull is restarted at once)
+//	Live      a new publisher of the key, the     Recon.    Pool.Publish (takeOverLocked),
+//	          current one silent for                -> Live   which attaches the new one
+//	          publisher_takeover
 //	Recon.    a publisher comes back / the        Live      Pool.Publish / Publisher.WriteTag
 //	          restarted pull's first tag
 //	Recon.    reconnect_window passes, or the     Closed    Pool (timer) / Pool.release

@@ -93,6 +93,8 @@ type Entry struct {
 	lastAny  int64
 	endErr   error
 	source   string
+	// fedAt is when the current source attached or last appended a tag.
+	fedAt time.Time
 	// ring holds the last len(ring) tags, tag n in slot n&mask. Each slot
 	// is written only by append (under mu) with a freshly allocated Tag
 	// that is never changed again, so readers load slots without mu: a
@@ -229,7 +231,16 @@ func (e *Entry) attach(gen uint64, source string) bool {
 	}
 	e.state = StateLive
 	e.source = source
+	e.fedAt = time.Now()
 	return true
+}
+
+// silence is how long the entry's source has gone without appending a tag
+// (or, before its first, since it attached).
+func (e *Entry) silence(now time.Time) time.Duration {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return now.Sub(e.fedAt)
 }
 
 // detach moves Live to Reconnecting: the source is gone, the viewers stay.
@@ -320,6 +331,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		return err
 	}
 	now := time.Now()
+	e.fedAt = now
 	t.Arrival = now.UnixNano()
 	t.seq = e.head
 	e.track(&t)

@@ -58,6 +58,14 @@ type Config struct {
 	// plays live again instead of ever later. Zero skips only when the
 	// viewer falls out of the buffer.
 	MaxLag time.Duration `toml:"max_lag"`
+	// PublisherTakeover: a publisher that has sent no media for this long
+	// gives its stream up to a new publisher of the key, which takes the
+	// entry over as a returning publisher would (its viewers stay, spliced
+	// on); the old one is refused at its next tag. An encoder whose
+	// connection went half-dead (its close never reached flvgw) reconnects
+	// at once and was refused as busy until rtmp.read_timeout dropped the
+	// dead connection. Zero refuses a second publisher always.
+	PublisherTakeover time.Duration `toml:"publisher_takeover"`
 }
 
 // DefaultConfig returns the defaults used when a key is absent.
@@ -68,6 +76,8 @@ func DefaultConfig() Config {
 		GOPCache:    true,
 		BufferTags:  1024,
 		MaxLag:      5 * time.Second,
+
+		PublisherTakeover: 3 * time.Second,
 	}
 }
 
@@ -84,6 +94,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pool.reconnect_window must not be negative, got %s", c.ReconnectWindow)
 	case c.MaxLag < 0:
 		return fmt.Errorf("pool.max_lag must not be negative, got %s", c.MaxLag)
+	case c.PublisherTakeover < 0:
+		return fmt.Errorf("pool.publisher_takeover must not be negative, got %s", c.PublisherTakeover)
 	}
 	return nil
 }
@@ -107,6 +119,7 @@ type Stats struct {
 	UpstreamSessions uint64         // sources attached since start: publishes and pulls
 	UpstreamFailures uint64         // pull attempts that failed (connect, handshake, not found)
 	Reconnects       uint64         // times an entry kept its viewers through a lost source
+	Takeovers        uint64         // silent publishers replaced by a new one (PublisherTakeover)
 	Evictions        uint64
 	BytesIn          uint64 // tag bytes received by entries since start
 }
@@ -129,6 +142,7 @@ type Pool struct {
 	upstreamSessions atomic.Uint64
 	upstreamFailures atomic.Uint64
 	reconnects       atomic.Uint64
+	takeovers        atomic.Uint64
 	evictions        atomic.Uint64
 	bytesIn          atomic.Uint64
 	sources          sync.WaitGroup
@@ -315,7 +329,7 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 		return nil, ErrPoolClosed
 	}
 	e := p.entries[key]
-	if e != nil && e.hasSource {
+	if e != nil && e.hasSource && !p.takeOverLocked(e) {
 		return nil, fmt.Errorf("%w: %s", ErrBusy, key)
 	}
 	if e == nil {
@@ -332,6 +346,25 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	pub.attached.Store(true)
 	p.upstreamSessions.Add(1)
 	return pub, nil
+}
+
+// takeOverLocked takes e from its publisher for a new one if the old one
+// has sent no media for PublisherTakeover: e moves to Reconnecting, as if
+// the old publisher had left within a reconnect window, and the caller
+// attaches the new one. A pull is never taken over.
+func (p *Pool) takeOverLocked(e *Entry) bool {
+	if p.cfg.PublisherTakeover <= 0 || e.pull != nil || e.State() != StateLive {
+		return false
+	}
+	silent := e.silence(time.Now())
+	if silent < p.cfg.PublisherTakeover {
+		return false
+	}
+	e.detach()
+	p.takeovers.Add(1)
+	p.log.Info("publisher taken over", "stream", e.key, "silent_for", silent.Round(time.Millisecond),
+		"subscribers", e.subscribers)
+	return true
 }
 
 // startSourceLocked runs src for e in its own goroutine; the goroutine
@@ -589,6 +622,7 @@ func (p *Pool) Stats() Stats {
 		UpstreamSessions: p.upstreamSessions.Load(),
 		UpstreamFailures: p.upstreamFailures.Load(),
 		Reconnects:       p.reconnects.Load(),
+		Takeovers:        p.takeovers.Load(),
 		Evictions:        p.evictions.Load(),
 		BytesIn:          p.bytesIn.Load(),
 	}

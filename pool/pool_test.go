@@ -859,3 +859,84 @@ func TestDropEndsTheEntryForEveryone(t *testing.T) {
 		t.Fatal("the publisher coming back got the dropped entry")
 	}
 }
+
+// A publisher silent for pool.publisher_takeover gives its entry up to a
+// new publisher of the key: the viewers stay on the same entry and read
+// on, spliced, with timestamps that keep rising; the old publisher's next
+// tag is refused and its close changes nothing. A publisher that is not
+// silent keeps its stream (ErrBusy), as does every publisher with the
+// takeover off.
+func TestSilentPublisherIsTakenOver(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublisherTakeover = 200 * time.Millisecond
+	p := newTestPool(t, cfg, nil)
+	old, err := p.Publish("live/a", "old")
+	must(t, err)
+	ts := startStream(t, old)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	if _, err := r.Next(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish("live/a", "new"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second publisher while the first sends: %v, want ErrBusy", err)
+	}
+	time.Sleep(2 * cfg.PublisherTakeover)
+	pub, err := p.Publish("live/a", "new")
+	if err != nil {
+		t.Fatalf("a second publisher after the first fell silent: %v", err)
+	}
+	if pub.Entry() != sub.Entry() {
+		t.Fatal("the new publisher got a new entry; its viewers were left on the old one")
+	}
+	if err := old.WriteTag(TagVideo, ts, avcInter); !errors.Is(err, ErrStale) {
+		t.Fatalf("the old publisher's next tag: %v, want ErrStale", err)
+	}
+	old.Close(nil)
+	// The new publisher starts its clock at 0, as a new encoder does.
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
+	feedGOP(t, pub, 0, 3)
+	last := int64(-1)
+	var keys int
+	for keys < 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		batch, err := r.Next(ctx, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("a viewer of the taken-over stream: %v", err)
+		}
+		for _, b := range batch {
+			if len(b) < 12 {
+				continue
+			}
+			ts := tagTimestamp(b)
+			if int64(ts) < last {
+				t.Fatalf("timestamp %d after %d across the takeover", ts, last)
+			}
+			last = int64(ts)
+			if b[0] == TagVideo && b[11] == avcKey[0] && b[12] == 1 {
+				keys++
+			}
+		}
+	}
+	if last < int64(ts) {
+		t.Fatalf("the new publisher's keyframe at %d, before the old one's last tag at %d", last, ts)
+	}
+	if s := p.Stats(); s.Takeovers != 1 {
+		t.Fatalf("takeovers %d, want 1", s.Takeovers)
+	}
+	pub.Close(nil)
+
+	cfg.PublisherTakeover = 0
+	off := newTestPool(t, cfg, nil)
+	first, err := off.Publish("live/b", "first")
+	must(t, err)
+	defer first.Close(nil)
+	time.Sleep(100 * time.Millisecond)
+	if _, err := off.Publish("live/b", "second"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("with publisher_takeover 0: %v, want ErrBusy", err)
+	}
+}
