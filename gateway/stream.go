@@ -39,6 +39,7 @@ type playRequest struct {
 	via              string // the trusted proxy that named the client, if one did
 	origin           string
 	expires, token   string
+	query            string // the URL's query, for auth.on_play
 	start            time.Time
 	// http10: the request was HTTP/1.0, whose clients cannot read
 	// chunked encoding; its stream is delimited by the connection's close.
@@ -68,6 +69,7 @@ func (g *Server) play(ctx *fasthttp.RequestCtx, key string) {
 		origin:  string(ctx.Request.Header.Peek("Origin")),
 		expires: string(ctx.QueryArgs().Peek("expires")),
 		token:   string(ctx.QueryArgs().Peek("token")),
+		query:   string(ctx.URI().QueryString()),
 		start:   requestStart(ctx),
 		http10:  !ctx.Request.Header.IsHTTP11(),
 	}
@@ -375,7 +377,7 @@ func (g *Server) authorize(ctx context.Context, auth Auth, req playRequest) erro
 	}
 	if auth.OnPlay != "" {
 		cb := access.Callback{URL: auth.OnPlay, Timeout: auth.CallbackTimeout}
-		if err := cb.Ask(ctx, access.Request{Action: "play", App: req.app, Stream: req.stream, Client: req.remote}); err != nil {
+		if err := cb.Ask(ctx, access.Request{Action: "play", App: req.app, Stream: req.stream, Client: req.remote, Query: req.query}); err != nil {
 			return err
 		}
 	}

@@ -303,7 +303,7 @@ func (h *handler) authorize(key, name, query string) error {
 	}
 	if cfg.OnPublish != "" {
 		cb := access.Callback{URL: cfg.OnPublish, Timeout: cfg.CallbackTimeout}
-		req := access.Request{Action: "publish", App: h.app, Stream: name, Client: h.remote}
+		req := access.Request{Action: "publish", App: h.app, Stream: name, Client: h.remote, Query: query}
 		if err := cb.Ask(context.Background(), req); err != nil {
 			return err
 		}

@@ -741,3 +741,29 @@ func TestSignalDuringShutdownExitsAtOnce(t *testing.T) {
 		t.Fatalf("no warning for the second signal\n%s", gw.Stderr())
 	}
 }
+
+// The callbacks get the request's query: an encoder's stream key after
+// the stream name (rtmp://host/live/keyed?key=...), a viewer's URL's
+// query, so that on_publish and on_play can check them; the stream is
+// named without it.
+func TestCallbacksGetTheQuery(t *testing.T) {
+	var delay atomic.Int64
+	seen := make(chan access.Request, 4)
+	hook := callbackServer(t, map[string]bool{"keyed": true}, &delay, seen)
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"auth": fmt.Sprintf("on_play = %q\n", hook),
+		"rtmp": fmt.Sprintf("on_publish = %q\n", hook),
+	}))
+	pub := &testkit.Publisher{Addr: gw.RTMPAddr, App: "live", Stream: "keyed?key=abc123", Tags: loadTags(t, "sample.flv"), Loop: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = pub.Run(ctx) }()
+	waitLive(t, gw, "live/keyed")
+	if got := <-seen; got.Action != "publish" || got.Stream != "keyed" || got.Query != "key=abc123" {
+		t.Fatalf("on_publish got %+v, want stream keyed with query key=abc123", got)
+	}
+	checkPlayed(t, playFor(gw.URL("/live/keyed.flv?session=s1&user=u2"), time.Second), "viewer")
+	if got := <-seen; got.Action != "play" || got.Stream != "keyed" || got.Query != "session=s1&user=u2" {
+		t.Fatalf("on_play got %+v, want stream keyed with query session=s1&user=u2", got)
+	}
+}

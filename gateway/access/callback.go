@@ -32,6 +32,10 @@ type Request struct {
 	App    string `json:"app"`
 	Stream string `json:"stream"`
 	Client string `json:"client"` // remote address
+	// Query is the request's query, without the "?": a viewer's URL's,
+	// or what follows the stream name in a publish (an encoder's stream
+	// key, ?key=...). Left out when empty.
+	Query string `json:"query,omitempty"`
 }
 
 // Ask calls the callback; nil means allowed.
