@@ -686,8 +686,9 @@ func TestMakeKey(t *testing.T) {
 
 // Readers of every speed race a source that overruns the ring: each sees
 // its video frames in the source's order, never one twice, lands on a
-// keyframe after every gap (a skip), and sees the end. Run with -race, it checks
-// the lock-free read path against the writer.
+// keyframe after every gap (a skip), and sees the last frame before the
+// end. Run with -race, it checks the lock-free read path against the
+// writer.
 func TestReadersRaceTheSource(t *testing.T) {
 	p := newTestPool(t, testConfig(), nil)
 	pub, err := p.Publish("live/a", "test")
@@ -709,7 +710,7 @@ func TestReadersRaceTheSource(t *testing.T) {
 		go func() {
 			defer sub.Close()
 			r := sub.NewReader()
-			err := readInOrder(r, time.Duration(i%4)*50*time.Microsecond)
+			err := readInOrder(r, frames, time.Duration(i%4)*50*time.Microsecond)
 			skips.Add(int64(r.Skips())) // before the report the test waits for
 			errs <- err
 		}()
@@ -732,8 +733,9 @@ func TestReadersRaceTheSource(t *testing.T) {
 }
 
 // readInOrder reads r to its end, pausing pause after every batch, and
-// checks the frame numbers of TestReadersRaceTheSource.
-func readInOrder(r *Reader, pause time.Duration) error {
+// checks the frame numbers of TestReadersRaceTheSource: in order, a gap
+// only before a keyframe, and the last frame (frames) before the end.
+func readInOrder(r *Reader, frames uint32, pause time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var last uint32
@@ -755,6 +757,9 @@ func readInOrder(r *Reader, pause time.Duration) error {
 				return fmt.Errorf("frame %d after frame %d: a skip that did not land on a keyframe", n, last)
 			}
 			last = n
+		}
+		if errors.Is(err, ErrEnded) && last != frames {
+			return fmt.Errorf("ended after frame %d, before the last frame %d: %w", last, frames, err)
 		}
 		if errors.Is(err, ErrEnded) {
 			return nil
