@@ -284,7 +284,13 @@ func TestPublishWaitAndBusyKey(t *testing.T) {
 	done := make(chan testkit.Play, 1)
 	leave := make(chan struct{})
 	go func() { done <- testkit.PlayFLV(ctx, gw.URL("/live/late.flv"), leave) }()
-	time.Sleep(500 * time.Millisecond)
+	if !waitFor(5*time.Second, func() bool {
+		streams, err := gw.Streams(ctx)
+		return err == nil && len(streams) == 1 && streams[0].Key == "live/late" &&
+			streams[0].State == "waiting" && streams[0].Subscribers == 1
+	}) {
+		t.Fatalf("the viewer is not waiting for live/late\n%s", gw.Stderr())
+	}
 	startPublisher(t, gw, "live/late", "sample.flv", false)
 	time.AfterFunc(2500*time.Millisecond, func() { close(leave) })
 	if p := <-done; p.Status != 200 || p.Stream == nil || p.Stream.CheckPlayable() != nil {
