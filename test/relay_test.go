@@ -102,7 +102,7 @@ func TestPublishCycles(t *testing.T) {
 	defer cancel()
 	baseline := goroutines(t, gw)
 
-	const workers, cycles = 4, 50
+	const workers, cycles = 8, 25
 	var (
 		mu    sync.Mutex
 		stats = map[string]int{}
