@@ -423,30 +423,58 @@ func TestWaitingEntriesGiveWayToSources(t *testing.T) {
 }
 
 // Invariant 3, timing: an idle entry lives until idle_timeout, then its pull
-// stops; a viewer returning before then reuses the running pull.
+// stops; a viewer returning before then reuses the running pull, and the
+// entry's idle time starts again when that viewer leaves. The pool's clock
+// moves only when the test moves it.
 func TestIdleTimeoutStopsPull(t *testing.T) {
 	var runs atomic.Int32
-	p := newTestPool(t, testConfig(), func(string) Source { return countingSource{runs: &runs} })
+	cfg := testConfig()
+	p := newTestPool(t, cfg, func(string) Source { return countingSource{runs: &runs} })
+	var elapsed atomic.Int64
+	epoch := time.Now()
+	p.now = func() time.Time { return epoch.Add(time.Duration(elapsed.Load())) }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
+	// evictedAt sets the clock to d, evicts what has expired, and says
+	// whether e is gone.
+	evictedAt := func(e *Entry, d time.Duration) bool {
+		elapsed.Store(int64(d))
+		p.evictExpired()
+		select {
+		case <-e.Done():
+			return true
+		default:
+			return false
+		}
+	}
 
 	s, err := p.Subscribe("live/a", false)
 	must(t, err)
-	e := s.Entry()
-	s.Close()
+	entry := s.Entry()
+	s.Close() // idle from 0
+	if evictedAt(entry, cfg.IdleTimeout-time.Millisecond) {
+		t.Fatal("idle entry evicted before idle_timeout")
+	}
 	s2, err := p.Subscribe("live/a", false) // back before the timeout
 	must(t, err)
-	if s2.Entry() != e {
+	if s2.Entry() != entry {
 		t.Fatal("returning viewer got a new entry")
 	}
-	s2.Close()
+	s2.Close() // idle again, from idle_timeout - 1ms
+	if evictedAt(entry, 2*cfg.IdleTimeout-2*time.Millisecond) {
+		t.Fatal("idle entry evicted before idle_timeout since its last viewer left")
+	}
+	elapsed.Store(int64(3 * cfg.IdleTimeout)) // Run evicts it at its next tick
 	select {
-	case <-e.Done():
-	case <-time.After(2 * time.Second):
+	case <-entry.Done():
+	case <-time.After(5 * time.Second):
 		t.Fatal("idle entry not evicted after idle_timeout")
+	}
+	if !errors.Is(entry.Err(), ErrEvicted) {
+		t.Fatalf("entry ended with %v, want ErrEvicted", entry.Err())
 	}
 	if runs.Load() != 1 {
 		t.Fatalf("pulls %d, want 1", runs.Load())
