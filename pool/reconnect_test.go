@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,6 +190,58 @@ func TestNoReconnectWithoutViewers(t *testing.T) {
 	sub.Close()
 	if st := pub.Entry().State(); st != StateClosed {
 		t.Fatalf("state %s after the last viewer left a reconnecting entry, want closed", st)
+	}
+}
+
+// garbageSource feeds a GOP and then sends what is not FLV, every run.
+type garbageSource struct{ runs *atomic.Int32 }
+
+func (s garbageSource) Name() string { return "garbage" }
+func (s garbageSource) Run(ctx context.Context, pub *Publisher) error {
+	s.runs.Add(1)
+	for _, body := range [][]byte{avcSeq, avcKey} {
+		if err := pub.WriteTag(TagVideo, 0, body); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("upstream sent a tag of type 7: %w", ErrBadTag)
+}
+
+// A source that sent garbage (ErrBadTag) is not waited for or pulled
+// again, whatever reconnect_window allows: its viewers end at once with
+// the reason, as they do with no window; a pull restarted on it would
+// break the same way all through the window.
+func TestMalformedSourceIsNotReconnected(t *testing.T) {
+	var runs atomic.Int32
+	cfg := testConfig()
+	cfg.ReconnectWindow = time.Hour
+	p := newTestPool(t, cfg, func(string) Source { return garbageSource{runs: &runs} })
+	sub, err := p.Subscribe("live/pulled", false)
+	must(t, err)
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, sub.Entry().WaitReady(ctx))
+	_, err = drain(t, sub.NewReader(), 5*time.Second)
+	if !errors.Is(err, ErrEnded) || !errors.Is(err, ErrBadTag) {
+		t.Fatalf("viewer of a pull that sent garbage ended with %v, want ErrBadTag at once", err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("pull ran %d times, want 1", n)
+	}
+
+	pub, err := p.Publish("live/pushed", "test")
+	must(t, err)
+	startStream(t, pub)
+	sub2, err := p.Subscribe("live/pushed", false)
+	must(t, err)
+	defer sub2.Close()
+	r := sub2.NewReader()
+	_, err = r.Next(ctx, nil)
+	must(t, err)
+	pub.Close(fmt.Errorf("publisher sent a tag of type 7: %w", ErrBadTag))
+	if st := sub2.Entry().State(); st != StateClosed {
+		t.Fatalf("entry of a publisher that sent garbage: %s, want closed", st)
 	}
 }
 
