@@ -390,6 +390,38 @@ func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
 	}
 }
 
+// A reader that lags more than max_lag inside the newest GOP (no newer
+// keyframe to skip to) goes on where it is: skipping to the newest
+// keyframe would send it back to frames it already has.
+func TestMaxLagNeverSkipsBack(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxLag = 50 * time.Millisecond
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	if _, err := r.Next(context.Background(), nil); err != nil { // to the live edge
+		t.Fatal(err)
+	}
+	must(t, pub.WriteTag(TagVideo, ts, avcInter)) // the reader does not take it in time
+	time.Sleep(100 * time.Millisecond)
+	must(t, pub.WriteTag(TagVideo, ts+40, avcInter))
+	b, err := r.Next(context.Background(), nil)
+	must(t, err)
+	if r.Skips() != 0 || len(b) != 2 || tagTimestamp(b[0]) != ts || tagTimestamp(b[1]) != ts+40 {
+		var at []uint32
+		for _, tag := range b {
+			at = append(at, tagTimestamp(tag))
+		}
+		t.Fatalf("after lagging in the newest GOP: %d skips, tags at %v ms; want no skip and the tags at %d and %d ms", r.Skips(), at, ts, ts+40)
+	}
+}
+
 // A source whose clock goes back by more than a jitter within one session
 // (an upstream that restarts its stream's timestamps on the same
 // connection) is spliced on where the stream was, as a new session is;
