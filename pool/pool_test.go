@@ -604,6 +604,38 @@ func TestSharedBytesAreImmutable(t *testing.T) {
 	}
 }
 
+// slowStopSource is a pull that, when cancelled, takes a moment to stop
+// (as a pull closing its upstream connection does) and then records that
+// it returned.
+type slowStopSource struct{ returned *atomic.Bool }
+
+func (slowStopSource) Name() string { return "slow-stop" }
+func (s slowStopSource) Run(ctx context.Context, pub *Publisher) error {
+	<-ctx.Done()
+	time.Sleep(50 * time.Millisecond)
+	s.returned.Store(true)
+	return ctx.Err()
+}
+
+// Invariant 7: a pull's goroutine ends when its entry ends, and Pool.Close
+// returns only once every pull has returned: nothing of a pull outlives
+// the pool (a shutdown that went on meanwhile would cut it mid-write).
+func TestPoolCloseWaitsForPulls(t *testing.T) {
+	var returned atomic.Bool
+	p, err := New(testConfig(), quietLog(), func(string) Source { return slowStopSource{returned: &returned} })
+	must(t, err)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	p.Close()
+	if !returned.Load() {
+		t.Fatal("Pool.Close returned before the pull did")
+	}
+	if !errors.Is(sub.Entry().Err(), ErrPoolClosed) {
+		t.Fatalf("entry ended with %v, want ErrPoolClosed", sub.Entry().Err())
+	}
+}
+
 // A reader starts with header, metadata, sequence headers, then a keyframe.
 func TestReaderStartsAtKeyframe(t *testing.T) {
 	for _, gop := range []bool{true, false} {
