@@ -371,6 +371,67 @@ func TestOnlyIdleEntriesAreEvicted(t *testing.T) {
 	}
 }
 
+// stoppableSource feeds a keyframe and then runs until stop is closed.
+type stoppableSource struct{ stop chan struct{} }
+
+func (stoppableSource) Name() string { return "stoppable" }
+func (s stoppableSource) Run(ctx context.Context, pub *Publisher) error {
+	for _, body := range [][]byte{avcSeq, avcKey} {
+		if err := pub.WriteTag(TagVideo, 0, body); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-s.stop:
+		return ErrSourceGone
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// An idle pulled entry whose upstream ends leaves the idle list with the
+// key map: a dead entry kept there would count as idle, and evicting it
+// to make room would free nothing, letting the pool grow past
+// max_entries.
+func TestIdlePullEndingLeavesTheIdleList(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxEntries = 2
+	stop := make(chan struct{})
+	p := newTestPool(t, cfg, func(key string) Source {
+		if key == "live/a" {
+			return stoppableSource{stop: stop}
+		}
+		return blockingSource{}
+	})
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, sub.Entry().WaitReady(ctx))
+	sub.Close()
+	if s := p.Stats(); s.Idle != 1 {
+		t.Fatalf("idle %d after the last viewer left a pull, want 1", s.Idle)
+	}
+	close(stop)
+	select {
+	case <-sub.Entry().Done():
+	case <-ctx.Done():
+		t.Fatal("the entry did not end with its pull")
+	}
+	if s := p.Stats(); s.Idle != 0 || s.Entries != 0 {
+		t.Fatalf("after the idle pull ended: idle %d, entries %d; want 0 and 0", s.Idle, s.Entries)
+	}
+	// Two new streams fill max_entries; a third finds no room.
+	for _, key := range []string{"live/b", "live/c"} {
+		s, err := p.Subscribe(key, false)
+		must(t, err)
+		defer s.Close()
+	}
+	if _, err := p.Subscribe("live/d", false); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third stream with max_entries 2 watched: %v, want ErrFull (entries %d)", err, p.Stats().Entries)
+	}
+}
+
 // Entries waiting for a publisher give their place in max_entries to a
 // stream with a source (a publisher, a pull), oldest first, after idle
 // entries; never to one another, and never an entry with a source.
