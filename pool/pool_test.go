@@ -638,6 +638,35 @@ func TestSlowReaderNeverBlocksSource(t *testing.T) {
 	}
 }
 
+// A reader's batch holds at most MaxBatch buffers, its first (the GOP
+// cache) too; the rest come in the next batches, in order.
+func TestBatchesAreBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.BufferTags = 1024
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	startStream(t, pub)
+	ts := feedGOP(t, pub, 1000, 100) // a GOP of 201 tags
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	var got [][]byte
+	for len(got) < 3+201 {
+		b, err := r.Next(context.Background(), nil)
+		must(t, err)
+		if len(b) > MaxBatch {
+			t.Fatalf("a batch of %d buffers, want at most %d", len(b), MaxBatch)
+		}
+		got = append(got, b...)
+	}
+	if len(got) != 3+201 || tagTimestamp(got[len(got)-1]) != ts-40 {
+		t.Fatalf("%d buffers ending at %d ms, want %d ending at the GOP's last tag at %d ms", len(got), tagTimestamp(got[len(got)-1]), 3+201, ts-40)
+	}
+}
+
 // Invariant 6: bytes a reader holds are never written again, however far
 // the source goes on.
 func TestSharedBytesAreImmutable(t *testing.T) {
