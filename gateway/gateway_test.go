@@ -690,6 +690,41 @@ func TestStreamRefusalsAreNotCached(t *testing.T) {
 	}
 }
 
+// A stream that is published but sends no keyframe within
+// http.start_timeout (an encoder sending only its sequence headers and
+// audio, say) answers 504, counted as no_keyframe: not the 404 of a
+// stream nobody publishes, nor a wait without end.
+func TestNoKeyframeInTimeIsGatewayTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.StartTimeout = 300 * time.Millisecond
+	r := startRelay(t, cfg)
+	pub, err := r.pool.Publish("live/nokey", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(nil)
+	if err := pub.WriteTag(pool.TagVideo, 0, []byte{0x17, 0, 0, 0, 0, 1, 2, 3}); err != nil { // a sequence header only
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp := roundTrip(t, http.MethodGet, "http://"+r.httpAddr+"/live/nokey.flv")
+	if d := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || d < cfg.StartTimeout {
+		t.Fatalf("a stream without a keyframe: %d after %s, want 504 after start_timeout (%s)", resp.StatusCode, d, cfg.StartTimeout)
+	}
+	var m dto.Metric
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := r.gw.metrics.refusals.WithLabelValues("no_keyframe").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCounter().GetValue() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flvgw_refusals_total{reason=\"no_keyframe\"} is %v, want 1", m.GetCounter().GetValue())
+		}
+	}
+}
+
 // brokenSource is an upstream that breaks the protocol before any tag.
 type brokenSource struct{}
 
