@@ -128,7 +128,9 @@ func StartGateway(t testing.TB, bin, config string) *Gateway {
 		t.Fatal(err)
 	}
 	addrs := make(chan [2]string, 4)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -140,10 +142,12 @@ func StartGateway(t testing.TB, bin, config string) *Gateway {
 				addrs <- [2]string{m[1], m[2]}
 			}
 		}
+		_, _ = io.Copy(io.Discard, pr) // a line too long: the process must not block on its stderr
 	}()
 	go func() {
 		g.exitErr = g.cmd.Wait()
 		_ = pw.Close()
+		<-scanned // Stderr holds every line once Exited is closed
 		close(g.exited)
 	}()
 	deadline := time.After(20 * time.Second)
@@ -183,7 +187,8 @@ func (g *Gateway) Stderr() string {
 // Signal sends sig to the process.
 func (g *Gateway) Signal(sig os.Signal) error { return g.cmd.Process.Signal(sig) }
 
-// Exited is closed when the process has exited.
+// Exited is closed when the process has exited and Stderr holds all it
+// wrote.
 func (g *Gateway) Exited() <-chan struct{} { return g.exited }
 
 // ExitErr is the process's exit status once Exited is closed.
