@@ -251,6 +251,7 @@ func TestFirstTagsAndHeaderFlags(t *testing.T) {
 		{"video_only.flv", false, true},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel() // a key each: the three streams play side by side
 			key := "live/" + strings.TrimSuffix(tc.file, ".flv")
 			startPublisher(t, gw, key, tc.file, testkit.UseFFmpeg(t))
 			waitLive(t, gw, key)
