@@ -4,7 +4,8 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-# go.mod replaces go-amf0 with the patched copy in this directory.
+# go.mod replaces go-amf0 and go-rtmp with the patched copies in this
+# directory.
 COPY origin/third_party/ origin/third_party/
 RUN go mod download
 COPY . .
