@@ -2,8 +2,9 @@
 // its embedded origin and plays every stream to any number of HTTP-FLV
 // viewers from one shared relay entry.
 //
-//	flvgw -config etc/gw.toml      serve
-//	flvgw -check -config F         validate F and exit
+//	flvgw -config etc/gw.toml                     serve
+//	flvgw -check -config F                        validate F and exit
+//	flvgw -sign app/stream -secret S [-ttl 1h]    print a signed query and exit
 package main
 
 import (
