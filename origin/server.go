@@ -1,6 +1,7 @@
-// Package origin is flvgw's RTMP side: the embedded origin server that
-// accepts publishes from encoders (OBS, ffmpeg) and feeds them into the
-// pool as entries.
+// Package origin is flvgw's ingest side: the embedded RTMP origin server
+// that accepts publishes from encoders (OBS, ffmpeg) and feeds them into
+// the pool as entries, and the pulls of streams nobody publishes here from
+// upstream origins ([[upstream]]: RTMP play or HTTP-FLV), with failover.
 package origin
 
 import (
