@@ -93,7 +93,8 @@ type Entry struct {
 	lastAny  int64
 	endErr   error
 	source   string
-	// fedAt is when the current source attached or last appended a tag.
+	// fedAt is when the current source attached or last sent a tag
+	// (appended, or dropped while video waits for a keyframe).
 	fedAt time.Time
 	// ring holds the last len(ring) tags, tag n in slot n&mask. Each slot
 	// is written only by append (under mu) with a freshly allocated Tag
@@ -318,6 +319,11 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		e.mu.Unlock()
 		return err
 	}
+	// The source is not silent (pool.publisher_takeover), also when its
+	// tag is dropped below: video waiting for the keyframe of a new
+	// session is media the source sent.
+	now := time.Now()
+	e.fedAt = now
 	// A tag of a new source session that has not sent its keyframe yet.
 	beforeKey := e.splice || e.waitKey
 	ts, keep := e.mapTimestamp(typ, timestamp, body)
@@ -330,8 +336,6 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		e.mu.Unlock()
 		return err
 	}
-	now := time.Now()
-	e.fedAt = now
 	t.Arrival = now.UnixNano()
 	t.seq = e.head
 	e.track(&t)

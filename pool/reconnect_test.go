@@ -498,3 +498,42 @@ func TestJoinBetweenNewSequenceHeaderAndKeyframe(t *testing.T) {
 			tagTimestamp(video[0]), tagTimestamp(video[1]))
 	}
 }
+
+// A publisher that took a stream over and sends video waiting for its
+// first keyframe (a session that began mid-GOP: its inter frames are
+// dropped until then) is not silent: another publisher of the key is
+// refused as busy however long the wait, rather than taking the stream
+// over from a publisher that is sending.
+func TestPublisherWaitingForItsKeyframeIsNotTakenOver(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublisherTakeover = 400 * time.Millisecond
+	p := newTestPool(t, cfg, nil)
+	old, err := p.Publish("live/a", "old")
+	must(t, err)
+	startStream(t, old)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+
+	var pub *Publisher
+	for pub == nil {
+		if pub, err = p.Publish("live/a", "new"); err != nil && !errors.Is(err, ErrBusy) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer pub.Close(nil)
+	// The new session: video only, from the middle of a GOP.
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	for ts, start := uint32(0), time.Now(); time.Since(start) < 3*cfg.PublisherTakeover; ts += 10 {
+		must(t, pub.WriteTag(TagVideo, ts, avcInter))
+		if _, err := p.Publish("live/a", "third"); !errors.Is(err, ErrBusy) {
+			t.Fatalf("a third publisher while the second sends inter frames %s after the takeover: %v, want ErrBusy",
+				time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := p.Stats(); s.Takeovers != 1 {
+		t.Fatalf("takeovers %d, want 1", s.Takeovers)
+	}
+}
