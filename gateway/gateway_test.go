@@ -1326,3 +1326,36 @@ func TestLagDisconnectSparesTheGOPCache(t *testing.T) {
 		t.Fatalf("flvgw_viewers_dropped_total{reason=\"lag\"} is %v, want 0", m.GetCounter().GetValue())
 	}
 }
+
+// Only /api/v1/streams/{app}/{stream} names a stream in the API: another
+// path of two segments under /api/ (/api/live) is no endpoint, to GET or
+// to DELETE, and never the stream api/live, which plays on.
+func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
+	r := startRelay(t, testConfig())
+	pub, err := r.pool.Publish("api/live", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(nil)
+	auth := DefaultAuth()
+	auth.APIToken = "t0ken"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	for _, method := range []string{http.MethodDelete, http.MethodGet} {
+		req, err := http.NewRequest(method, "http://"+r.httpAddr+"/api/live", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s /api/live: %d, want 404", method, resp.StatusCode)
+		}
+	}
+	if _, ok := r.pool.Lookup("api/live"); !ok {
+		t.Fatal("DELETE /api/live dropped the stream api/live")
+	}
+}

@@ -337,7 +337,12 @@ func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
 		}
 	}
 	var body any
-	switch rest, _ := strings.CutPrefix(path, "/api/v1/streams"); {
+	switch rest, found := strings.CutPrefix(path, "/api/v1/streams"); {
+	case !found:
+		// Only /api/v1/streams names streams: /api/live is no stream
+		// api/live, to read or to drop.
+		g.fail(ctx, fasthttp.StatusNotFound, "bad_path", "no such endpoint", nil)
+		return
 	case ctx.IsDelete() && (rest == "" || rest == "/" || !strings.HasPrefix(rest, "/")):
 		// Only a stream can be dropped, not the list.
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
