@@ -339,6 +339,12 @@ func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playReq
 	first := true
 	for {
 		batch, err := r.Next(s.ctx, bufs[:0])
+		if err == nil && s.ctx.Err() != nil {
+			// Shutdown, seen also by a viewer that is never caught up
+			// (Next sees it only while it waits), as stream does.
+			clear(batch)
+			batch, err = batch[:0], s.ctx.Err()
+		}
 		if len(batch) > 0 {
 			_ = conn.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
 			n := 0
