@@ -377,6 +377,11 @@ func (h *handler) OnServeError(err error) {
 func (h *handler) OnClose() {
 	failed := h.err != nil && !h.logged
 	switch {
+	case h.pub != nil && h.pub.Replaced():
+		// A new publisher of the key took the stream over from this
+		// connection (pool.publisher_takeover), which feeds nothing now.
+		h.pub.Close(pool.ErrSourceGone)
+		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "takeover")
 	case h.pub != nil && errors.Is(h.err, os.ErrDeadlineExceeded):
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", "no media for rtmp.read_timeout")

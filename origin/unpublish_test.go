@@ -272,3 +272,70 @@ func TestSecondPublishOnAConnectionLeavesTheFirst(t *testing.T) {
 		t.Fatalf("the refusal is logged %d times:\n%s", got, logs)
 	}
 }
+
+// A publisher whose stream a new one took over (pool.publisher_takeover)
+// is cut at its next tag, and its connection's end is logged as the
+// takeover's, at info: not as a failure, nor as "no media" for a key it
+// no longer feeds. The new publisher's stream goes on.
+func TestTakenOverPublisherEndsQuietly(t *testing.T) {
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	pcfg := pool.DefaultConfig()
+	pcfg.PublisherTakeover = 200 * time.Millisecond
+	p, err := pool.New(pcfg, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s := NewServer(DefaultConfig(), p, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	addr := ln.Addr().String()
+
+	publish := func(what string) *rtmpPlayer {
+		t.Helper()
+		c := rtmpClient(t, addr)
+		if err := c.command(c.streamID, "publish", 0, nil, "over", "live"); err != nil {
+			t.Fatal(err)
+		}
+		if code := awaitStatus(t, c, what); code != "NetStream.Publish.Start" {
+			t.Fatalf("%s: %s, want NetStream.Publish.Start", what, code)
+		}
+		for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+			if err := c.write(mediaStreamChunk, msgVideo, c.streamID, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	old := publish("first publish")
+	time.Sleep(2 * pcfg.PublisherTakeover) // the first falls silent
+	publish("the takeover")
+	sub, err := p.Subscribe("live/over", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// The old publisher wakes up: its next tag ends its connection.
+	_ = old.write(mediaStreamChunk, msgVideo, old.streamID, testAVCKey)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `msg="publish ended" key=live/over`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the taken-over publisher's end was not logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := logs.String(); !strings.Contains(got, `level=INFO msg="publish ended" key=live/over`) ||
+		!strings.Contains(got, "by=takeover") || strings.Contains(got, "level=WARN") {
+		t.Fatalf("the taken-over publisher's end, want one info line by=takeover and no warning:\n%s", got)
+	}
+	if st := sub.Entry().State(); st != pool.StateLive {
+		t.Fatalf("the new publisher's entry is %s after the old one left, want live", st)
+	}
+}

@@ -661,6 +661,15 @@ type Publisher struct {
 	attached atomic.Bool // a pull attaches at its first tag
 }
 
+// Replaced reports whether another source took the entry over from pb
+// (pool.publisher_takeover, or a pull's restart): pb's tags are refused
+// and its end changes nothing.
+func (pb *Publisher) Replaced() bool {
+	pb.e.mu.RLock()
+	defer pb.e.mu.RUnlock()
+	return pb.e.gen != pb.gen && pb.e.state != StateClosed
+}
+
 // AttemptFailed counts a failed attempt of a pull (connect, handshake,
 // not found) for the metrics.
 func (pb *Publisher) AttemptFailed() { pb.p.upstreamFailures.Add(1) }

@@ -1047,6 +1047,9 @@ func TestSilentPublisherIsTakenOver(t *testing.T) {
 	if pub.Entry() != sub.Entry() {
 		t.Fatal("the new publisher got a new entry; its viewers were left on the old one")
 	}
+	if !old.Replaced() || pub.Replaced() {
+		t.Fatalf("Replaced: old %v, new %v; want true, false", old.Replaced(), pub.Replaced())
+	}
 	if err := old.WriteTag(TagVideo, ts, avcInter); !errors.Is(err, ErrStale) {
 		t.Fatalf("the old publisher's next tag: %v, want ErrStale", err)
 	}
