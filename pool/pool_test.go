@@ -604,18 +604,8 @@ func TestEndIsAnEventForEveryReader(t *testing.T) {
 // Invariant 5: the source never waits for a reader; a reader that fell out
 // of the buffer skips to the newest keyframe.
 func TestSlowReaderNeverBlocksSource(t *testing.T) {
-	p := newTestPool(t, testConfig(), nil)
-	pub, err := p.Publish("live/a", "test")
-	must(t, err)
+	_, pub, _, r, ts, _ := viewedStreamWith(t, testConfig())
 	defer pub.Close(nil)
-	ts := startStream(t, pub)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
-	if _, err := r.Next(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -1025,17 +1015,7 @@ func TestDropEndsTheEntryForEveryone(t *testing.T) {
 func TestSilentPublisherIsTakenOver(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublisherTakeover = 200 * time.Millisecond
-	p := newTestPool(t, cfg, nil)
-	old, err := p.Publish("live/a", "old")
-	must(t, err)
-	ts := startStream(t, old)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
-	if _, err := r.Next(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	p, old, sub, r, ts, _ := viewedStreamWith(t, cfg)
 	if _, err := p.Publish("live/a", "new"); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a second publisher while the first sends: %v, want ErrBusy", err)
 	}

@@ -22,6 +22,12 @@ func viewedStream(t *testing.T) (p *Pool, pub *Publisher, sub *Subscription, r *
 	t.Helper()
 	cfg := testConfig()
 	cfg.ReconnectWindow = 2 * time.Second
+	return viewedStreamWith(t, cfg)
+}
+
+// viewedStreamWith is viewedStream in a pool with cfg.
+func viewedStreamWith(t *testing.T, cfg Config) (p *Pool, pub *Publisher, sub *Subscription, r *Reader, ts uint32, got [][]byte) {
+	t.Helper()
 	p = newTestPool(t, cfg, nil)
 	pub, err := p.Publish("live/a", "first")
 	must(t, err)
@@ -362,18 +368,8 @@ func TestPullRetriesBackOff(t *testing.T) {
 func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxLag = 50 * time.Millisecond
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "test")
-	must(t, err)
+	_, pub, _, r, ts, _ := viewedStreamWith(t, cfg)
 	defer pub.Close(nil)
-	ts := startStream(t, pub)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
-	if _, err := r.Next(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
 	ts = feedGOP(t, pub, ts, 2) // the reader does not take these in time
 	time.Sleep(100 * time.Millisecond)
 	feedGOP(t, pub, ts, 2)
@@ -396,18 +392,8 @@ func TestMaxLagSkipsToNewestKeyframe(t *testing.T) {
 func TestMaxLagNeverSkipsBack(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxLag = 50 * time.Millisecond
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "test")
-	must(t, err)
+	_, pub, _, r, ts, _ := viewedStreamWith(t, cfg) // r at the live edge
 	defer pub.Close(nil)
-	ts := startStream(t, pub)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	defer sub.Close()
-	r := sub.NewReader()
-	if _, err := r.Next(context.Background(), nil); err != nil { // to the live edge
-		t.Fatal(err)
-	}
 	must(t, pub.WriteTag(TagVideo, ts, avcInter)) // the reader does not take it in time
 	time.Sleep(100 * time.Millisecond)
 	must(t, pub.WriteTag(TagVideo, ts+40, avcInter))
