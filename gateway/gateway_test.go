@@ -1061,9 +1061,19 @@ func TestIdleConnectionIsNoRefusal(t *testing.T) {
 // body read and closed.
 func roundTrip(t *testing.T, method, url string) *http.Response {
 	t.Helper()
+	return roundTripBearer(t, method, url, "")
+}
+
+// roundTripBearer is roundTrip with "Authorization: Bearer token" (none
+// for "").
+func roundTripBearer(t *testing.T, method, url, token string) *http.Response {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -1108,19 +1118,7 @@ func TestDropStreamThroughTheAPI(t *testing.T) {
 	if resp := roundTrip(t, http.MethodDelete, url); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("DELETE without the token: %d, want 401", resp.StatusCode)
 	}
-	del := func(url string) int {
-		req, err := http.NewRequest(http.MethodDelete, url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer t0ken")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	del := func(url string) int { return roundTripBearer(t, http.MethodDelete, url, "t0ken").StatusCode }
 	if code := del(url); code != http.StatusNoContent {
 		t.Fatalf("DELETE with the token: %d, want 204", code)
 	}
@@ -1341,16 +1339,7 @@ func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
 	auth.APIToken = "t0ken"
 	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
 	for _, method := range []string{http.MethodDelete, http.MethodGet} {
-		req, err := http.NewRequest(method, "http://"+r.httpAddr+"/api/live", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer t0ken")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := roundTripBearer(t, method, "http://"+r.httpAddr+"/api/live", "t0ken")
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("%s /api/live: %d, want 404", method, resp.StatusCode)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,17 +77,12 @@ rtmp {
 }
 http {
   access_log off;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  server {
+%[5]s  server {
     listen %[4]s;
     location /stat { rtmp_stat all; }
   }
 }
-`, nginxModule, n.dir, n.RTMPAddr, n.HTTPAddr)
+`, nginxModule, n.dir, n.RTMPAddr, n.HTTPAddr, tempPaths(n.dir))
 	n.cmd = runNginx(t, n.dir, conf, n.RTMPAddr)
 	return n
 }
@@ -115,15 +111,24 @@ pid %[1]s/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  include %[1]s/site.conf;
+%[2]s  include %[1]s/site.conf;
 }
-`, dir)
+`, dir, tempPaths(dir))
 	runNginx(t, dir, conf, listen)
+}
+
+// tempPaths keeps nginx's temporary files under dir, its prefix, rather
+// than in the system's nginx directories.
+func tempPaths(dir string) string {
+	var b strings.Builder
+	for _, kind := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		name := kind
+		if kind == "client_body" {
+			name = "body"
+		}
+		fmt.Fprintf(&b, "  %s_temp_path %s/%s;\n", kind, dir, name)
+	}
+	return b.String()
 }
 
 // runNginx starts nginx with conf in dir (its prefix), stops it when the
