@@ -1,12 +1,15 @@
 package origin
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	amf0 "github.com/yutopp/go-amf0"
 
 	"flvgw/pool"
 )
@@ -337,5 +340,51 @@ func TestTakenOverPublisherEndsQuietly(t *testing.T) {
 	}
 	if st := sub.Entry().State(); st != pool.StateLive {
 		t.Fatalf("the new publisher's entry is %s after the old one left, want live", st)
+	}
+}
+
+// An AMF3 command (type 17) or data message (type 15), a format byte of 0
+// and then AMF0 values, is read as the AMF0 message it carries: a publish
+// sent so is answered, and onMetaData sent so reaches the entry. go-rtmp
+// refused both, and its refusal ended the connection.
+func TestAMF3WrappedCommandsArePublishes(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+	p := rtmpClient(t, addr)
+	amf3 := func(typeID uint8, values ...any) {
+		t.Helper()
+		var buf bytes.Buffer
+		buf.WriteByte(0) // the AMF3 message's format byte: AMF0 values follow
+		enc := amf0.NewEncoder(&buf)
+		for _, v := range values {
+			if err := enc.Encode(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.write(mediaStreamChunk, typeID, p.streamID, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	amf3(msgCommandAMF3, "publish", 0.0, nil, "amf3", "live")
+	if code := awaitStatus(t, p, "publish in an AMF3 command"); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish in an AMF3 command: %s, want NetStream.Publish.Start", code)
+	}
+	amf3(msgDataAMF3, "@setDataFrame", "onMetaData", map[string]any{"width": 640.0, "height": 360.0, "videocodecid": 7.0})
+	for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+		if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		snap, ok := s.pool.Lookup("live/amf3")
+		if ok && snap.Codecs.Width == 640 && snap.Codecs.Height == 360 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live/amf3 after onMetaData in an AMF3 data message: %+v, %v; want 640x360 from it\n%s", snap, ok, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

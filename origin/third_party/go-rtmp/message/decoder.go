@@ -187,8 +187,27 @@ func (dec *Decoder) decodeVideoMessage(msg *Message) error {
 	return nil
 }
 
+// flvgw: an AMF3 data (15) or command (17) message, as encoders and
+// Flash send them, is a format byte of 0 and then AMF0 values; nginx-rtmp
+// and SRS read them so. They are decoded as the AMF0 message that follows
+// the byte (and answered in AMF0). v0.0.7 refused them ("Not
+// implemented"), which ended the connection.
 func (dec *Decoder) decodeDataMessageAMF3(msg *Message) error {
-	return fmt.Errorf("Not implemented: DataMessageAMF3")
+	if err := dec.skipAMF3FormatByte(); err != nil {
+		return err
+	}
+	return dec.decodeDataMessageAMF0(msg)
+}
+
+func (dec *Decoder) skipAMF3FormatByte() error {
+	var b [1]byte
+	if _, err := io.ReadFull(dec.r, b[:]); err != nil {
+		return errors.Wrap(err, "Failed to read the AMF3 message's format byte")
+	}
+	if b[0] != 0 {
+		return fmt.Errorf("AMF3 message with format byte %d; only 0 (AMF0 values) is read", b[0])
+	}
+	return nil
 }
 
 func (dec *Decoder) decodeSharedObjectMessageAMF3(msg *Message) error {
@@ -196,7 +215,10 @@ func (dec *Decoder) decodeSharedObjectMessageAMF3(msg *Message) error {
 }
 
 func (dec *Decoder) decodeCommandMessageAMF3(msg *Message) error {
-	return fmt.Errorf("Not implemented: CommandMessageAMF3")
+	if err := dec.skipAMF3FormatByte(); err != nil {
+		return err
+	}
+	return dec.decodeCommandMessageAMF0(msg)
 }
 
 func (dec *Decoder) decodeDataMessageAMF0(msg *Message) error {
