@@ -236,12 +236,21 @@ func (e *Entry) attach(gen uint64, source string) bool {
 	return true
 }
 
-// silence is how long the entry's source has gone without appending a tag
-// (or, before its first, since it attached).
-func (e *Entry) silence(now time.Time) time.Duration {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return now.Sub(e.fedAt)
+// detachIfSilent detaches a Live entry whose source has gone without
+// appending a tag (or, before its first, since it attached) for at least
+// bound, and says for how long. The check and the detach are one step
+// under mu: a tag of the old source lands either before it, and the
+// source is not silent, or after it, and is refused (ErrStale). Called by
+// the Pool with its mu held.
+func (e *Entry) detachIfSilent(now time.Time, bound time.Duration) (silent time.Duration, detached bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	silent = now.Sub(e.fedAt)
+	if e.state != StateLive || silent < bound {
+		return silent, false
+	}
+	e.detachLocked()
+	return silent, true
 }
 
 // detach moves Live to Reconnecting: the source is gone, the viewers stay.
@@ -249,6 +258,10 @@ func (e *Entry) silence(now time.Time) time.Duration {
 func (e *Entry) detach() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.detachLocked()
+}
+
+func (e *Entry) detachLocked() {
 	e.gen++ // the old source may not append any more
 	e.state = StateReconnecting
 	e.splice = true

@@ -353,14 +353,13 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 // the old publisher had left within a reconnect window, and the caller
 // attaches the new one. A pull is never taken over.
 func (p *Pool) takeOverLocked(e *Entry) bool {
-	if p.cfg.PublisherTakeover <= 0 || e.pull != nil || e.State() != StateLive {
+	if p.cfg.PublisherTakeover <= 0 || e.pull != nil {
 		return false
 	}
-	silent := e.silence(time.Now())
-	if silent < p.cfg.PublisherTakeover {
+	silent, detached := e.detachIfSilent(time.Now(), p.cfg.PublisherTakeover)
+	if !detached {
 		return false
 	}
-	e.detach()
 	p.takeovers.Add(1)
 	p.log.Info("publisher taken over", "stream", e.key, "silent_for", silent.Round(time.Millisecond),
 		"subscribers", e.subscribers)
