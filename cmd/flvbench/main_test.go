@@ -253,8 +253,7 @@ func TestBenchTellsACleanEndFromACutOne(t *testing.T) {
 		{"Content-Length, short", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(full)+100, full), "unexpected EOF"},
 	} {
 		url := fakeServer(t, func(c net.Conn, _ *http.Request) { _, _ = io.WriteString(c, tc.resp) })
-		o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
-		s := bench(context.Background(), o, io.Discard)
+		s := benchOneViewer(url)
 		if s.Connected != 1 || s.Tags != 2 || s.Malformed != 0 || s.Disconnects != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], tc.err) {
 			t.Errorf("%s: summary %+v", tc.name, s)
 		}
@@ -343,8 +342,7 @@ func TestBenchBoundsTheResponseHead(t *testing.T) {
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n"+line)
 				untilClosed(c)
 			})
-			o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
-			s := bench(context.Background(), o, io.Discard)
+			s := benchOneViewer(url)
 			if s.Failed != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], errHeadTooLong.Error()) {
 				t.Fatalf("summary %+v", s)
 			}
@@ -362,8 +360,7 @@ func TestBenchChecksChunkFraming(t *testing.T) {
 		_, _ = io.WriteString(c, resp)
 		untilClosed(c)
 	})
-	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
-	s := bench(context.Background(), o, io.Discard)
+	s := benchOneViewer(url)
 	if s.Disconnects != 1 || len(s.Errors) != 1 || !strings.Contains(s.Errors[0], errChunkFraming.Error()) {
 		t.Fatalf("summary %+v", s)
 	}
@@ -380,4 +377,11 @@ func TestHelpExitsZero(t *testing.T) {
 	if code := exitCode(run([]string{"-n", "0"}, io.Discard, &stderr), &stderr); code != 1 || !strings.Contains(stderr.String(), "flvbench:") {
 		t.Fatalf("-n 0: exit %d, printed %q; want 1 and the error", code, stderr.String())
 	}
+}
+
+// benchOneViewer runs one viewer of url's /live/x.flv for up to 5 s, with
+// a stall bound of 5 s, and returns the summary.
+func benchOneViewer(url string) Summary {
+	o := options{urls: []string{url + "/live/x.flv"}, viewers: 1, duration: 5 * time.Second, stall: 5 * time.Second}
+	return bench(context.Background(), o, io.Discard)
 }
