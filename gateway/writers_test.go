@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"runtime"
@@ -378,5 +380,85 @@ func TestJoinSeesAPlaceFreedBehindIt(t *testing.T) {
 	}
 	if n := len(set.list); n != 2 {
 		t.Fatalf("%d groups, want 2: join started one", n)
+	}
+}
+
+// Every tag wakes every writer group: the source sends a tag only once
+// each viewer has read the one before, so each tag lands while some group
+// is between its pass, which found nothing more, and its wait. A group
+// that took its wake-up channel after the pass (not before) misses such
+// a tag, and its viewers wait for the next one, which never comes.
+func TestEveryTagWakesEveryGroup(t *testing.T) {
+	r := startRelay(t, testConfig())
+	pub, err := r.pool.Publish("live/pingpong", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(nil)
+	inter := []byte{0x27, 1, 0, 0, 0}
+	frame := func(n uint32) []byte { return binary.BigEndian.AppendUint32(bytes.Clone(inter), n) }
+	for _, tag := range []struct {
+		typ  uint8
+		body []byte
+	}{{pool.TagVideo, []byte{0x17, 0, 0, 0, 0, 1, 2, 3}}, {pool.TagVideo, []byte{0x17, 1, 0, 0, 0, 9}}} {
+		if err := pub.WriteTag(tag.typ, 0, tag.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Viewers on two groups, each reporting the number of every frame it
+	// reads.
+	const viewers, frames = groupSize + 2, 1000
+	progress := make([]chan uint32, viewers)
+	for i := range viewers {
+		progress[i] = make(chan uint32, frames)
+		conn, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /live/pingpong.flv HTTP/1.0\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(progress[i])
+			br := bufio.NewReader(conn)
+			for { // the response head
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			tr, err := testkit.NewTagReader(br)
+			if err != nil {
+				return
+			}
+			for {
+				tag, err := tr.Next()
+				if err != nil {
+					return
+				}
+				if len(tag.Body) == len(inter)+4 && bytes.HasPrefix(tag.Body, inter) {
+					progress[i] <- binary.BigEndian.Uint32(tag.Body[len(inter):])
+				}
+			}
+		}()
+	}
+	waitUntil(t, 10*time.Second, "every viewer in a writer group", func() bool {
+		return r.gw.writers.members() == viewers
+	})
+	for n := uint32(1); n <= frames; n++ {
+		if err := pub.WriteTag(pool.TagVideo, 40*n, frame(n)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range viewers {
+			select {
+			case got, ok := <-progress[i]:
+				if !ok || got != n {
+					t.Fatalf("viewer %d read frame %d (stream open %v), want %d", i, got, ok, n)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("viewer %d did not get frame %d: its group was not woken for it", i, n)
+			}
+		}
 	}
 }

@@ -1079,3 +1079,66 @@ func TestSilentPublisherIsTakenOver(t *testing.T) {
 		t.Fatalf("with publisher_takeover 0: %v, want ErrBusy", err)
 	}
 }
+
+// Every tag wakes every reader waiting in Next, however close it lands to
+// the reader's last look: the source sends a tag only when each reader
+// has read the one before, so each tag lands while some reader is
+// between finding nothing ready and starting to wait. A reader that took
+// its wake-up channel after looking (not before) misses such a tag and
+// waits for the next one, which never comes. (That window is a few
+// instructions wide; the race detector, which the README's test command
+// runs, widens it enough for this test to land in it within a few
+// hundred tags.)
+func TestEveryTagWakesEveryReader(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	startStream(t, pub)
+	frame := func(n uint32) []byte { return binary.BigEndian.AppendUint32(bytes.Clone(avcInter), n) }
+	const readers, frames = 4, 3000
+	progress := make([]chan uint32, readers) // each reader's last frame read
+	errs := make(chan error, readers)
+	for i := range readers {
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		progress[i] = make(chan uint32, frames)
+		go func() {
+			defer sub.Close()
+			r := sub.NewReader()
+			for {
+				bufs, err := r.Next(context.Background(), nil)
+				for _, b := range bufs {
+					if len(b) == tagHeaderLen+len(avcInter)+4+prevSizeLen && b[0] == TagVideo {
+						progress[i] <- binary.BigEndian.Uint32(b[tagHeaderLen+len(avcInter):])
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	ts := uint32(1000)
+	for n := uint32(1); n <= frames; n++ {
+		must(t, pub.WriteTag(TagVideo, ts, frame(n)))
+		ts += 40
+		for i := range readers {
+			select {
+			case got := <-progress[i]:
+				if got != n {
+					t.Fatalf("reader %d read frame %d, want %d", i, got, n)
+				}
+			case <-time.After(5 * time.Second):
+				pub.Close(nil)
+				t.Fatalf("reader %d was not woken for frame %d: it waits on an entry that sent it", i, n)
+			}
+		}
+	}
+	pub.Close(nil)
+	for range readers {
+		if err := <-errs; !errors.Is(err, ErrEnded) {
+			t.Errorf("reader ended with %v", err)
+		}
+	}
+}
