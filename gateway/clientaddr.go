@@ -9,28 +9,26 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// trustedProxies are the peers (http.trusted_proxies) whose
-// X-Forwarded-For says who the client is: a load balancer or a CDN tier in
-// front of flvgw, which would otherwise be every viewer's address, for
-// max_viewers_per_ip, the logs and the callbacks alike.
-type trustedProxies []netip.Prefix
+// AddrList is a list of addresses and CIDR prefixes from the config, such
+// as http.trusted_proxies or the balancers allowed to send the PROXY
+// protocol.
+type AddrList []netip.Prefix
 
-// parseTrustedProxies reads http.trusted_proxies: addresses or CIDR
-// prefixes.
-func parseTrustedProxies(list []string) (trustedProxies, error) {
-	var ps trustedProxies
+// ParseAddrList reads the config key key: addresses or CIDR prefixes.
+func ParseAddrList(key string, list []string) (AddrList, error) {
+	var ps AddrList
 	for _, s := range list {
 		if strings.Contains(s, "/") {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return nil, fmt.Errorf("http.trusted_proxies: %q is not an address or a CIDR prefix: %w", s, err)
+				return nil, fmt.Errorf("%s: %q is not an address or a CIDR prefix: %w", key, s, err)
 			}
 			ps = append(ps, p.Masked())
 			continue
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("http.trusted_proxies: %q is not an address or a CIDR prefix: %w", s, err)
+			return nil, fmt.Errorf("%s: %q is not an address or a CIDR prefix: %w", key, s, err)
 		}
 		a = a.Unmap()
 		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
@@ -38,13 +36,41 @@ func parseTrustedProxies(list []string) (trustedProxies, error) {
 	return ps, nil
 }
 
-func (ps trustedProxies) trust(a netip.Addr) bool {
+// Contains reports whether a is in the list (an IPv4-mapped IPv6 address
+// as its IPv4 address).
+func (ps AddrList) Contains(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, p := range ps {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
+}
+
+// CheckProxyProtocolFrom checks section.proxy_protocol_from (http or
+// rtmp): a list of addresses, and only with section.proxy_protocol on,
+// where it does something.
+func CheckProxyProtocolFrom(section string, on bool, from []string) error {
+	key := section + ".proxy_protocol_from"
+	if _, err := ParseAddrList(key, from); err != nil {
+		return err
+	}
+	if len(from) > 0 && !on {
+		return fmt.Errorf("%s is set, but %s.proxy_protocol is off", key, section)
+	}
+	return nil
+}
+
+// trustedProxies are the peers (http.trusted_proxies) whose
+// X-Forwarded-For says who the client is: a load balancer or a CDN tier in
+// front of flvgw, which would otherwise be every viewer's address, for
+// max_viewers_per_ip, the logs and the callbacks alike.
+type trustedProxies = AddrList
+
+// parseTrustedProxies reads http.trusted_proxies.
+func parseTrustedProxies(list []string) (trustedProxies, error) {
+	return ParseAddrList("http.trusted_proxies", list)
 }
 
 // clientAddr says who a request is from: remote for the logs and the
@@ -62,7 +88,7 @@ func (ps trustedProxies) clientAddr(ctx *fasthttp.RequestCtx) (remote, ip, via s
 	peer := ctx.RemoteAddr().String()
 	peerIP, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	peerIP = peerIP.Unmap()
-	if len(ps) == 0 || !ps.trust(peerIP) {
+	if len(ps) == 0 || !ps.Contains(peerIP) {
 		return peer, peerIP.String(), ""
 	}
 	client := peerIP
@@ -76,7 +102,7 @@ walk:
 				break walk
 			}
 			client = a.Unmap()
-			if !ps.trust(client) {
+			if !ps.Contains(client) {
 				break walk
 			}
 		}

@@ -124,6 +124,12 @@ type Config struct {
 	// (v1 or v2) naming the client, who is then the connection's peer.
 	// Every connection must begin with one.
 	ProxyProtocol bool `toml:"proxy_protocol"`
+	// ProxyProtocolFrom are the addresses or CIDR prefixes of the
+	// balancers that may send that header: a connection from any other
+	// peer is closed at once, so that a client reaching the listener
+	// directly cannot name itself any address it likes. Empty: any peer
+	// (the listener must then be reachable from the balancers alone).
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 	// Pprof serves Go's profiler at /debug/pprof/ (for profiling and
 	// goroutine dumps; keep it off on a public listener).
 	Pprof bool `toml:"pprof"`
@@ -222,6 +228,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
+	if err := CheckProxyProtocolFrom("http", c.ProxyProtocol, c.ProxyProtocolFrom); err != nil {
 		return err
 	}
 	for _, o := range c.CORSOrigins {

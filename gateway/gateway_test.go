@@ -839,7 +839,7 @@ func TestParseTrustedProxies(t *testing.T) {
 		"10.1.2.3": true, "11.0.0.1": false, "192.0.2.7": true, "192.0.2.8": false,
 		"2001:db8::1": true, "2001:db9::1": false, "198.51.100.1": true,
 	} {
-		if got := ps.trust(netip.MustParseAddr(addr)); got != want {
+		if got := ps.Contains(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("trust(%s) = %v, want %v", addr, got, want)
 		}
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// begins each connection with a PROXY protocol header (v1 or v2)
 	// naming the publisher. Every connection must begin with one.
 	ProxyProtocol bool `toml:"proxy_protocol"`
+	// ProxyProtocolFrom are the addresses or CIDR prefixes of the
+	// balancers that may send that header; a connection from any other
+	// peer is closed at once. Empty: any peer.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 	// PublishSecret, when set, requires a signed stream name to publish:
 	// rtmp://host/app/stream?expires=UNIX&token=HMAC (see flvgw -sign).
 	PublishSecret string `toml:"publish_secret"`

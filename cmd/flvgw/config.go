@@ -81,7 +81,7 @@ func (c Config) validate() error {
 	}
 	return errors.Join(c.HTTP.Validate(), c.RTMP.Validate(), c.Pool.Validate(), c.Edge.Validate(),
 		origin.ValidateUpstreams(c.Upstreams), c.Limits.Validate(), c.Auth.Validate(), c.Runtime.validate(), lerr, ferr,
-		c.listenCollision())
+		gateway.CheckProxyProtocolFrom("rtmp", c.RTMP.ProxyProtocol, c.RTMP.ProxyProtocolFrom), c.listenCollision())
 }
 
 // listenCollision reports two of the listen addresses (http.listen,

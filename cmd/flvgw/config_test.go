@@ -70,6 +70,10 @@ func TestLoadConfig(t *testing.T) {
 		{"[pool]\nmax_lag = \"-1s\"\n", "pool.max_lag"},
 		{"[runtime]\ngc_percent = 0\n", "runtime.gc_percent"},
 		{"[runtime]\ngc_percent = 5000\n", "runtime.gc_percent"},
+		{"[http]\nproxy_protocol = true\nproxy_protocol_from = [\"lb.example\"]\n", "http.proxy_protocol_from"},
+		{"[http]\nproxy_protocol_from = [\"10.0.0.0/8\"]\n", "http.proxy_protocol_from"},
+		{"[rtmp]\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/33\"]\n", "rtmp.proxy_protocol_from"},
+		{"[rtmp]\nproxy_protocol_from = [\"10.0.0.1\"]\n", "rtmp.proxy_protocol_from"},
 		// With the origin off, its other keys still apply after a SIGHUP
 		// and are read when it is turned on.
 		{"[rtmp]\nlisten = \"\"\nread_timeout = \"0s\"\n", "rtmp.read_timeout"},

@@ -126,7 +126,8 @@ func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
-	ln := withProxyProtocol(retryAccept(tcp, log), cfg.ProxyProtocol, cfg.ReadTimeout)
+	pp := httpProxyProtocol(cfg, log)
+	ln := withProxyProtocol(retryAccept(tcp, log), pp)
 	if cfg.TLSListen == "" {
 		return []net.Listener{ln}, nil
 	}
@@ -140,7 +141,7 @@ func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("http.tls_listen: %w", err)
 	}
-	return []net.Listener{ln, tls.NewListener(withProxyProtocol(retryAccept(tln, log), cfg.ProxyProtocol, cfg.ReadTimeout), &tls.Config{
+	return []net.Listener{ln, tls.NewListener(withProxyProtocol(retryAccept(tln, log), pp), &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 	})}, nil
@@ -174,7 +175,8 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 			}
 			return fmt.Errorf("rtmp.listen: %w", err)
 		}
-		rtmpLn = withProxyProtocol(retryAccept(tcp, log.With("component", "origin")), cfg.RTMP.ProxyProtocol, cfg.RTMP.ReadTimeout)
+		olog := log.With("component", "origin")
+		rtmpLn = withProxyProtocol(retryAccept(tcp, olog), rtmpProxyProtocol(cfg.RTMP, olog))
 		log.Info("rtmp listening", "addr", rtmpLn.Addr().String())
 	}
 	if len(httpLns) > 1 {
@@ -304,6 +306,7 @@ func needRestart(running, next Config) []string {
 		{"[http]", running.HTTP, next.HTTP},
 		{"rtmp.listen", running.RTMP.Listen, next.RTMP.Listen},
 		{"rtmp.proxy_protocol", running.RTMP.ProxyProtocol, next.RTMP.ProxyProtocol},
+		{"rtmp.proxy_protocol_from", running.RTMP.ProxyProtocolFrom, next.RTMP.ProxyProtocolFrom},
 		{"[pool]", running.Pool, next.Pool},
 		{"[log]", running.Log, next.Log},
 		{"[runtime]", running.Runtime, next.Runtime},

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
+
+	"flvgw/gateway"
+	"flvgw/origin"
 )
 
 // errProxyHeader: a connection on a listener with proxy_protocol on did not
@@ -25,19 +29,31 @@ var errProxyHeader = errors.New("proxy protocol: bad or missing PROXY header")
 //
 // The header is read by the connection's first Read or RemoteAddr, on the
 // connection's own goroutine, within timeout: Accept never waits for a
-// client.
+// client. With a list of balancers (proxy_protocol_from), a connection
+// from any other peer is closed at Accept, logged: the header would let
+// it name any client it liked.
 type proxyListener struct {
 	net.Listener
-	timeout time.Duration
+	proxyProtocol
 }
 
-// withProxyProtocol is ln, or with on, ln behind a balancer that sends the
-// PROXY protocol, its header read within timeout.
-func withProxyProtocol(ln net.Listener, on bool, timeout time.Duration) net.Listener {
-	if !on {
+// proxyProtocol is how a listener takes the PROXY protocol: the header
+// within timeout, from the balancers in from (any peer if empty); key
+// names the setting in the log line of a refused connection.
+type proxyProtocol struct {
+	timeout time.Duration
+	from    gateway.AddrList
+	key     string
+	log     *slog.Logger
+}
+
+// withProxyProtocol is ln, or with pp (non-nil), ln behind a balancer that
+// sends the PROXY protocol.
+func withProxyProtocol(ln net.Listener, pp *proxyProtocol) net.Listener {
+	if pp == nil {
 		return ln
 	}
-	return proxyListener{Listener: ln, timeout: timeout}
+	return proxyListener{Listener: ln, proxyProtocol: *pp}
 }
 
 func (l proxyListener) Accept() (net.Conn, error) {
@@ -46,12 +62,20 @@ func (l proxyListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			return &proxyConn{TCPConn: tc, timeout: l.timeout}, nil
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			// Not from a TCP listener (never, from net.Listen("tcp")): an
+			// error here would end the server's Serve.
+			c.Close()
+			continue
 		}
-		// Not from a TCP listener (never, from net.Listen("tcp")): an
-		// error here would end the server's Serve.
-		c.Close()
+		if peer := tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); len(l.from) > 0 && !l.from.Contains(peer) {
+			l.log.Warn("connection refused: not from a balancer that may send the PROXY protocol",
+				"remote", tc.RemoteAddr().String(), "setting", l.key)
+			tc.Close()
+			continue
+		}
+		return &proxyConn{TCPConn: tc, timeout: l.timeout}, nil
 	}
 }
 
@@ -188,4 +212,24 @@ func parseProxyV2(verCmd, family byte, addrs []byte) (net.Addr, error) {
 	}
 	a, _ := netip.AddrFromSlice(ip)
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Unmap(), binary.BigEndian.Uint16(addrs[:2]))), nil
+}
+
+// httpProxyProtocol is how the HTTP and HTTPS listeners take the PROXY
+// protocol (nil: they do not). cfg is validated.
+func httpProxyProtocol(cfg gateway.Config, log *slog.Logger) *proxyProtocol {
+	if !cfg.ProxyProtocol {
+		return nil
+	}
+	from, _ := gateway.ParseAddrList("http.proxy_protocol_from", cfg.ProxyProtocolFrom)
+	return &proxyProtocol{timeout: cfg.ReadTimeout, from: from, key: "http.proxy_protocol_from", log: log}
+}
+
+// rtmpProxyProtocol is how the RTMP listener takes the PROXY protocol
+// (nil: it does not). cfg is validated.
+func rtmpProxyProtocol(cfg origin.Config, log *slog.Logger) *proxyProtocol {
+	if !cfg.ProxyProtocol {
+		return nil
+	}
+	from, _ := gateway.ParseAddrList("rtmp.proxy_protocol_from", cfg.ProxyProtocolFrom)
+	return &proxyProtocol{timeout: cfg.ReadTimeout, from: from, key: "rtmp.proxy_protocol_from", log: log}
 }

@@ -99,7 +99,7 @@ func TestProxyListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := withProxyProtocol(tcp, true, 300*time.Millisecond)
+	ln := withProxyProtocol(tcp, &proxyProtocol{timeout: 300 * time.Millisecond})
 	defer ln.Close()
 	dial := func(send string) net.Conn {
 		t.Helper()
@@ -332,6 +332,65 @@ func TestRTMPBehindProxyProtocol(t *testing.T) {
 	logs, addrOf, _ := serveInProcess(t, cfg, "")
 	publishLoop(t, balancer(t, addrOf("rtmp listening"), "127.0.0.7"), "lb")
 	want := regexp.MustCompile(`msg="publish started" .*remote=127\.0\.0\.7:50000`)
+	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs)
+		}
+	}
+}
+
+// With proxy_protocol_from, only the balancers listed may send the PROXY
+// protocol: a connection from any other peer is closed at once, before
+// its header is read, and logged with the setting to look at, on the
+// HTTP and the RTMP listener alike; a connection from a balancer listed
+// is served as the client its header names.
+func TestProxyProtocolOnlyFromItsBalancers(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTP.ProxyProtocol, cfg.RTMP.ProxyProtocol = true, true
+	cfg.HTTP.ProxyProtocolFrom = []string{"127.0.0.2", "127.0.0.16/28"}
+	cfg.RTMP.ProxyProtocolFrom = []string{"127.0.0.2"}
+	cfg.HTTP.DrainTimeout = 0
+	logs, addrOf, _ := serveInProcess(t, cfg, "")
+	httpAddr, rtmpAddr := addrOf("http listening"), addrOf("rtmp listening")
+	// dial connects from the loopback address from, sends a PROXY
+	// header naming 192.0.2.7 and then request, and returns what comes
+	// back until the connection closes.
+	dial := func(from, addr, request string) string {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "PROXY TCP4 192.0.2.7 127.0.0.1 50000 80\r\n"+request)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(c)
+		return string(got)
+	}
+	const healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	for _, from := range []string{"127.0.0.2", "127.0.0.17"} {
+		if got := dial(from, httpAddr, healthz); !strings.HasPrefix(got, "HTTP/1.1 200") {
+			t.Fatalf("from the balancer %s: %q, want 200", from, got)
+		}
+	}
+	for _, tc := range []struct{ addr, setting string }{{httpAddr, "http"}, {rtmpAddr, "rtmp"}} {
+		if got := dial("127.0.0.3", tc.addr, healthz); got != "" {
+			t.Fatalf("%s listener, from 127.0.0.3, not a balancer: %q, want the connection closed", tc.setting, got)
+		}
+		want := regexp.MustCompile(`level=WARN msg="connection refused: not from a balancer that may send the PROXY protocol" .*remote=127\.0\.0\.3:\d+ setting=` + tc.setting + `\.proxy_protocol_from`)
+		for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", want, logs)
+			}
+		}
+	}
+	// Through a balancer listed, the client is who the header names.
+	if got := dial("127.0.0.2", httpAddr, "GET /no-such-path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 404") {
+		t.Fatalf("from the balancer: %q, want 404", got)
+	}
+	want := regexp.MustCompile(`msg="request refused" .*status=404 .*remote=192\.0\.2\.7:50000 `)
 	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(logs.String()); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the log:\n%s", want, logs)
