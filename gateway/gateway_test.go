@@ -1163,6 +1163,48 @@ func TestDropStreamThroughTheAPI(t *testing.T) {
 	t.Fatal("the dropped publisher's session is still running")
 }
 
+// A viewer waiting for a stream's publisher (http.publish_wait) when the
+// stream is dropped gets its 404 at once, counted with the reason
+// dropped, not not_found: the log and the metric say an operator ended
+// the stream.
+func TestDropAnswersWaitingViewers(t *testing.T) {
+	cfg := testConfig()
+	cfg.PublishWait = 30 * time.Second
+	r := startRelay(t, cfg)
+	auth := DefaultAuth()
+	auth.APIToken = "t0ken"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.httpAddr + "/live/waited.flv")
+		if err != nil {
+			answered <- nil
+			return
+		}
+		resp.Body.Close()
+		answered <- resp
+	}()
+	waitUntil(t, 10*time.Second, "the viewer waiting for live/waited", func() bool { return r.pool.Stats().Subscribers == 1 })
+	start := time.Now()
+	if code := roundTripBearer(t, http.MethodDelete, "http://"+r.httpAddr+"/api/v1/streams/live/waited", "t0ken").StatusCode; code != http.StatusNoContent {
+		t.Fatalf("DELETE of a stream viewers wait for: %d, want 204", code)
+	}
+	select {
+	case resp := <-answered:
+		if resp == nil || resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("the waiting viewer got %v, want 404", resp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting viewer still waits after the drop")
+	}
+	t.Logf("answered %s after the drop", time.Since(start).Round(time.Millisecond))
+	// Counted once the answer is written.
+	waitUntil(t, 5*time.Second, `flvgw_refusals_total{reason="dropped"} 1`, func() bool {
+		var m dto.Metric
+		return r.gw.metrics.refusals.WithLabelValues("dropped").Write(&m) == nil && m.GetCounter().GetValue() == 1
+	})
+}
+
 // countingReader counts the bytes read through it.
 type countingReader struct {
 	r io.Reader

@@ -38,7 +38,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		}, []string{"code"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flvgw_refusals_total",
-			Help: "Requests refused, by reason (limit_total, limit_stream, limit_ip, auth, not_found, bad_path, ...).",
+			Help: "Requests refused, by reason (limit_total, limit_stream, limit_ip, auth, not_found, dropped, bad_path, ...).",
 		}, []string{"reason"}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flvgw_viewer_sessions_total",

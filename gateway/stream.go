@@ -273,6 +273,10 @@ func (g *Server) admit(leave context.Context, req playRequest) (s session, statu
 		}
 		reason := "not_found"
 		switch status {
+		case fasthttp.StatusNotFound:
+			if errors.Is(err, pool.ErrDropped) {
+				reason = "dropped"
+			}
 		case fasthttp.StatusBadGateway:
 			reason = "upstream"
 		case fasthttp.StatusGatewayTimeout:
