@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1203,6 +1204,39 @@ func TestDropAnswersWaitingViewers(t *testing.T) {
 		var m dto.Metric
 		return r.gw.metrics.refusals.WithLabelValues("dropped").Write(&m) == nil && m.GetCounter().GetValue() == 1
 	})
+}
+
+// headlessConn is a viewer's connection whose writes all fail, as one
+// that went away between its request and its response; its reads wait.
+type headlessConn struct{ net.Conn }
+
+func (headlessConn) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// A session whose 200 could not be written is no viewer session: it is
+// logged with why, and flvgw_viewer_sessions_total, the sessions that
+// received a stream, does not count it.
+func TestSessionWithoutItsHeadIsNotCounted(t *testing.T) {
+	r := startRelay(t, testConfig())
+	pub, err := r.pool.Publish("live/headless", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(nil)
+	for _, body := range [][]byte{{0x17, 0, 0, 0, 0, 1, 2, 3}, {0x17, 1, 0, 0, 0, 9}} {
+		if err := pub.WriteTag(pool.TagVideo, 0, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewerSide, peer := net.Pipe()
+	defer peer.Close()
+	r.gw.runViewer(headlessConn{viewerSide}, playRequest{key: "live/headless", app: "live", stream: "headless", remote: "pipe", start: time.Now()})
+	var m dto.Metric
+	if err := r.gw.metrics.sessions.Write(&m); err != nil || m.GetCounter().GetValue() != 0 {
+		t.Fatalf("flvgw_viewer_sessions_total %v (%v) after a session whose head failed, want 0", m.GetCounter().GetValue(), err)
+	}
+	if s := r.pool.Stats(); s.Subscribers != 0 {
+		t.Fatalf("the session left %d subscribers", s.Subscribers)
+	}
 }
 
 // countingReader counts the bytes read through it.
