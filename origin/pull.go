@@ -159,6 +159,13 @@ func metadataBody(msg rtmpMessage) []byte {
 	if msg.typeID == msgDataAMF3 && len(payload) > 0 {
 		payload = payload[1:]
 	}
+	return metadataPayload(payload)
+}
+
+// metadataPayload returns the FLV script body of an onMetaData data
+// message's AMF0 payload (also when sent as @setDataFrame), or nil for
+// other data.
+func metadataPayload(payload []byte) []byte {
 	r := bytes.NewReader(payload)
 	var name string
 	if err := amf0.NewDecoder(r).Decode(&name); err != nil {
@@ -173,31 +180,12 @@ func metadataBody(msg rtmpMessage) []byte {
 	return nil
 }
 
-// relayAggregate splits an aggregate message into its FLV tags; their
-// timestamps are relative to the first sub-tag's, rebased on the message's.
+// relayAggregate relays the audio and video tags of an aggregate message.
 func relayAggregate(msg rtmpMessage, relay *tagRelay) error {
-	b := msg.payload
-	var base uint32
-	first := true
-	for len(b) > 0 {
-		if len(b) < 11 {
-			return fmt.Errorf("%w: aggregate sub-tag header", ErrMalformedRTMP)
-		}
-		size := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		ts := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
-		if len(b) < 11+size+4 {
-			return fmt.Errorf("%w: aggregate sub-tag of %d bytes", ErrMalformedRTMP, size)
-		}
-		if first {
-			base, first = ts, false
-		}
-		typ := b[0]
+	return splitAggregate(msg.timestamp, msg.payload, func(typ uint8, ts uint32, body []byte) error {
 		if typ == pool.TagAudio || typ == pool.TagVideo {
-			if err := relay.write(typ, msg.timestamp+(ts-base), b[11:11+size]); err != nil {
-				return err
-			}
+			return relay.write(typ, ts, body)
 		}
-		b = b[11+size+4:]
-	}
-	return nil
+		return nil
+	})
 }
