@@ -2,9 +2,16 @@ package origin
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"flvgw/pool"
 )
@@ -23,6 +30,261 @@ func aggregate(tags []FLVTag, shift uint32) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(11+n))
 	}
 	return b
+}
+
+// sendAt sends one message stamped ts on the publishing stream.
+func sendAt(p *rtmpPlayer, typeID uint8, ts uint32, payload []byte) error {
+	if err := p.conn.SetWriteDeadline(time.Now().Add(p.writeFor)); err != nil {
+		return err
+	}
+	return p.cw.write(mediaStreamChunk, typeID, p.streamID, ts, payload)
+}
+
+// publishAs publishes live/name on p.
+func publishAs(t *testing.T, p *rtmpPlayer, name string) {
+	t.Helper()
+	if err := p.command(p.streamID, "publish", 0, nil, name, "live"); err != nil {
+		t.Fatal(err)
+	}
+	if code := awaitStatus(t, p, "publish "+name); code != "NetStream.Publish.Start" {
+		t.Fatalf("publish %s: %s, want NetStream.Publish.Start", name, code)
+	}
+}
+
+// readyReader subscribes to key, waits for it to be ready and returns a
+// reader of it; the subscription is closed at the test's cleanup.
+func readyReader(t *testing.T, p *pool.Pool, key string) (*pool.Subscription, *pool.Reader) {
+	t.Helper()
+	sub, err := p.Subscribe(key, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sub.Entry().WaitReady(ctx); err != nil {
+		t.Fatalf("%s never became ready: %v", key, err)
+	}
+	return sub, sub.NewReader()
+}
+
+// readTags reads from r until it holds want tags (the FLV header left
+// out), within 10 s.
+func readTags(t *testing.T, r *pool.Reader, got []FLVTag, want int, what string) []FLVTag {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(got) < want {
+		batch, err := r.Next(ctx, nil)
+		if err != nil {
+			t.Fatalf("%s: %d of %d tags, then %v", what, len(got), want, err)
+		}
+		for _, b := range batch {
+			if len(b) >= 3 && string(b[:3]) == "FLV" {
+				continue
+			}
+			got = append(got, FLVTag{
+				Type:      b[0],
+				Timestamp: uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24,
+				Body:      b[11 : len(b)-4],
+			})
+		}
+	}
+	return got
+}
+
+// An encoder or relay that sends its media as aggregate messages (type
+// 22: a run of FLV tags, each stamped relative to the first, the message
+// stamped where the first plays) publishes: every sub-tag reaches the
+// entry as the audio, video or data message it carries would, at the
+// message's timestamp plus its offset from the first sub-tag, as
+// nginx-rtmp and SRS read them. The sub-tags here are stamped on another
+// clock (past 2^24 ms, in FLV's extended byte) than the messages, whose
+// timestamps are the ones viewers must see. go-rtmp refused aggregates
+// ("Not implemented"), which ended the publisher's connection.
+func TestAggregateMessagesArePublished(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+
+	f, err := os.Open("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fr, err := NewFLVReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clip []FLVTag
+	for {
+		tag, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		clip = append(clip, tag)
+	}
+	// The clip: onMetaData, the AVC and AAC sequence headers, an AAC
+	// frame, then the first keyframe (at 23 ms) and a keyframe a second.
+	keys := 0
+	secondKey := 0
+	for i, tag := range clip {
+		if tag.Type == pool.TagVideo && tag.Body[0]>>4 == 1 && tag.Body[1] == 1 {
+			if keys++; keys == 2 {
+				secondKey = i
+				break
+			}
+		}
+	}
+	if clip[0].Type != pool.TagScript || clip[4].Type != pool.TagVideo || clip[4].Body[0] != 0x17 || secondKey == 0 {
+		t.Fatalf("sample.flv is not the clip this test expects: %d tags", len(clip))
+	}
+
+	p := rtmpClient(t, addr)
+	publishAs(t, p, "agg")
+	const shift = 0x01234567
+	send := func(tags []FLVTag) {
+		t.Helper()
+		if err := sendAt(p, msgAggregate, tags[0].Timestamp, aggregate(tags, shift)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first aggregate ends before the second keyframe: the viewer
+	// that joins after it starts at the first.
+	send(clip[:secondKey-20])
+	_, r := readyReader(t, s.pool, "live/agg")
+	// The viewer starts with onMetaData and the sequence headers, then
+	// the GOP from the first keyframe; the AAC frame before it is not
+	// in that GOP.
+	want := append(clip[:3:3], clip[4:]...)
+	got := readTags(t, r, nil, secondKey-20-1, "the first aggregate")
+	for from := secondKey - 20; from < len(clip); from += 7 {
+		to := min(from+7, len(clip))
+		send(clip[from:to])
+		got = readTags(t, r, got, to-1, fmt.Sprintf("the aggregate of tags %d to %d", from, to))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("the viewer got %d tags, want %d", len(got), len(want))
+	}
+	if got[3].Type != pool.TagVideo || got[3].Body[0] != 0x17 || got[3].Body[1] != 1 {
+		t.Fatalf("the viewer's first media tag is of type %d (%x), want the keyframe", got[3].Type, got[3].Body[:2])
+	}
+	last := map[uint8]uint32{}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Type != w.Type || g.Timestamp != w.Timestamp || !bytes.Equal(g.Body, w.Body) {
+			t.Fatalf("tag %d: type %d at %d ms (%d bytes), want type %d at %d ms (%d bytes)",
+				i, g.Type, g.Timestamp, len(g.Body), w.Type, w.Timestamp, len(w.Body))
+		}
+		// Each track's time goes forward (the clip interleaves its
+		// tracks a few milliseconds apart).
+		if prev, ok := last[g.Type]; ok && g.Timestamp < prev {
+			t.Fatalf("tag %d of type %d at %d ms, after one at %d ms", i, g.Type, g.Timestamp, prev)
+		}
+		last[g.Type] = g.Timestamp
+	}
+	if last[pool.TagVideo] < 9000 {
+		t.Fatalf("the viewer's video ends at %d ms, want the clip's 10 s", last[pool.TagVideo])
+	}
+	snap, _ := s.pool.Lookup("live/agg")
+	if snap.Codecs.Width == 0 || snap.Codecs.Video == "" || snap.Codecs.Audio == "" {
+		t.Fatalf("live/agg's codecs %+v, want those of the clip's onMetaData and sequence headers", snap.Codecs)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("warnings while publishing aggregates:\n%s", logs.String())
+	}
+}
+
+// A malformed aggregate message (a sub-tag that runs past the message's
+// end, a header cut short, a previous tag size missing) ends its
+// publisher's connection with a warning that says why; none of its
+// sub-tags reach the entry, and another stream's viewer plays on.
+func TestMalformedAggregateEndsOnlyItsPublisher(t *testing.T) {
+	logs := &logBuffer{}
+	s, addr, cancel, served := startOriginLogging(t, slog.New(slog.NewTextHandler(logs, nil)))
+	defer func() { cancel(); <-served }()
+
+	good := rtmpClient(t, addr)
+	publishAs(t, good, "good")
+	for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+		if err := good.write(mediaStreamChunk, msgVideo, good.streamID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, viewer := readyReader(t, s.pool, "live/good")
+	seen := readTags(t, viewer, nil, 2, "live/good")
+
+	valid := aggregate([]FLVTag{{Type: pool.TagVideo, Body: testAVCSeq}, {Type: pool.TagVideo, Timestamp: 40, Body: testAVCKey}}, 0)
+	cases := []struct {
+		name string
+		body []byte
+	}{
+		{"past the end", append(bytes.Clone(valid), pool.TagVideo, 0, 0x10, 0, 0, 0, 80, 0, 0, 0, 0, 0x27, 1)},
+		{"header cut short", append(bytes.Clone(valid), pool.TagAudio, 0, 0, 2)},
+		{"no previous tag size", valid[:len(valid)-2]},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			name := fmt.Sprintf("bad%d", i)
+			key := "live/" + name
+			bad := rtmpClient(t, addr)
+			publishAs(t, bad, name)
+			sub, err := s.pool.Subscribe(key, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if err := sendAt(bad, msgAggregate, 1000, c.body); err != nil {
+				t.Fatal(err)
+			}
+			_ = bad.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				_, err := bad.readMessage()
+				if err == nil {
+					continue
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("the origin kept the connection 10 s after its malformed aggregate\n%s", logs.String())
+				}
+				break
+			}
+			select {
+			case <-sub.Entry().Done():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s is %s 10 s after its publisher's malformed aggregate", key, sub.Entry().State())
+			}
+			select {
+			case <-sub.Entry().Ready():
+				t.Fatalf("the valid sub-tags before the malformed one reached %s", key)
+			default:
+			}
+			awaitLog(t, logs, `level=WARN msg="publish ended" key=`+key)
+			line := ""
+			for l := range strings.Lines(logs.String()) {
+				if strings.Contains(l, "key="+key) && strings.Contains(l, "publish ended") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, "malformed RTMP") || !strings.Contains(line, "aggregate") {
+				t.Fatalf("the publisher's end does not say its aggregate was malformed:\n%s", line)
+			}
+		})
+	}
+
+	// The other stream's publisher and viewer go on.
+	if err := good.write(mediaStreamChunk, msgVideo, good.streamID, append(bytes.Clone(testAVCKey), 2)); err != nil {
+		t.Fatal(err)
+	}
+	seen = readTags(t, viewer, seen, len(seen)+1, "live/good after the malformed aggregates")
+	if last := seen[len(seen)-1]; !bytes.Equal(last.Body, append(bytes.Clone(testAVCKey), 2)) {
+		t.Fatalf("live/good's viewer got %x, want the keyframe sent last", last.Body)
+	}
+	if snap, ok := s.pool.Lookup("live/good"); !ok || snap.State != pool.StateLive.String() {
+		t.Fatalf("live/good is %+v after the other publishers' malformed aggregates, want live", snap)
+	}
 }
 
 // splitAggregate stamps each sub-tag at the message's timestamp plus its

@@ -355,6 +355,7 @@ func FuzzGoRTMPReader(f *testing.F) {
 		chunk(3, ext, bytes.Repeat([]byte{1}, 72))...))
 	f.Add(chunk(0, type0(0, 0, msgAudio, 1), nil))
 	f.Add(append(setChunkSize(4096), chunk(0, type0(0, 3000, msgVideo, 1), make([]byte, 3000))...))
+	f.Add(chunk(0, type0(0, 19, msgAggregate, 1), aggregate([]FLVTag{{Type: msgVideo, Body: []byte{0x17, 1, 0, 0}}}, 0)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// The origin's bounds, and go-rtmp's defaults for the rest.
 		cfg := &rtmp.StreamControlStateConfig{
@@ -378,6 +379,8 @@ func FuzzGoRTMPReader(f *testing.F) {
 			case *rtmpmsg.AudioMessage:
 				checkBounded(t, m.Payload)
 			case *rtmpmsg.VideoMessage:
+				checkBounded(t, m.Payload)
+			case *rtmpmsg.AggregateMessage:
 				checkBounded(t, m.Payload)
 			}
 		}

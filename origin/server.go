@@ -334,6 +334,33 @@ func (h *handler) OnVideo(timestamp uint32, payload io.Reader) error {
 	return h.writeFrom(pool.TagVideo, timestamp, payload)
 }
 
+// OnAggregate (called by origin/third_party/go-rtmp) feeds the FLV tags
+// of an aggregate message (type 22), which relays and some encoders send
+// their media in, to the entry as the messages they stand for would be:
+// audio and video as OnAudio and OnVideo do, stamped as splitAggregate
+// says; a script tag that is onMetaData (an FLV file's script tag, or sent
+// as @setDataFrame) as OnSetDataFrame does; other script tags are dropped,
+// as go-rtmp drops data messages other than @setDataFrame. A malformed
+// aggregate ends the connection (its error wraps ErrMalformedRTMP, and
+// OnClose logs it); none of its tags reach the entry.
+func (h *handler) OnAggregate(timestamp uint32, payload io.Reader) error {
+	h.buf.Reset()
+	if _, err := h.buf.ReadFrom(payload); err != nil {
+		return fmt.Errorf("origin: read payload: %w", err)
+	}
+	return splitAggregate(timestamp, h.buf.Bytes(), func(typ uint8, ts uint32, body []byte) error {
+		switch typ {
+		case pool.TagAudio, pool.TagVideo:
+			return h.write(typ, ts, body)
+		case pool.TagScript:
+			if meta := metadataPayload(body); meta != nil {
+				return h.write(pool.TagScript, ts, meta)
+			}
+		}
+		return nil
+	})
+}
+
 func (h *handler) writeFrom(typ uint8, timestamp uint32, payload io.Reader) error {
 	h.buf.Reset()
 	if _, err := h.buf.ReadFrom(payload); err != nil {

@@ -8,6 +8,8 @@
 package rtmp
 
 import (
+	"io"
+
 	"github.com/yutopp/go-rtmp/internal"
 	"github.com/yutopp/go-rtmp/message"
 )
@@ -33,6 +35,18 @@ func (h *serverDataPublishHandler) onMessage(
 
 	case *message.VideoMessage:
 		return h.sh.stream.userHandler().OnVideo(timestamp, msg.Payload)
+
+	// flvgw: an aggregate message goes to a handler with an
+	// OnAggregate(timestamp uint32, payload io.Reader) error method, which
+	// splits it into the audio, video and data it carries; a handler
+	// without one gets it as an unknown message.
+	case *message.AggregateMessage:
+		if a, ok := h.sh.stream.userHandler().(interface {
+			OnAggregate(uint32, io.Reader) error
+		}); ok {
+			return a.OnAggregate(timestamp, msg.Payload)
+		}
+		return internal.ErrPassThroughMsg
 
 	default:
 		return internal.ErrPassThroughMsg

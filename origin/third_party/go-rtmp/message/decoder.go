@@ -245,8 +245,15 @@ func (dec *Decoder) decodeCommandMessageAMF0(msg *Message) error {
 	return nil
 }
 
+// flvgw: an aggregate message (a run of FLV tags, as relays and some
+// encoders send their media) is passed on whole; its handler splits it.
+// v0.0.7 refused it ("Not implemented"), which ended the connection.
 func (dec *Decoder) decodeAggregateMessage(msg *Message) error {
-	return fmt.Errorf("Not implemented: AggregateMessage")
+	*msg = &AggregateMessage{
+		Payload: dec.r, // Share an ownership of the reader
+	}
+
+	return nil
 }
 
 func (dec *Decoder) decodeDataMessage(msg *Message, f func(r io.Reader) (AMFDecoder, EncodingType)) error {
