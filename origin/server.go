@@ -361,6 +361,19 @@ func (h *handler) OnAggregate(timestamp uint32, payload io.Reader) error {
 	})
 }
 
+// OnUnknownMessage (called by origin/third_party/go-rtmp) is given the
+// messages no state of a stream handles, and ignores them. A shared-object
+// message (type 19, or 16 in AMF3: a Flash client's use of a remote
+// shared object, which flvgw does not serve) is logged at debug; nginx-rtmp
+// and SRS ignore them too.
+func (h *handler) OnUnknownMessage(_ uint32, msg rtmpmsg.Message) error {
+	switch msg.(type) {
+	case *rtmpmsg.SharedObjectMessageAMF0, *rtmpmsg.SharedObjectMessageAMF3:
+		h.srv.log.Debug("shared object message ignored", "remote", h.remote, "key", h.key, "type", int(msg.TypeID()))
+	}
+	return nil
+}
+
 func (h *handler) writeFrom(typ uint8, timestamp uint32, payload io.Reader) error {
 	h.buf.Reset()
 	if _, err := h.buf.ReadFrom(payload); err != nil {

@@ -210,8 +210,13 @@ func (dec *Decoder) skipAMF3FormatByte() error {
 	return nil
 }
 
+// flvgw: a shared-object message (19, or 16 in AMF3) is passed on
+// undecoded, to the handler's OnUnknownMessage; nginx-rtmp and SRS ignore
+// them. v0.0.7 refused them ("Not implemented"), which ended the
+// connection.
 func (dec *Decoder) decodeSharedObjectMessageAMF3(msg *Message) error {
-	return fmt.Errorf("Not implemented: SharedObjectMessageAMF3")
+	*msg = &SharedObjectMessageAMF3{}
+	return nil
 }
 
 func (dec *Decoder) decodeCommandMessageAMF3(msg *Message) error {
@@ -232,7 +237,8 @@ func (dec *Decoder) decodeDataMessageAMF0(msg *Message) error {
 }
 
 func (dec *Decoder) decodeSharedObjectMessageAMF0(msg *Message) error {
-	return fmt.Errorf("Not implemented: SharedObjectMessageAMF0")
+	*msg = &SharedObjectMessageAMF0{}
+	return nil
 }
 
 func (dec *Decoder) decodeCommandMessageAMF0(msg *Message) error {
