@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -386,5 +387,52 @@ func TestAMF3WrappedCommandsArePublishes(t *testing.T) {
 			t.Fatalf("live/amf3 after onMetaData in an AMF3 data message: %+v, %v; want 640x360 from it\n%s", snap, ok, logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// onMetaData sent as a data message of its own (not through
+// @setDataFrame, as some encoders and relays send it) is the stream's
+// metadata, as nginx-rtmp and SRS take it: viewers get it as the script
+// tag of an FLV file, and the streams API its codecs. go-rtmp dropped it
+// as an unknown data message.
+func TestBareOnMetaDataIsMetadata(t *testing.T) {
+	for _, typeID := range []uint8{msgDataAMF0, msgDataAMF3} {
+		t.Run(fmt.Sprintf("type_%d", typeID), func(t *testing.T) {
+			s, addr, cancel, served := startOrigin(t)
+			defer func() { cancel(); <-served }()
+			p := rtmpClient(t, addr)
+			name := fmt.Sprintf("bare%d", typeID)
+			publishAs(t, p, name)
+			var meta bytes.Buffer
+			if typeID == msgDataAMF3 {
+				meta.WriteByte(0) // the AMF3 message's format byte: AMF0 values follow
+			}
+			enc := amf0.NewEncoder(&meta)
+			for _, v := range []any{"onMetaData", map[string]any{"width": 640.0, "height": 360.0, "videocodecid": 7.0}} {
+				if err := enc.Encode(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.write(mediaStreamChunk, typeID, p.streamID, meta.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+				if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, r := readyReader(t, s.pool, "live/"+name)
+			got := readTags(t, r, nil, 3, "onMetaData, the sequence header and the keyframe")
+			wantBody := meta.Bytes()
+			if typeID == msgDataAMF3 {
+				wantBody = wantBody[1:]
+			}
+			if got[0].Type != pool.TagScript || !bytes.Equal(got[0].Body, wantBody) {
+				t.Fatalf("the viewer's first tag: type %d, %q; want the script tag %q", got[0].Type, got[0].Body, wantBody)
+			}
+			if snap, _ := s.pool.Lookup("live/" + name); snap.Codecs.Width != 640 || snap.Codecs.Height != 360 {
+				t.Fatalf("live/%s's codecs %+v, want 640x360 from its onMetaData", name, snap.Codecs)
+			}
+		})
 	}
 }

@@ -18,6 +18,7 @@ type BodyDecoderFunc func(r io.Reader, e AMFDecoder, v *AMFConvertible) error
 
 var DataBodyDecoders = map[string]BodyDecoderFunc{
 	"@setDataFrame": DecodeBodyAtSetDataFrame,
+	"onMetaData":    DecodeBodyOnMetaData, // flvgw
 }
 
 func DataBodyDecoderFor(name string) BodyDecoderFunc {
@@ -56,6 +57,21 @@ func DecodeBodyAtSetDataFrame(r io.Reader, _ AMFDecoder, v *AMFConvertible) erro
 
 	*v = &cmd
 
+	return nil
+}
+
+// flvgw: onMetaData sent as a data message of its own, not through
+// @setDataFrame (as some encoders and relays send it), is read as
+// @setDataFrame's would be: a NetStreamSetDataFrame whose Payload is the
+// script tag's body, the name "onMetaData" and then its values. v0.0.7
+// dropped it as an unknown data message, so the stream had no metadata.
+func DecodeBodyOnMetaData(r io.Reader, _ AMFDecoder, v *AMFConvertible) error {
+	buf := bytes.NewBuffer([]byte{0x02, 0x00, 0x0a}) // an AMF0 string of 10 bytes
+	buf.WriteString("onMetaData")
+	if _, err := io.Copy(buf, r); err != nil {
+		return errors.Wrap(err, "Failed to decode 'onMetaData'")
+	}
+	*v = &NetStreamSetDataFrame{Payload: buf.Bytes()}
 	return nil
 }
 
