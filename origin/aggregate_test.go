@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -354,4 +355,68 @@ func FuzzSplitAggregate(f *testing.F) {
 			t.Fatalf("%v after %d bytes of tags", err, n)
 		}
 	})
+}
+
+// An RTMP upstream's aggregate messages reach the pull's viewers as the
+// messages they carry would: audio, video and onMetaData (the stream's
+// metadata), each at the message's timestamp plus its offset from the
+// first sub-tag.
+func TestPullRelaysAggregates(t *testing.T) {
+	meta := onMetaData(t)
+	first := []FLVTag{
+		{Type: pool.TagScript, Timestamp: 0, Body: meta},
+		{Type: pool.TagVideo, Timestamp: 0, Body: spliceAVCSeq},
+		{Type: pool.TagAudio, Timestamp: 0, Body: spliceAACSeq},
+		{Type: pool.TagVideo, Timestamp: 0, Body: spliceAVCKey},
+		{Type: pool.TagAudio, Timestamp: 20, Body: spliceAACRaw},
+		{Type: pool.TagVideo, Timestamp: 40, Body: spliceAVCInter},
+	}
+	second := []FLVTag{
+		{Type: pool.TagVideo, Timestamp: 0, Body: spliceAVCKey},
+		{Type: pool.TagAudio, Timestamp: 20, Body: spliceAACRaw},
+	}
+	finish, sendSecond := make(chan struct{}), make(chan struct{})
+	up := serve(t, func(c net.Conn) {
+		srv, _, err := acceptPlay(c)
+		if err != nil {
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if srv.cw.write(6, msgAggregate, 1, 1000, aggregate(first, 0x01234567)) != nil {
+			return
+		}
+		select { // the second once the viewer has read the first
+		case <-sendSecond:
+		case <-finish:
+			return
+		}
+		if srv.cw.write(6, msgAggregate, 1, 2000, aggregate(second, 0x01234567)) != nil {
+			return
+		}
+		<-finish
+	})
+	defer close(finish)
+	p := newPull(t, EdgeConfig{PullTimeout: 5 * time.Second, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		Upstream{Name: "up", URL: "rtmp://" + up})
+	_, r := readyReader(t, p, "live/x")
+	got := readTags(t, r, nil, 6, "the upstream's first aggregate")
+	close(sendSecond)
+	got = readTags(t, r, got, 7, "the upstream's second aggregate")
+	want := []FLVTag{
+		{pool.TagScript, 0, meta}, {pool.TagVideo, 0, spliceAVCSeq}, {pool.TagAudio, 0, spliceAACSeq},
+		{pool.TagVideo, 1000, spliceAVCKey}, {pool.TagAudio, 1020, spliceAACRaw}, {pool.TagVideo, 1040, spliceAVCInter},
+		{pool.TagVideo, 2000, spliceAVCKey},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Type != w.Type || !bytes.Equal(g.Body, w.Body) || (g.Type != pool.TagScript && !isSeqHeader(g) && g.Timestamp != w.Timestamp) {
+			t.Fatalf("tag %d: type %d at %d ms, %x; want type %d at %d ms, %x", i, g.Type, g.Timestamp, g.Body, w.Type, w.Timestamp, w.Body)
+		}
+	}
+}
+
+// isSeqHeader says whether an audio or video tag is a codec's sequence
+// header (which viewers get stamped as the entry caches them).
+func isSeqHeader(t FLVTag) bool {
+	return len(t.Body) > 1 && t.Body[1] == 0 && (t.Type == pool.TagVideo || t.Type == pool.TagAudio && t.Body[0]>>4 == 10)
 }
