@@ -146,6 +146,24 @@ func waitReady(t *testing.T, r *relay, key string) {
 	t.Fatalf("%s never became ready", key)
 }
 
+// publishKeyframe publishes key straight into p (no RTMP) with an AVC
+// sequence header and a keyframe, so that it is ready to play; the
+// publisher is closed when the test ends.
+func publishKeyframe(t *testing.T, p *pool.Pool, key string) *pool.Publisher {
+	t.Helper()
+	pub, err := p.Publish(key, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(nil) })
+	for _, body := range [][]byte{{0x17, 0, 0, 0, 0, 1, 2, 3}, {0x17, 1, 0, 0, 0, 9}} {
+		if err := pub.WriteTag(pool.TagVideo, 0, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pub
+}
+
 // Viewers of a stream whose publisher leaves end cleanly, and nothing the
 // gateway, origin or pool started outlives them (goleak in TestMain).
 func TestViewersEndWhenPublisherLeaves(t *testing.T) {
@@ -1217,16 +1235,7 @@ func (headlessConn) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 // received a stream, does not count it.
 func TestSessionWithoutItsHeadIsNotCounted(t *testing.T) {
 	r := startRelay(t, testConfig())
-	pub, err := r.pool.Publish("live/headless", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(nil)
-	for _, body := range [][]byte{{0x17, 0, 0, 0, 0, 1, 2, 3}, {0x17, 1, 0, 0, 0, 9}} {
-		if err := pub.WriteTag(pool.TagVideo, 0, body); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishKeyframe(t, r.pool, "live/headless")
 	viewerSide, peer := net.Pipe()
 	defer peer.Close()
 	r.gw.runViewer(headlessConn{viewerSide}, playRequest{key: "live/headless", app: "live", stream: "headless", remote: "pipe", start: time.Now()})

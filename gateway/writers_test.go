@@ -390,21 +390,9 @@ func TestJoinSeesAPlaceFreedBehindIt(t *testing.T) {
 // a tag, and its viewers wait for the next one, which never comes.
 func TestEveryTagWakesEveryGroup(t *testing.T) {
 	r := startRelay(t, testConfig())
-	pub, err := r.pool.Publish("live/pingpong", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(nil)
+	pub := publishKeyframe(t, r.pool, "live/pingpong")
 	inter := []byte{0x27, 1, 0, 0, 0}
 	frame := func(n uint32) []byte { return binary.BigEndian.AppendUint32(bytes.Clone(inter), n) }
-	for _, tag := range []struct {
-		typ  uint8
-		body []byte
-	}{{pool.TagVideo, []byte{0x17, 0, 0, 0, 0, 1, 2, 3}}, {pool.TagVideo, []byte{0x17, 1, 0, 0, 0, 9}}} {
-		if err := pub.WriteTag(tag.typ, 0, tag.body); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Viewers on two groups, each reporting the number of every frame it
 	// reads.
 	const viewers, frames = groupSize + 2, 1000

@@ -1,6 +1,10 @@
 package origin
 
-import "fmt"
+import (
+	"fmt"
+
+	"flvgw/pool"
+)
 
 // aggregateTagHeader and aggregatePrevSize frame each FLV tag of an RTMP
 // aggregate message (type 22): its 11-byte header (type, size, timestamp
@@ -54,4 +58,22 @@ func splitAggregate(ts uint32, payload []byte, tag func(typ uint8, ts uint32, bo
 // with.
 func aggregateTagSize(b []byte) int {
 	return int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+}
+
+// relayAggregateTags passes the tags of an aggregate message to write as
+// the messages they stand for would be: audio and video as they are,
+// onMetaData (bare or sent as @setDataFrame) as the stream's metadata;
+// other script tags are dropped, as other data messages are.
+func relayAggregateTags(ts uint32, payload []byte, write func(typ uint8, ts uint32, body []byte) error) error {
+	return splitAggregate(ts, payload, func(typ uint8, ts uint32, body []byte) error {
+		switch typ {
+		case pool.TagAudio, pool.TagVideo:
+			return write(typ, ts, body)
+		case pool.TagScript:
+			if meta := metadataPayload(body); meta != nil {
+				return write(pool.TagScript, ts, meta)
+			}
+		}
+		return nil
+	})
 }

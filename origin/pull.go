@@ -180,20 +180,7 @@ func metadataPayload(payload []byte) []byte {
 	return nil
 }
 
-// relayAggregate relays the tags of an aggregate message as the messages
-// they stand for would be: audio and video, and onMetaData (bare or sent
-// as @setDataFrame) as the stream's metadata; other script tags are
-// dropped, as other data messages are.
+// relayAggregate relays the tags of an aggregate message.
 func relayAggregate(msg rtmpMessage, relay *tagRelay) error {
-	return splitAggregate(msg.timestamp, msg.payload, func(typ uint8, ts uint32, body []byte) error {
-		switch typ {
-		case pool.TagAudio, pool.TagVideo:
-			return relay.write(typ, ts, body)
-		case pool.TagScript:
-			if meta := metadataPayload(body); meta != nil {
-				return relay.write(pool.TagScript, ts, meta)
-			}
-		}
-		return nil
-	})
+	return relayAggregateTags(msg.timestamp, msg.payload, relay.write)
 }

@@ -348,17 +348,7 @@ func (h *handler) OnAggregate(timestamp uint32, payload io.Reader) error {
 	if _, err := h.buf.ReadFrom(payload); err != nil {
 		return fmt.Errorf("origin: read payload: %w", err)
 	}
-	return splitAggregate(timestamp, h.buf.Bytes(), func(typ uint8, ts uint32, body []byte) error {
-		switch typ {
-		case pool.TagAudio, pool.TagVideo:
-			return h.write(typ, ts, body)
-		case pool.TagScript:
-			if meta := metadataPayload(body); meta != nil {
-				return h.write(pool.TagScript, ts, meta)
-			}
-		}
-		return nil
-	})
+	return relayAggregateTags(timestamp, h.buf.Bytes(), h.write)
 }
 
 // OnUnknownMessage (called by origin/third_party/go-rtmp) is given the
