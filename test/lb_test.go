@@ -24,7 +24,7 @@ func lbConfig(t *testing.T, listen string, nodes ...string) string {
 	}
 	conf := string(raw)
 	for old, addr := range map[string]string{
-		"listen 127.0.0.1:8000;": "listen " + listen + ";",
+		"listen 127.0.0.1:8000":  "listen " + listen,
 		"server 127.0.0.1:8081 ": "server " + nodes[0] + " ",
 		"server 127.0.0.1:8082 ": "server " + nodes[1] + " ",
 	} {
@@ -50,6 +50,46 @@ func subscribersOf(ctx context.Context, gw *testkit.Gateway, key string) int {
 	return 0
 }
 
+// lbCluster is etc/nginx-lb.conf in front of two flvgw edges that pull
+// from one origin flvgw.
+type lbCluster struct {
+	origin *testkit.Gateway
+	edges  []*testkit.Gateway
+	lb     string // the balancer's address
+}
+
+// startLBCluster starts the origin with the Go publisher on each of keys,
+// the two edges, and nginx with etc/nginx-lb.conf in front of them.
+// edgeSections adds keys to the edges' config tables (keys the edges do
+// not already set).
+func startLBCluster(t *testing.T, keys []string, edgeSections map[string]string) lbCluster {
+	t.Helper()
+	origin := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	for _, key := range keys {
+		startPublisher(t, origin, key, "sample.flv", false)
+	}
+	for _, key := range keys {
+		waitLive(t, origin, key)
+	}
+	sections := map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"http":  "drain_timeout = \"4s\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+		"pool":  "idle_timeout = \"30s\"\n",
+		"extra": upstreamConfig("origin", "http://"+origin.HTTPAddr),
+	}
+	for table, more := range edgeSections {
+		sections[table] += more
+	}
+	edgeConfig := testkit.BaseConfig(sections)
+	edges := []*testkit.Gateway{
+		testkit.StartGateway(t, gatewayBin, edgeConfig),
+		testkit.StartGateway(t, gatewayBin, edgeConfig),
+	}
+	lb := testkit.FreePort(t)
+	testkit.StartNginxHTTP(t, lbConfig(t, lb, edges[0].HTTPAddr, edges[1].HTTPAddr), lb)
+	return lbCluster{origin: origin, edges: edges, lb: lb}
+}
+
 // TestLoadBalancerSendsAStreamToOneNode runs etc/nginx-lb.conf in front of
 // two flvgw edges that pull from one origin flvgw. Every viewer of a
 // stream, each with a query of its own (as signed URLs have), reaches the
@@ -59,26 +99,13 @@ func subscribersOf(ctx context.Context, gw *testkit.Gateway, key string) int {
 // draining is sent to the other edge, while the draining edge's viewer
 // plays on.
 func TestLoadBalancerSendsAStreamToOneNode(t *testing.T) {
-	origin := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
 	const streams, perStream = 4, 3
+	var keys []string
 	for i := range streams {
-		startPublisher(t, origin, fmt.Sprintf("live/lb%d", i), "sample.flv", false)
+		keys = append(keys, fmt.Sprintf("live/lb%d", i))
 	}
-	for i := range streams {
-		waitLive(t, origin, fmt.Sprintf("live/lb%d", i))
-	}
-	edgeConfig := testkit.BaseConfig(map[string]string{
-		"rtmp":  "listen = \"\"\n",
-		"http":  "drain_timeout = \"4s\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
-		"pool":  "idle_timeout = \"30s\"\n",
-		"extra": upstreamConfig("origin", "http://"+origin.HTTPAddr),
-	})
-	edges := []*testkit.Gateway{
-		testkit.StartGateway(t, gatewayBin, edgeConfig),
-		testkit.StartGateway(t, gatewayBin, edgeConfig),
-	}
-	lb := testkit.FreePort(t)
-	testkit.StartNginxHTTP(t, lbConfig(t, lb, edges[0].HTTPAddr, edges[1].HTTPAddr), lb)
+	c := startLBCluster(t, keys, nil)
+	origin, edges, lb := c.origin, c.edges, c.lb
 	ctx := context.Background()
 
 	plays := make(chan testkit.Play, streams*perStream)
