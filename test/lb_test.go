@@ -1,8 +1,10 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -206,5 +208,138 @@ func TestLoadBalancerSendsAStreamToOneNode(t *testing.T) {
 	case <-draining.Exited():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the drained edge did not exit\n%s", draining.Stderr())
+	}
+}
+
+// TestLoadBalancerPassesOnASlowViewer runs etc/nginx-lb.conf in front of
+// flvgw with a slow viewer beside a fast one. nginx does not buffer
+// (proxy_buffering off) and bounds its send buffer to each viewer
+// (sndbuf), so the slow viewer's backlog comes back to its edge, whose
+// slow-viewer policy (http.write_timeout, http.lag_disconnect,
+// pool.max_lag; set low here) ends that viewer's session, counted, while
+// the fast viewer plays on in real time. With buffering on, nginx reads
+// the stream for the slow viewer as fast as the edge sends it and keeps
+// the backlog itself (in memory, then in a temporary file), and the edge
+// never sees that viewer fall behind.
+func TestLoadBalancerPassesOnASlowViewer(t *testing.T) {
+	c := startLBCluster(t, []string{"live/slow"}, map[string]string{
+		"http": "send_buffer = 8192\nwrite_timeout = \"2s\"\nlag_disconnect = \"3s\"\n",
+		"pool": "max_lag = \"1s\"\n",
+	})
+	ctx := context.Background()
+	url := "http://" + c.lb + "/live/slow.flv"
+
+	leave := make(chan struct{})
+	fast := make(chan testkit.Play, 1)
+	began := time.Now()
+	go func() { fast <- testkit.PlayFLV(ctx, url, leave) }()
+
+	// The slow viewer connects from 127.0.0.3, which names it in its
+	// edge's log (nginx passes the address in X-Forwarded-For), with a
+	// small receive buffer (set before the connection, so that the window
+	// it offers is small from the start). It reads its response head,
+	// then 1 KB a second: about a thirtieth of what the stream carries.
+	dialer := net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)},
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) {
+				err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			}); cerr != nil {
+				return cerr
+			}
+			return err
+		},
+	}
+	slow, err := dialer.Dial("tcp", c.lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := io.WriteString(slow, "GET /live/slow.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(slow, 1024)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("slow viewer: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("slow viewer: %s", resp.Status)
+	}
+	stopSlow, slowDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		buf := make([]byte, 1024)
+		for {
+			select {
+			case <-stopSlow:
+				return
+			case <-time.After(time.Second):
+			}
+			_ = slow.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := br.Read(buf); err != nil && !isTimeoutErr(err) {
+				return
+			}
+		}
+	}()
+	defer func() { close(stopSlow); <-slowDone }()
+
+	// The slow viewer's session on its edge ends for its lag: a write
+	// that took nothing for http.write_timeout, or one that came more
+	// than http.lag_disconnect after its tags.
+	var ended string
+	caught := waitFor(20*time.Second, func() bool {
+		for _, e := range c.edges {
+			for line := range strings.SplitSeq(e.Stderr(), "\n") {
+				if strings.Contains(line, `msg="viewer ended"`) && strings.Contains(line, " remote=127.0.0.3 ") {
+					ended = line
+					return true
+				}
+			}
+		}
+		return false
+	})
+	var skips, lagDrops, writeDrops, subscribers float64
+	for _, e := range c.edges {
+		s, _ := e.Metric(ctx, "flvgw_viewer_skips_total")
+		l, _ := e.Metric(ctx, `flvgw_viewers_dropped_total{reason="lag"}`)
+		w, _ := e.Metric(ctx, `flvgw_viewers_dropped_total{reason="write_timeout"}`)
+		n, _ := e.Metric(ctx, "flvgw_subscribers")
+		skips, lagDrops, writeDrops, subscribers = skips+s, lagDrops+l, writeDrops+w, subscribers+n
+	}
+	t.Logf("after %s: skips %v, dropped for lag %v, for write timeout %v; %s",
+		time.Since(began).Round(time.Millisecond), skips, lagDrops, writeDrops, ended)
+	time.Sleep(time.Second) // the fast viewer plays on past the drop
+	close(leave)
+	p := <-fast
+	played := p.Ended.Sub(began)
+	if !caught {
+		t.Fatalf("the slow viewer's session on its edge did not end in %s (skips %v, dropped for lag %v, for write timeout %v): nginx kept its backlog\n%s\n%s",
+			played.Round(time.Second), skips, lagDrops, writeDrops, c.edges[0].Stderr(), c.edges[1].Stderr())
+	}
+	if !strings.Contains(ended, "i/o timeout") && !strings.Contains(ended, "http.lag_disconnect") || lagDrops+writeDrops == 0 {
+		t.Fatalf("the slow viewer's session ended, but not for its lag (dropped for lag %v, for write timeout %v):\n%s",
+			lagDrops, writeDrops, ended)
+	}
+	if subscribers != 1 {
+		t.Fatalf("%v viewers on the edges after the slow one was dropped, want the fast one", subscribers)
+	}
+	checkPlayed(t, p, "fast viewer beside a slow one, through the balancer")
+	var first, last uint32
+	seen := false
+	for _, tag := range p.Stream.Tags {
+		if tag.Type == 9 && !tag.SeqHeader {
+			if !seen {
+				first, seen = tag.Timestamp, true
+			}
+			last = tag.Timestamp
+		}
+	}
+	// The fast viewer got the whole time in media, within a GOP or two
+	// (it starts with the GOP cache, and began after the test's clock).
+	if span := time.Duration(last-first) * time.Millisecond; span < played-2*time.Second {
+		t.Fatalf("fast viewer through the balancer got %s of video in %s", span, played.Round(time.Millisecond))
 	}
 }
