@@ -290,7 +290,7 @@ func TestLoadBalancerPassesOnASlowViewer(t *testing.T) {
 	// that took nothing for http.write_timeout, or one that came more
 	// than http.lag_disconnect after its tags.
 	var ended string
-	caught := waitFor(20*time.Second, func() bool {
+	caught := waitFor(40*time.Second, func() bool {
 		for _, e := range c.edges {
 			for line := range strings.SplitSeq(e.Stderr(), "\n") {
 				if strings.Contains(line, `msg="viewer ended"`) && strings.Contains(line, " remote=127.0.0.3 ") {
