@@ -31,6 +31,11 @@
 //	          publisher_takeover
 //	Recon.    a publisher comes back / the        Live      Pool.Publish / Publisher.WriteTag
 //	          restarted pull's first tag
+//	Waiting,  a publisher of a key a pull feeds,  Live      Pool.Publish
+//	Live,     with viewers: the pull is stopped,            (stopPullForPublisherLocked)
+//	Recon.    the publisher spliced on
+//	Waiting,  the same, no viewer (idle): the     Closed    Pool.Publish (a new entry
+//	Live      pulled entry ends                             for the publisher)
 //	Recon.    reconnect_window passes, or the     Closed    Pool (timer) / Pool.release
 //	          last viewer leaves
 //	Waiting,  evicted: idle (no subscriber) past  Closed    Pool (LRU callback)

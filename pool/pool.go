@@ -321,7 +321,9 @@ func (p *Pool) release(sub *Subscription) {
 
 // Publish attaches a pushing source (a publisher of the embedded origin)
 // to key. A key with viewers waiting gets its entry attached; a key that
-// already has a source gets ErrBusy.
+// a pull feeds is taken from the pull (a stream published here is served
+// from here, never pulled); a key that already has a publisher gets
+// ErrBusy, unless that one is silent (takeOverLocked).
 func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -329,6 +331,9 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 		return nil, ErrPoolClosed
 	}
 	e := p.entries[key]
+	if e != nil && e.pull != nil {
+		e = p.stopPullForPublisherLocked(e)
+	}
 	if e != nil && e.hasSource && !p.takeOverLocked(e) {
 		return nil, fmt.Errorf("%w: %s", ErrBusy, key)
 	}
@@ -346,6 +351,38 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	pub.attached.Store(true)
 	p.upstreamSessions.Add(1)
 	return pub, nil
+}
+
+// stopPullForPublisherLocked stops the pull that feeds e, for a publisher
+// of its key, and returns the entry the publisher is to attach to: e
+// itself if viewers hold it (Waiting stays Waiting; Live moves to
+// Reconnecting, so that the publisher's stream is spliced on as a
+// returning source's is), or nil if it was idle, which ends it (nobody
+// watches, so nothing is kept; the publisher gets a new entry). The
+// pull's goroutine, cancelled, may append no more (its generation is
+// stale once the publisher attaches) and its end leaves e alone.
+func (p *Pool) stopPullForPublisherLocked(e *Entry) *Entry {
+	p.log.Info("pull stopped for a publisher", "stream", e.key, "subscribers", e.subscribers)
+	if e.subscribers == 0 {
+		if e.State() == StateClosed || !p.idle.Remove(e.key) { // onIdleRemoved ends it
+			p.endEntryLocked(e, ErrEvicted)
+		}
+		if e.cancel != nil {
+			e.cancel()
+		}
+		return nil
+	}
+	p.stopReconnectLocked(e)
+	if e.cancel != nil {
+		e.cancel()
+		e.cancel = nil
+	}
+	e.pull = nil
+	e.hasSource = false
+	if e.State() == StateLive {
+		e.detach()
+	}
+	return e
 }
 
 // takeOverLocked takes e from its publisher for a new one if the old one

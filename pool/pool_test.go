@@ -1142,3 +1142,136 @@ func TestEveryTagWakesEveryReader(t *testing.T) {
 		}
 	}
 }
+
+// feedingSource is a pull that sends a GOP a 40 ms frame at a time,
+// stamped from 0, until it is cancelled, which it reports.
+type feedingSource struct{ stopped chan struct{} }
+
+func (feedingSource) Name() string { return "feeding" }
+func (s feedingSource) Run(ctx context.Context, pub *Publisher) error {
+	defer close(s.stopped)
+	if err := pub.WriteTag(TagVideo, 0, avcSeq); err != nil {
+		return err
+	}
+	for ts := uint32(0); ; ts += 40 {
+		body := avcInter
+		if ts%400 == 0 {
+			body = avcKey
+		}
+		if err := pub.WriteTag(TagVideo, ts, body); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// A stream published here is served from here, never pulled: a publisher
+// of a key that a pull feeds takes it. With viewers, the pull is stopped
+// and the publisher's stream is spliced on for them, whatever the pull's
+// state (connecting, playing); with none (idle), the pulled entry ends
+// and the publisher gets a new one. Before, the publisher was refused as
+// busy for as long as the pull ran.
+func TestPublisherTakesTheKeyFromAPull(t *testing.T) {
+	t.Run("playing", func(t *testing.T) {
+		stopped := make(chan struct{})
+		p := newTestPool(t, testConfig(), func(string) Source { return feedingSource{stopped} })
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		defer sub.Close()
+		must(t, sub.Entry().WaitReady(context.Background()))
+		r := sub.NewReader()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := r.Next(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		pub, err := p.Publish("live/a", "test")
+		if err != nil {
+			t.Fatalf("publish of a pulled key: %v", err)
+		}
+		defer pub.Close(nil)
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the pull still runs after a publisher took its key")
+		}
+		if pub.Entry() != sub.Entry() {
+			t.Fatal("the publisher got a new entry: the pull's viewer was left behind")
+		}
+		pubKey := []byte{0x17, 1, 0, 0, 0, 7, 7}
+		must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+		must(t, pub.WriteTag(TagVideo, 0, pubKey))
+		var last uint32
+		for found := false; !found; {
+			bufs, err := r.Next(ctx, nil)
+			if err != nil {
+				t.Fatalf("the viewer, before the publisher's keyframe: %v", err)
+			}
+			for _, b := range bufs {
+				if len(b) < tagHeaderLen || b[0] != TagVideo {
+					continue
+				}
+				ts := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
+				if ts < last {
+					t.Fatalf("the viewer's video went back from %d to %d ms", last, ts)
+				}
+				last = ts
+				found = found || bytes.Equal(b[tagHeaderLen:len(b)-prevSizeLen], pubKey)
+			}
+		}
+		if st := sub.Entry().State(); st != StateLive {
+			t.Fatalf("the entry is %s, want live", st)
+		}
+	})
+	t.Run("connecting", func(t *testing.T) {
+		p := newTestPool(t, testConfig(), func(string) Source { return blockingSource{} })
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		defer sub.Close()
+		pub, err := p.Publish("live/a", "test")
+		if err != nil {
+			t.Fatalf("publish of a key whose pull connects: %v", err)
+		}
+		defer pub.Close(nil)
+		startStream(t, pub)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := sub.Entry().WaitReady(ctx); err != nil {
+			t.Fatalf("the viewer waiting for the pull, after the publisher's keyframe: %v", err)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		stopped := make(chan struct{})
+		p := newTestPool(t, testConfig(), func(string) Source { return feedingSource{stopped} })
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		must(t, sub.Entry().WaitReady(context.Background()))
+		pulled := sub.Entry()
+		sub.Close() // idle: the pull runs on for idle_timeout
+		pub, err := p.Publish("live/a", "test")
+		if err != nil {
+			t.Fatalf("publish of a key an idle pull feeds: %v", err)
+		}
+		defer pub.Close(nil)
+		if pub.Entry() == pulled {
+			t.Fatal("the publisher got the idle pulled entry")
+		}
+		select {
+		case <-pulled.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the idle pulled entry did not end")
+		}
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the idle pull still runs")
+		}
+		if n := p.Stats(); n.Entries != 1 {
+			t.Fatalf("%+v, want the publisher's entry alone", n)
+		}
+	})
+}

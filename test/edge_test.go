@@ -167,6 +167,65 @@ func TestTieredGateways(t *testing.T) {
 	}
 }
 
+// A stream published to a node is served from there, never pulled: on an
+// edge that also takes publishes, a publisher of a stream its viewers
+// pull from an upstream stops the pull, and the viewers play on from the
+// publisher, spliced on, on the same responses. Before, the publisher was
+// refused as busy for as long as the pull ran.
+func TestPublishTakesAStreamFromItsPull(t *testing.T) {
+	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
+	useFFmpeg := testkit.UseFFmpeg(t)
+	startPublisher(t, a, "live/local", "sample.flv", useFFmpeg)
+	waitLive(t, a, "live/local")
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"extra": upstreamConfig("gateway-a", "http://"+a.HTTPAddr),
+	}))
+	const viewers = 3
+	leave := make(chan struct{})
+	plays := make(chan testkit.Play, viewers)
+	for range viewers {
+		go func() { plays <- testkit.PlayFLV(context.Background(), b.URL("/live/local.flv"), leave) }()
+	}
+	ctx := context.Background()
+	if !waitFor(10*time.Second, func() bool {
+		s, err := b.Metric(ctx, "flvgw_subscribers")
+		return err == nil && s == viewers
+	}) {
+		t.Fatalf("viewers on B did not attach\n%s", b.Stderr())
+	}
+	time.Sleep(time.Second)
+	startPublisher(t, b, "live/local", "sample.flv", useFFmpeg)
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(b.Stderr(), `msg="pull stopped for a publisher"`) }) {
+		t.Fatalf("the publisher to B did not take live/local from its pull:\n%s", b.Stderr())
+	}
+	// A loses B's pull, its one viewer.
+	if !waitFor(10*time.Second, func() bool {
+		s, err := a.Streams(ctx)
+		return err == nil && len(s) == 1 && s[0].Subscribers == 0
+	}) {
+		s, err := a.Streams(ctx)
+		t.Fatalf("A still serves B's pull: %+v %v", s, err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	streams, err := b.Streams(ctx)
+	if err != nil || len(streams) != 1 || strings.Contains(streams[0].Source, a.HTTPAddr) {
+		t.Fatalf("B's streams after the publish: %+v %v", streams, err)
+	}
+	close(leave)
+	for range viewers {
+		p := <-plays
+		if p.Status != 200 || !p.Left() {
+			t.Fatalf("viewer across the pull's stop: %d %v", p.Status, p.Err)
+		}
+		if err := p.Stream.CheckPlayable(); err != nil {
+			t.Fatalf("across the pull's stop: %v", err)
+		}
+		if _, v := p.Stream.CountMedia(); v < 25*3 {
+			t.Fatalf("only %d video tags across the pull's stop", v)
+		}
+	}
+}
+
 // The first upstream refuses connections; the second serves.
 func TestFailoverToNextUpstream(t *testing.T) {
 	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(nil))
