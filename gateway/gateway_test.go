@@ -1433,3 +1433,4 @@ func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
 		t.Fatal("DELETE /api/live dropped the stream api/live")
 	}
 }
+

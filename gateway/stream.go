@@ -408,10 +408,9 @@ func (g *Server) waitReady(ctx context.Context, e *pool.Entry) (status int, err 
 		select {
 		case <-e.Live():
 		case <-e.Done():
-			if err := e.Err(); errors.Is(err, pool.ErrGaveWay) {
-				return fasthttp.StatusServiceUnavailable, err
-			}
-			return fasthttp.StatusNotFound, e.Err()
+			// WaitReady, below, tells an entry that ended before it was
+			// ready (404, or 503 if it gave way) from one that went live
+			// and ready first (its viewer plays what it holds).
 		case <-wait.C:
 			return fasthttp.StatusNotFound, errNoPublisher
 		case <-ctx.Done():
