@@ -1433,4 +1433,3 @@ func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
 		t.Fatal("DELETE /api/live dropped the stream api/live")
 	}
 }
-
