@@ -15,13 +15,17 @@ import (
 	"flvgw/pool"
 )
 
-// pullHTTPFLV plays /{app}/{stream}.flv from an HTTP-FLV upstream (another
-// flvgw, SRS, nginx-http-flv) over conn.
-func pullHTTPFLV(conn net.Conn, u target, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+// pullHTTPFLV plays /{app}/{stream}.flv (with query, if not empty) from
+// an HTTP-FLV upstream (another flvgw, SRS, nginx-http-flv) over conn.
+func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstWithin time.Duration, relay *tagRelay) error {
 	if err := conn.SetDeadline(time.Now().Add(firstWithin)); err != nil {
 		return err
 	}
-	req := "GET /" + app + "/" + stream + ".flv HTTP/1.1\r\nHost: " + u.host +
+	path := "/" + app + "/" + stream + ".flv"
+	if query != "" {
+		path += "?" + query
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.host +
 		"\r\nUser-Agent: flvgw\r\nAccept: */*\r\nConnection: close\r\n\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, err)
@@ -85,8 +89,9 @@ func (h *headLimit) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pullRTMP plays app/stream from an RTMP upstream over conn.
-func pullRTMP(conn net.Conn, u target, app, stream string, firstWithin time.Duration, relay *tagRelay) error {
+// pullRTMP plays app/stream (its play name stream?query, with query if
+// not empty) from an RTMP upstream over conn.
+func pullRTMP(conn net.Conn, u target, app, stream, query string, firstWithin time.Duration, relay *tagRelay) error {
 	p, err := dialRTMP(conn, app, "rtmp://"+u.host+"/"+app, firstWithin)
 	if err != nil {
 		if errors.Is(err, ErrMalformedRTMP) {
@@ -94,7 +99,11 @@ func pullRTMP(conn net.Conn, u target, app, stream string, firstWithin time.Dura
 		}
 		return fmt.Errorf("%w: %w", pool.ErrUpstreamUnreachable, err)
 	}
-	if err := p.play(stream); err != nil {
+	name := stream
+	if query != "" {
+		name += "?" + query
+	}
+	if err := p.play(name); err != nil {
 		return fmt.Errorf("%w: play: %w", pool.ErrUpstreamUnreachable, err)
 	}
 	for {

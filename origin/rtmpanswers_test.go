@@ -31,31 +31,40 @@ func fakeRTMPUpstream(t *testing.T, onPlay func(srv *rtmpPlayer, txn float64)) s
 // then connect and createStream answered, until play comes (its
 // transaction id is txn).
 func acceptPlay(c net.Conn) (srv *rtmpPlayer, txn float64, err error) {
+	srv, txn, _, err = acceptPlayOf(c)
+	return srv, txn, err
+}
+
+// acceptPlayOf is acceptPlay that also returns the name played.
+func acceptPlayOf(c net.Conn) (srv *rtmpPlayer, txn float64, played string, err error) {
 	if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	srv = &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
 	for {
 		msg, err := srv.cr.next()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		if msg.typeID != msgCommandAMF0 {
 			continue
 		}
-		name, txn, _, err := decodeCommand(msg)
+		name, txn, args, err := decodeCommand(msg)
 		switch {
 		case err != nil:
-			return nil, 0, err
+			return nil, 0, "", err
 		case name == "connect":
 			err = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
 		case name == "createStream":
 			err = srv.command(0, "_result", txn, nil, 1.0)
 		case name == "play":
-			return srv, txn, nil
+			if len(args) > 1 {
+				played, _ = args[1].(string)
+			}
+			return srv, txn, played, nil
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -24,6 +25,32 @@ type Upstream struct {
 	URL string `toml:"url"`
 	// Apps limits the upstream to these apps; empty serves every app.
 	Apps []string `toml:"apps"`
+	// Query is added to every pull's request, for an upstream that wants
+	// a key: the HTTP-FLV path's query, or the RTMP play name's
+	// (stream?query, which nginx-rtmp's on_play and SRS's hooks read).
+	Query string `toml:"query"`
+	// PlaySecret signs every pull's request as flvgw -sign does, for an
+	// upstream flvgw with auth.play_secret set to the same secret: the
+	// request carries expires (the pull's start plus signedPullTTL) and
+	// token.
+	PlaySecret string `toml:"play_secret"`
+}
+
+// signedPullTTL is how long a signed pull's token is valid from the
+// pull's start: an upstream checks it once, when the request comes.
+const signedPullTTL = time.Hour
+
+// pullQuery is the query of a pull of key from u at now: Query, then
+// PlaySecret's expires and token; empty if neither is set.
+func (u Upstream) pullQuery(key string, now time.Time) string {
+	q := u.Query
+	if u.PlaySecret != "" {
+		if q != "" {
+			q += "&"
+		}
+		q += access.Query(u.PlaySecret, key, now.Add(signedPullTTL))
+	}
+	return q
 }
 
 // target is an upstream ready to dial.
@@ -95,6 +122,12 @@ func ValidateUpstreams(ups []Upstream) error {
 		names[u.Name] = true
 		if _, err := u.parse(); err != nil {
 			return fmt.Errorf("%s.url %w", where, err)
+		}
+		if strings.HasPrefix(u.Query, "?") || strings.ContainsAny(u.Query, " \t\r\n#") {
+			return fmt.Errorf("%s.query %q: give the query without its ?, with no space, # or line break", where, u.Query)
+		}
+		if _, err := url.ParseQuery(u.Query); err != nil {
+			return fmt.Errorf("%s.query %q: %w", where, u.Query, err)
 		}
 		for _, app := range u.Apps {
 			if _, err := pool.MakeKey(app, "x"); err != nil {
@@ -262,10 +295,11 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	s.log.Debug("upstream connected", "upstream", u.Name, "first_within", firstWithin)
 	pub.SetSource(u.Name + " " + u.URL)
 	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout}
+	query := u.pullQuery(s.app+"/"+s.stream, time.Now())
 	if u.scheme == "http" {
-		err = pullHTTPFLV(conn, u, s.app, s.stream, firstWithin, relay)
+		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstWithin, relay)
 	} else {
-		err = pullRTMP(conn, u, s.app, s.stream, firstWithin, relay)
+		err = pullRTMP(conn, u, s.app, s.stream, query, firstWithin, relay)
 	}
 	if err != nil && !relay.produced && isTimeout(err) {
 		// Reachable, but nothing came: the upstream does not have it.

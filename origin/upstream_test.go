@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/yutopp/go-rtmp/handshake"
 	"go.uber.org/goleak"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -354,5 +357,50 @@ func TestFailoverPastUpstreamThatIsNotFLV(t *testing.T) {
 	}
 	if snap, _ := p.Lookup("live/x"); !strings.HasPrefix(snap.Source, "good ") {
 		t.Fatalf("source %q, want the second upstream", snap.Source)
+	}
+}
+
+// An upstream's query and play_secret go with every pull's request: in
+// the HTTP-FLV path's query, and in the RTMP play name's (stream?query,
+// which nginx-rtmp and SRS hand to their play hooks); play_secret signs
+// the stream's key as flvgw -sign does, so an upstream flvgw with the
+// same auth.play_secret lets the pull in.
+func TestPullSendsItsQuery(t *testing.T) {
+	asked := make(chan string, 4)
+	httpUp := serve(t, func(c net.Conn) {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		asked <- strings.TrimSuffix(line, "\r\n")
+		_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+	})
+	rtmpUp := serve(t, func(c net.Conn) {
+		srv, txn, played, err := acceptPlayOf(c)
+		if err != nil {
+			return
+		}
+		asked <- played
+		_ = srv.command(0, "_error", txn, nil, map[string]any{"level": "error", "code": "NetStream.Play.StreamNotFound"})
+	})
+	for _, tc := range []struct {
+		url, before, after string
+	}{
+		{"http://" + httpUp, "GET /live/x.flv?", " HTTP/1.1"},
+		{"rtmp://" + rtmpUp, "x?", ""},
+	} {
+		p := newPull(t, fastEdge(), Upstream{Name: "up", URL: tc.url, Query: "key=a%2Bb", PlaySecret: "s3cret"})
+		if err := pullEnds(t, p, 10*time.Second); !errors.Is(err, pool.ErrUpstreamNotFound) {
+			t.Fatalf("%s: the pull ended with %v, want the upstream's not found", tc.url, err)
+		}
+		got := <-asked
+		query, ok := strings.CutPrefix(got, tc.before)
+		if query, ok = strings.CutSuffix(query, tc.after); !ok {
+			t.Fatalf("%s: asked for %q, want %q, a query, then %q", tc.url, got, tc.before, tc.after)
+		}
+		v, err := url.ParseQuery(query)
+		if err != nil || v.Get("key") != "a+b" || !strings.HasPrefix(query, "key=a%2Bb&") {
+			t.Fatalf("%s: query %q (%v), want key=a%%2Bb first, as configured", tc.url, query, err)
+		}
+		if err := access.Check("s3cret", "live/x", v.Get("expires"), v.Get("token"), time.Now()); err != nil {
+			t.Fatalf("%s: query %q is not signed for live/x with the upstream's secret: %v", tc.url, query, err)
+		}
 	}
 }

@@ -167,6 +167,34 @@ func TestTieredGateways(t *testing.T) {
 	}
 }
 
+// A tier of gateways whose upper tier signs its URLs (auth.play_secret):
+// an edge whose [[upstream]] has the same play_secret signs its pulls and
+// plays; one without it is refused by the upstream, and its viewer gets
+// 502, not a stream.
+func TestSignedPullFromAnUpstream(t *testing.T) {
+	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"auth": "play_secret = \"s3cret\"\n",
+	}))
+	startPublisher(t, a, "live/signed", "sample.flv", testkit.UseFFmpeg(t))
+	waitLive(t, a, "live/signed")
+	signing := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"extra": upstreamConfig("gateway-a", "http://"+a.HTTPAddr) + "play_secret = \"s3cret\"\n",
+	}))
+	unsigned := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"edge":  "pull_timeout = \"1s\"\n",
+		"extra": upstreamConfig("gateway-a", "http://"+a.HTTPAddr),
+	}))
+	checkPlayed(t, playFor(signing.URL("/live/signed.flv"), 2*time.Second), "viewer of an edge that signs its pulls")
+	if p := playFor(unsigned.URL("/live/signed.flv"), 10*time.Second); p.Status != http.StatusBadGateway {
+		t.Fatalf("viewer of an edge that does not sign its pulls: %d %v, want 502", p.Status, p.Err)
+	}
+	if !strings.Contains(a.Stderr(), "status=403") {
+		t.Fatalf("the upstream did not refuse the unsigned pull:\n%s", a.Stderr())
+	}
+}
+
 // A stream published to a node is served from there, never pulled: on an
 // edge that also takes publishes, a publisher of a stream its viewers
 // pull from an upstream stops the pull, and the viewers play on from the
