@@ -112,3 +112,18 @@ walk:
 	}
 	return client.String(), client.String(), peer
 }
+
+// limitKey is what max_viewers_per_ip counts ip as: the address itself for
+// IPv4, its first ipv6Prefix bits for IPv6 (an IPv6 subscriber usually
+// holds a whole /64). An ip that is not an address counts as itself.
+func limitKey(ip string, ipv6Prefix int) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() || ipv6Prefix <= 0 || ipv6Prefix >= 128 {
+		return ip
+	}
+	p, err := a.Prefix(ipv6Prefix)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

@@ -19,12 +19,17 @@ type Limits struct {
 	MaxViewersPerStream int `toml:"max_viewers_per_stream"`
 	// MaxViewersPerIP bounds the viewers from one client address (429).
 	MaxViewersPerIP int `toml:"max_viewers_per_ip"`
+	// IPv6Prefix is how much of an IPv6 client address MaxViewersPerIP
+	// counts as one client: an IPv6 subscriber usually gets a whole /64,
+	// and could otherwise take a new address for every viewer. 128
+	// counts each address on its own.
+	IPv6Prefix int `toml:"ipv6_prefix"`
 	// MaxNameLength bounds {app} and {stream} (414 beyond; at most 128).
 	MaxNameLength int `toml:"max_name_length"`
 }
 
 // DefaultLimits returns the defaults used when a key is absent.
-func DefaultLimits() Limits { return Limits{MaxNameLength: 128} }
+func DefaultLimits() Limits { return Limits{MaxNameLength: 128, IPv6Prefix: 64} }
 
 // Validate reports the first invalid field, named by its config key.
 func (l Limits) Validate() error {
@@ -33,6 +38,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.max_viewers* must not be negative")
 	case l.MaxNameLength < 1 || l.MaxNameLength > 128:
 		return fmt.Errorf("limits.max_name_length must be between 1 and 128, got %d", l.MaxNameLength)
+	case l.IPv6Prefix < 32 || l.IPv6Prefix > 128:
+		return fmt.Errorf("limits.ipv6_prefix must be between 32 and 128, got %d", l.IPv6Prefix)
 	}
 	return nil
 }

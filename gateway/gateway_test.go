@@ -812,27 +812,7 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 			defer stop()
 			waitReady(t, r, "live/xff")
 
-			play := func(xff string) int {
-				t.Helper()
-				c, err := net.Dial("tcp", r.httpAddr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				req := "GET /live/xff.flv HTTP/1.1\r\nHost: x\r\n"
-				if xff != "" {
-					req += "X-Forwarded-For: " + xff + "\r\n"
-				}
-				if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return resp.StatusCode
-			}
+			play := func(xff string) int { return playWithXFF(t, r, "/live/xff.flv", xff) }
 			want := map[bool][]int{true: {200, 200, 429, 429, 200}, false: {200, 429, 429, 429, 429}}[trusted]
 			for i, xff := range []string{
 				"127.0.0.2",
@@ -843,6 +823,62 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 			} {
 				if got := play(xff); got != want[i] {
 					t.Fatalf("viewer %d (X-Forwarded-For %q): %d, want %d", i, xff, got, want[i])
+				}
+			}
+		})
+	}
+}
+
+// playWithXFF requests path from r with X-Forwarded-For xff (none if
+// empty) and returns the response's status; the viewer stays connected
+// until the test ends.
+func playWithXFF(t *testing.T, r *relay, path, xff string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\n"
+	if xff != "" {
+		req += "X-Forwarded-For: " + xff + "\r\n"
+	}
+	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
+}
+
+// max_viewers_per_ip counts an IPv6 client by its /64 (limits.ipv6_prefix),
+// which an IPv6 subscriber usually holds whole: a client cannot take a new
+// address of its /64 for every viewer. IPv4 addresses count one by one;
+// ipv6_prefix = 128 counts each IPv6 address on its own.
+func TestPerIPLimitCountsAnIPv6Prefix(t *testing.T) {
+	for _, prefix := range []int{64, 128} {
+		t.Run(fmt.Sprintf("ipv6_prefix=%d", prefix), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.TrustedProxies = []string{"127.0.0.1"}
+			r := startRelay(t, cfg)
+			limits := DefaultLimits()
+			limits.MaxViewersPerIP = 1
+			limits.IPv6Prefix = prefix
+			r.gw.SetPolicy(Policy{Limits: limits, Auth: DefaultAuth()})
+			publishKeyframe(t, r.pool, "live/v6")
+			want := map[int][]int{64: {200, 429, 200, 200, 200}, 128: {200, 200, 200, 200, 200}}[prefix]
+			for i, xff := range []string{
+				"2001:db8:1:2::10",
+				"2001:db8:1:2:ffff::20", // the same /64
+				"2001:db8:1:3::10",      // the next /64
+				"192.0.2.1",
+				"192.0.2.2",
+			} {
+				if got := playWithXFF(t, r, "/live/v6.flv", xff); got != want[i] {
+					t.Fatalf("viewer %d (from %s): %d, want %d", i, xff, got, want[i])
 				}
 			}
 		})

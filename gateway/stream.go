@@ -217,7 +217,7 @@ func watchLeave(c net.Conn) (leave context.Context, stop func()) {
 // returns the HTTP status, the refusal reason (the metric label) and why.
 func (g *Server) admit(leave context.Context, req playRequest) (s session, status int, reason string, err error) {
 	pol := g.policy.Load()
-	ctx, done, err := g.viewers.add(req.ip, pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
+	ctx, done, err := g.viewers.add(limitKey(req.ip, pol.Limits.IPv6Prefix), pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	if err != nil {
 		status, reason := fasthttp.StatusServiceUnavailable, "limit_total"
 		switch {

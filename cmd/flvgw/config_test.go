@@ -68,6 +68,8 @@ func TestLoadConfig(t *testing.T) {
 		{"[rtmp]\non_publish = \"hook\"\n", "rtmp.on_publish"},
 		{"[limits]\nmax_name_length = 300\n", "limits.max_name_length"},
 		{"[limits]\nmax_viewers = -1\n", "limits.max_viewers"},
+		{"[limits]\nipv6_prefix = 16\n", "limits.ipv6_prefix"},
+		{"[limits]\nipv6_prefix = 129\n", "limits.ipv6_prefix"},
 		{"[http]\ntls_listen = \"127.0.0.1:1\"\n", "http.tls_listen"},
 		{"[http]\ncors_origins = [\"player.example\"]\n", "http.cors_origins"},
 		{"[pool]\nmax_lag = \"-1s\"\n", "pool.max_lag"},

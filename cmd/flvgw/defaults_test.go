@@ -78,7 +78,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		t.Fatal("README has no Configuration section")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	row := regexp.MustCompile("(?m)^\\| (`[a-z_]+\\.[a-z_]+`(?:, `[a-z_]+\\.[a-z_]+`)*) \\| `([^`]*)`")
+	row := regexp.MustCompile("(?m)^\\| (`[a-z_]+\\.[a-z0-9_]+`(?:, `[a-z_]+\\.[a-z0-9_]+`)*) \\| `([^`]*)`")
 	sections := map[string][]string{}
 	documented := map[string]bool{}
 	for _, m := range row.FindAllStringSubmatch(section, -1) {
