@@ -123,11 +123,13 @@ func ValidateUpstreams(ups []Upstream) error {
 		if _, err := u.parse(); err != nil {
 			return fmt.Errorf("%s.url %w", where, err)
 		}
+		// The query may be a key, which is never logged: the errors
+		// say what is wrong with it, not what it is.
 		if strings.HasPrefix(u.Query, "?") || strings.ContainsAny(u.Query, " \t\r\n#") {
-			return fmt.Errorf("%s.query %q: give the query without its ?, with no space, # or line break", where, u.Query)
+			return fmt.Errorf("%s.query: give the query without its ?, with no space, # or line break", where)
 		}
 		if _, err := url.ParseQuery(u.Query); err != nil {
-			return fmt.Errorf("%s.query %q: %w", where, u.Query, err)
+			return fmt.Errorf("%s.query is not a URL query: a %% not followed by two hex digits, or a ; between its parameters", where)
 		}
 		for _, app := range u.Apps {
 			if _, err := pool.MakeKey(app, "x"); err != nil {

@@ -404,3 +404,21 @@ func TestPullSendsItsQuery(t *testing.T) {
 		}
 	}
 }
+
+// An [[upstream]] query carries a key (nginx-rtmp's on_play, SRS's
+// hooks), which is never logged: one that does not validate is refused
+// with an error that names the setting and what is wrong with it, not
+// its value, which `flvgw -check` prints and a reload logs.
+func TestInvalidUpstreamQueryIsNotEchoed(t *testing.T) {
+	for _, query := range []string{"?key=s3cretkey", "key=s3cretkey x", "key=s3cretkey\r\nX: 1", "key=s3cretkey#", "key=s3c%rtkey", "key=s3cretkey;a=b"} {
+		err := ValidateUpstreams([]Upstream{{Name: "up", URL: "http://x:1", Query: query}})
+		if err == nil || !strings.Contains(err.Error(), "upstream[0].query") {
+			t.Fatalf("query %q: %v, want an error naming upstream[0].query", query, err)
+		}
+		for _, part := range []string{"s3cretkey", "s3c", "%rt", "rtk"} {
+			if strings.Contains(err.Error(), part) {
+				t.Fatalf("query %q: the error gives the query away: %v", query, err)
+			}
+		}
+	}
+}
