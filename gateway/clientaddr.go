@@ -23,6 +23,11 @@ func ParseAddrList(key string, list []string) (AddrList, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %q is not an address or a CIDR prefix: %w", key, s, err)
 			}
+			if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+				// An IPv4-mapped prefix: the IPv4 prefix it maps, as
+				// Contains looks at a mapped address's IPv4 form.
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
 			ps = append(ps, p.Masked())
 			continue
 		}

@@ -905,6 +905,25 @@ func TestParseTrustedProxies(t *testing.T) {
 	}
 }
 
+// A prefix written in IPv4-mapped IPv6 form (as a dual-stack listener
+// shows IPv4 peers) holds the IPv4 addresses it maps, as an address so
+// written is its IPv4 address: http.proxy_protocol_from = ["::ffff:10.0.0.0/104"]
+// lets the balancers of 10.0.0.0/8 in, whichever form their address takes.
+func TestAddrListTakesMappedPrefixes(t *testing.T) {
+	ps, err := ParseAddrList("http.proxy_protocol_from", []string{"::ffff:10.0.0.0/104", "::ffff:192.0.2.0/120"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{
+		"10.1.2.3": true, "::ffff:10.1.2.3": true, "11.0.0.1": false, "::ffff:11.0.0.1": false,
+		"192.0.2.9": true, "192.0.3.9": false, "::a01:203": false,
+	} {
+		if got := ps.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 // Viewers waiting (http.publish_wait) for names nobody publishes cannot
 // keep a real publisher out: when they fill pool.max_entries, the oldest
 // waiting entry gives way to the publisher, its viewer gets 503 with
