@@ -157,10 +157,13 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	v := &viewer{conn: c, bufs: make([][]byte, 0, keptBatchCap), back: make(chan handback, 1), unchunked: req.http10}
 	v.setupRaw()
 	why := g.stream(s.ctx, v, s.sub, req)
+	status = fasthttp.StatusOK
 	if v.r != nil { // the 200 went out: stream reads only after its head
 		g.metrics.sessions.Inc()
+	} else {
+		status = statusViewerLeft // gone before its response's head
 	}
-	log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", v.sent,
+	log.Info("viewer ended", "status", status, "bytes", v.sent,
 		"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
 }
 

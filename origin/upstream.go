@@ -128,8 +128,12 @@ func ValidateUpstreams(ups []Upstream) error {
 		if strings.HasPrefix(u.Query, "?") || strings.ContainsAny(u.Query, " \t\r\n#") {
 			return fmt.Errorf("%s.query: give the query without its ?, with no space, # or line break", where)
 		}
-		if _, err := url.ParseQuery(u.Query); err != nil {
+		q, err := url.ParseQuery(u.Query)
+		if err != nil {
 			return fmt.Errorf("%s.query is not a URL query: a %% not followed by two hex digits, or a ; between its parameters", where)
+		}
+		if u.PlaySecret != "" && (q.Has("expires") || q.Has("token")) {
+			return fmt.Errorf("%s.query has expires or token, which play_secret signs: an upstream would read the query's", where)
 		}
 		for _, app := range u.Apps {
 			if _, err := pool.MakeKey(app, "x"); err != nil {

@@ -22,6 +22,9 @@ var (
 	ErrFull = errors.New("pool: all entries in use")
 	// ErrStreamFull: the entry has as many subscribers as allowed.
 	ErrStreamFull = errors.New("pool: stream has its maximum of viewers")
+	// ErrPublished: a publisher of the key took it from the pull that fed
+	// it, and nobody watched (the publisher gets a new entry).
+	ErrPublished = errors.New("pool: stream published here, pull stopped")
 	// ErrBusy: the key already has a source (a second publisher).
 	ErrBusy = errors.New("pool: stream already has a source")
 	// ErrUpstreamNotFound: no upstream has the stream (sources wrap it).
@@ -364,12 +367,7 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 func (p *Pool) stopPullForPublisherLocked(e *Entry) *Entry {
 	p.log.Info("pull stopped for a publisher", "stream", e.key, "subscribers", e.subscribers)
 	if e.subscribers == 0 {
-		if e.State() == StateClosed || !p.idle.Remove(e.key) { // onIdleRemoved ends it
-			p.endEntryLocked(e, ErrEvicted)
-		}
-		if e.cancel != nil {
-			e.cancel()
-		}
+		p.endEntryLocked(e, ErrPublished) // which takes it out of the idle list, and cancels the pull
 		return nil
 	}
 	p.stopReconnectLocked(e)

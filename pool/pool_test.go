@@ -1270,8 +1270,11 @@ func TestPublisherTakesTheKeyFromAPull(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the idle pull still runs")
 		}
-		if n := p.Stats(); n.Entries != 1 {
-			t.Fatalf("%+v, want the publisher's entry alone", n)
+		if n := p.Stats(); n.Entries != 1 || n.Evictions != 0 {
+			t.Fatalf("%+v, want the publisher's entry alone, and no eviction counted", n)
+		}
+		if err := pulled.Err(); !errors.Is(err, ErrPublished) {
+			t.Fatalf("the idle pulled entry ended with %v, want %v", err, ErrPublished)
 		}
 	})
 }

@@ -62,6 +62,7 @@ func TestLoadConfig(t *testing.T) {
 		{"[[upstream]]\nname = \"a\"\nurl = \"rtmp://x:1\"\nquery = \"?key=1\"\n", "upstream[0].query"},
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = \"key=1\\r\\nX-Evil: 1\"\n", "upstream[0].query"},
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = \"key=%zz\"\n", "upstream[0].query"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = \"token=1\"\nplay_secret = \"s\"\n", "upstream[0].query"},
 		{"[edge]\npull_timeout = \"1ms\"\n", "edge.pull_timeout"},
 		{"[pool]\nreconnect_window = \"-1s\"\n", "pool.reconnect_window"},
 		{"[auth]\non_play = \"ftp://x\"\n", "auth.on_play"},
