@@ -268,23 +268,7 @@ func TestLoadBalancerPassesOnASlowViewer(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("slow viewer: %s", resp.Status)
 	}
-	stopSlow, slowDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(slowDone)
-		buf := make([]byte, 1024)
-		for {
-			select {
-			case <-stopSlow:
-				return
-			case <-time.After(time.Second):
-			}
-			_ = slow.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := br.Read(buf); err != nil && !isTimeoutErr(err) {
-				return
-			}
-		}
-	}()
-	defer func() { close(stopSlow); <-slowDone }()
+	defer readSlowly(slow, br)()
 
 	// The slow viewer's session on its edge ends for its lag: a write
 	// that took nothing for http.write_timeout, or one that came more
@@ -327,19 +311,9 @@ func TestLoadBalancerPassesOnASlowViewer(t *testing.T) {
 		t.Fatalf("%v viewers on the edges after the slow one was dropped, want the fast one", subscribers)
 	}
 	checkPlayed(t, p, "fast viewer beside a slow one, through the balancer")
-	var first, last uint32
-	seen := false
-	for _, tag := range p.Stream.Tags {
-		if tag.Type == 9 && !tag.SeqHeader {
-			if !seen {
-				first, seen = tag.Timestamp, true
-			}
-			last = tag.Timestamp
-		}
-	}
 	// The fast viewer got the whole time in media, within a GOP or two
 	// (it starts with the GOP cache, and began after the test's clock).
-	if span := time.Duration(last-first) * time.Millisecond; span < played-2*time.Second {
+	if span := p.Stream.VideoSpan(); span < played-2*time.Second {
 		t.Fatalf("fast viewer through the balancer got %s of video in %s", span, played.Round(time.Millisecond))
 	}
 }

@@ -5,6 +5,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -155,4 +157,27 @@ func checkNoLeak(t testing.TB, gw *testkit.Gateway, baseline float64) {
 	}) {
 		t.Fatalf("goroutines %v, baseline %v: leak\n%s", last, baseline, gw.Goroutines(context.Background()))
 	}
+}
+
+// readSlowly reads 1 KB a second from r, conn's reader, until stop is
+// called (which waits for it) or a read fails other than by conn's read
+// deadline: a slow viewer.
+func readSlowly(conn net.Conn, r io.Reader) (stop func()) {
+	stopping, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1024)
+		for {
+			select {
+			case <-stopping:
+				return
+			case <-time.After(time.Second):
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := r.Read(buf); err != nil && !isTimeoutErr(err) {
+				return
+			}
+		}
+	}()
+	return func() { close(stopping); <-done }
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	flv "github.com/yutopp/go-flv"
 
@@ -149,4 +150,20 @@ func (s *Stream) CountMedia() (audio, video int) {
 		}
 	}
 	return audio, video
+}
+
+// VideoSpan is the time from the stream's first video frame to its last,
+// by their timestamps (sequence headers left out).
+func (s *Stream) VideoSpan() time.Duration {
+	var first, last uint32
+	seen := false
+	for _, t := range s.Tags {
+		if t.Type == 9 && !t.SeqHeader {
+			if !seen {
+				first, seen = t.Timestamp, true
+			}
+			last = t.Timestamp
+		}
+	}
+	return time.Duration(last-first) * time.Millisecond
 }
