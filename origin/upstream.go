@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"flvgw/gateway/access"
 	"flvgw/pool"
 )
@@ -88,7 +90,18 @@ type EdgeConfig struct {
 	RetryBackoff time.Duration `toml:"retry_backoff"`
 	// MaxBackoff caps RetryBackoff's doubling.
 	MaxBackoff time.Duration `toml:"max_backoff"`
+	// NotFoundTTL is how long a stream that every upstream said it lacks
+	// (or sent nothing of within PullTimeout) is answered 404 at once,
+	// without asking the upstreams again: players retrying an offline
+	// stream every second then cost the origins nothing, and wait
+	// nothing. 0 asks the upstreams for every new pull.
+	NotFoundTTL time.Duration `toml:"not_found_ttl"`
 }
+
+// maxNotFound bounds the stream keys NotFoundTTL remembers (the least
+// recently missed are forgotten first), so that invented names cannot
+// grow it without end.
+const maxNotFound = 4096
 
 // DefaultEdgeConfig returns the defaults used when a key is absent.
 func DefaultEdgeConfig() EdgeConfig {
@@ -104,6 +117,8 @@ func (c EdgeConfig) Validate() error {
 		return fmt.Errorf("edge.retry_backoff must be a duration of at least 1ms, got %s", c.RetryBackoff)
 	case c.MaxBackoff < c.RetryBackoff:
 		return fmt.Errorf("edge.max_backoff must be at least edge.retry_backoff, got %s", c.MaxBackoff)
+	case c.NotFoundTTL < 0:
+		return fmt.Errorf("edge.not_found_ttl must not be negative, got %s", c.NotFoundTTL)
 	}
 	return nil
 }
@@ -149,6 +164,9 @@ func ValidateUpstreams(ups []Upstream) error {
 type Resolver struct {
 	state atomic.Pointer[resolverState]
 	log   *slog.Logger
+	// notFound holds the keys every upstream lacked, until when
+	// (edge.not_found_ttl).
+	notFound *lru.Cache[string, time.Time]
 }
 
 type resolverState struct {
@@ -159,13 +177,16 @@ type resolverState struct {
 // NewResolver returns a resolver over ups (which should have passed
 // ValidateUpstreams; invalid ones are left out).
 func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) *Resolver {
-	r := &Resolver{log: log}
+	notFound, _ := lru.New[string, time.Time](maxNotFound) // errors only for a size under 1
+	r := &Resolver{log: log, notFound: notFound}
 	r.Update(ups, cfg)
 	return r
 }
 
-// Update replaces the upstreams and pull settings for new pulls.
+// Update replaces the upstreams and pull settings for new pulls; what
+// the old upstreams lacked is forgotten.
 func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
+	r.notFound.Purge()
 	st := &resolverState{cfg: cfg}
 	for _, u := range ups {
 		if t, err := u.parse(); err == nil {
@@ -189,7 +210,18 @@ func (r *Resolver) Resolve(key string) pool.Source {
 	if len(serving) == 0 {
 		return nil
 	}
-	return &pull{app: app, stream: stream, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key)}
+	if until, ok := r.notFound.Get(key); ok {
+		if time.Now().Before(until) {
+			return nil // 404 at once: the upstreams lacked it a moment ago
+		}
+		r.notFound.Remove(key)
+	}
+	return &pull{app: app, stream: stream, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key),
+		missing: func() {
+			if st.cfg.NotFoundTTL > 0 {
+				r.notFound.Add(key, time.Now().Add(st.cfg.NotFoundTTL))
+			}
+		}}
 }
 
 // pull is a pool.Source that plays a stream from the first upstream that
@@ -199,6 +231,7 @@ type pull struct {
 	upstreams   []target
 	cfg         EdgeConfig
 	log         *slog.Logger
+	missing     func() // every upstream lacked the stream (edge.not_found_ttl)
 }
 
 func (s *pull) Name() string { return "pull" }
@@ -266,6 +299,9 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 		// at the end of pull_timeout.
 		if answered == len(s.upstreams) || time.Until(deadline) <= 0 {
 			if notFound {
+				if s.missing != nil {
+					s.missing()
+				}
 				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)
 			}
 			if last == nil && malformed != nil { // every upstream asked was broken

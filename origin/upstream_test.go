@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -419,6 +421,68 @@ func TestInvalidUpstreamQueryIsNotEchoed(t *testing.T) {
 			if strings.Contains(err.Error(), part) {
 				t.Fatalf("query %q: the error gives the query away: %v", query, err)
 			}
+		}
+	}
+}
+
+// With edge.not_found_ttl, a stream that every upstream said it lacks is
+// answered as not found at once for that long, without asking them again
+// (players retrying an offline stream cost the origins nothing); after
+// it, or without it, a new viewer starts a new pull. Another stream is
+// asked for as before.
+func TestNotFoundIsRememberedForItsTTL(t *testing.T) {
+	for _, ttl := range []time.Duration{0, 600 * time.Millisecond} {
+		t.Run(fmt.Sprintf("not_found_ttl=%s", ttl), func(t *testing.T) {
+			var asked atomic.Int32
+			up := serve(t, func(c net.Conn) {
+				if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+					asked.Add(1)
+					_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+				}
+			})
+			cfg := fastEdge()
+			cfg.NotFoundTTL = ttl
+			p := newPull(t, cfg, Upstream{Name: "up", URL: "http://" + up})
+			if err := pullEnds(t, p, 10*time.Second); !errors.Is(err, pool.ErrUpstreamNotFound) {
+				t.Fatalf("first pull: %v, want not found", err)
+			}
+			again, err := p.Subscribe("live/x", false)
+			if err == nil {
+				defer again.Close()
+			}
+			switch {
+			case ttl > 0 && !errors.Is(err, pool.ErrNotFound):
+				t.Fatalf("a viewer within not_found_ttl: %v, want %v at once", err, pool.ErrNotFound)
+			case ttl == 0 && err != nil:
+				t.Fatalf("a second viewer without not_found_ttl: %v, want a new pull", err)
+			}
+			if ttl == 0 {
+				waitUntil(t, func() bool { return asked.Load() == 2 }, "the second pull's request")
+				return
+			}
+			if n := asked.Load(); n != 1 {
+				t.Fatalf("the upstream was asked %d times, want once", n)
+			}
+			other, err := p.Subscribe("live/y", false) // another stream: asked for
+			if err != nil {
+				t.Fatalf("another stream: %v", err)
+			}
+			other.Close()
+			time.Sleep(ttl)
+			if err := pullEnds(t, p, 10*time.Second); !errors.Is(err, pool.ErrUpstreamNotFound) {
+				t.Fatalf("a pull after not_found_ttl: %v, want the upstream asked and not found", err)
+			}
+			waitUntil(t, func() bool { return asked.Load() == 3 }, "live/y's request and the pull after not_found_ttl")
+		})
+	}
+}
+
+// waitUntil fails the test unless cond holds within 10 s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

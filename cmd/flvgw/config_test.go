@@ -64,6 +64,7 @@ func TestLoadConfig(t *testing.T) {
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = \"key=%zz\"\n", "upstream[0].query"},
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = \"token=1\"\nplay_secret = \"s\"\n", "upstream[0].query"},
 		{"[edge]\npull_timeout = \"1ms\"\n", "edge.pull_timeout"},
+		{"[edge]\nnot_found_ttl = \"-1s\"\n", "edge.not_found_ttl"},
 		{"[pool]\nreconnect_window = \"-1s\"\n", "pool.reconnect_window"},
 		{"[auth]\non_play = \"ftp://x\"\n", "auth.on_play"},
 		{"[rtmp]\non_publish = \"hook\"\n", "rtmp.on_publish"},
