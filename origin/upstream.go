@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -167,6 +168,10 @@ type Resolver struct {
 	// notFound holds the keys every upstream lacked, until when
 	// (edge.not_found_ttl).
 	notFound *lru.Cache[string, time.Time]
+	// forget orders Update's purge of notFound with what pulls add to
+	// it: a pull of an older state (one that started before a reload)
+	// adds nothing.
+	forget sync.Mutex
 }
 
 type resolverState struct {
@@ -186,13 +191,15 @@ func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) *Resolver {
 // Update replaces the upstreams and pull settings for new pulls; what
 // the old upstreams lacked is forgotten.
 func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
-	r.notFound.Purge()
 	st := &resolverState{cfg: cfg}
 	for _, u := range ups {
 		if t, err := u.parse(); err == nil {
 			st.targets = append(st.targets, t)
 		}
 	}
+	r.forget.Lock()
+	defer r.forget.Unlock()
+	r.notFound.Purge()
 	r.state.Store(st)
 }
 
@@ -218,7 +225,12 @@ func (r *Resolver) Resolve(key string) pool.Source {
 	}
 	return &pull{app: app, stream: stream, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key),
 		missing: func() {
-			if st.cfg.NotFoundTTL > 0 {
+			if st.cfg.NotFoundTTL <= 0 {
+				return
+			}
+			r.forget.Lock()
+			defer r.forget.Unlock()
+			if r.state.Load() == st { // not reloaded since the pull started
 				r.notFound.Add(key, time.Now().Add(st.cfg.NotFoundTTL))
 			}
 		}}

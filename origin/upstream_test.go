@@ -486,3 +486,57 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 		}
 	}
 }
+
+// notFoundUpstream answers every pull 404, after hold for the first one
+// (nil: at once), and counts the requests.
+func notFoundUpstream(t *testing.T, hold chan struct{}) (addr string, asked *atomic.Int32) {
+	asked = new(atomic.Int32)
+	addr = serve(t, func(c net.Conn) {
+		if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+			if asked.Add(1) == 1 && hold != nil {
+				<-hold
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	return addr, asked
+}
+
+// A reload forgets what the upstreams lacked, including what a pull that
+// started before it learns after it: its upstreams and its not_found_ttl
+// may be gone.
+func TestNotFoundOfAPullFromBeforeAReloadIsForgotten(t *testing.T) {
+	hold := make(chan struct{})
+	up, asked := notFoundUpstream(t, hold)
+	cfg := fastEdge()
+	cfg.NotFoundTTL = time.Minute
+	ups := []Upstream{{Name: "up", URL: "http://" + up}}
+	r := NewResolver(ups, cfg, quiet())
+	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitUntil(t, func() bool { return asked.Load() == 1 }, "the pull's request")
+	r.Update(ups, cfg) // a reload while the pull waits for its answer
+	close(hold)
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pull did not end")
+	}
+	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrUpstreamNotFound) {
+		t.Fatalf("the pull: %v, want not found", err)
+	}
+	again, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatalf("a viewer after the reload: %v, want a new pull", err)
+	}
+	defer again.Close()
+	waitUntil(t, func() bool { return asked.Load() == 2 }, "the new pull's request")
+}
