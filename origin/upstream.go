@@ -258,6 +258,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 	backoff := s.cfg.RetryBackoff
 	var last, malformed error
 	broken := make([]bool, len(s.upstreams)) // sent malformed data: not asked again
+	lacked := make([]bool, len(s.upstreams)) // the last answer was that it lacks the stream
 	notFound := false
 	for {
 		answered := 0 // upstreams that said plainly they lack the stream, or are broken
@@ -304,6 +305,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				}
 			}
 			last = err
+			lacked[i] = errors.Is(err, pool.ErrUpstreamNotFound)
 			pub.AttemptFailed()
 			s.log.Info("upstream attempt failed", "upstream", u.Name, "error", err)
 		}
@@ -311,7 +313,10 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 		// at the end of pull_timeout.
 		if answered == len(s.upstreams) || time.Until(deadline) <= 0 {
 			if notFound {
-				if s.missing != nil {
+				// Remembered only if every upstream lacked it (or is
+				// broken): one that could not be reached, or was not
+				// asked before the deadline, may have it.
+				if s.missing != nil && everyLacked(broken, lacked) {
 					s.missing()
 				}
 				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)
@@ -330,6 +335,17 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// everyLacked reports whether each upstream is broken or said last that
+// it lacks the stream.
+func everyLacked(broken, lacked []bool) bool {
+	for i := range broken {
+		if !broken[i] && !lacked[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // errSilent marks a "not found" concluded from silence, not from an answer.

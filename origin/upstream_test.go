@@ -540,3 +540,48 @@ func TestNotFoundOfAPullFromBeforeAReloadIsForgotten(t *testing.T) {
 	defer again.Close()
 	waitUntil(t, func() bool { return asked.Load() == 2 }, "the new pull's request")
 }
+
+// not_found_ttl remembers a stream only when every upstream lacked it: a
+// pull that ran out of pull_timeout while one upstream could not be
+// reached (which may have it) is asked for again by the next viewer,
+// whether the other upstream answered 404 or stayed silent.
+func TestNotFoundIsNotRememberedWhileAnUpstreamIsUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	for _, silent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("silent=%v", silent), func(t *testing.T) {
+			var asked atomic.Int32
+			up := serve(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := br.ReadString('\n'); err != nil {
+					return
+				}
+				asked.Add(1)
+				if silent {
+					_, _ = io.Copy(io.Discard, br)
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+			})
+			cfg := fastEdge()
+			cfg.PullTimeout = 400 * time.Millisecond
+			cfg.NotFoundTTL = time.Minute
+			p := newPull(t, cfg, Upstream{Name: "up", URL: "http://" + up}, Upstream{Name: "down", URL: "http://" + down})
+			err := pullEnds(t, p, 10*time.Second)
+			if err == nil {
+				t.Fatal("the pull played")
+			}
+			n := asked.Load()
+			again, err := p.Subscribe("live/x", false)
+			if err != nil {
+				t.Fatalf("a viewer after a pull with an unreachable upstream: %v, want a new pull", err)
+			}
+			defer again.Close()
+			waitUntil(t, func() bool { return asked.Load() > n }, "the new pull's request")
+		})
+	}
+}
