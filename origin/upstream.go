@@ -219,7 +219,7 @@ func (r *Resolver) Resolve(key string) pool.Source {
 	}
 	if until, ok := r.notFound.Get(key); ok {
 		if time.Now().Before(until) {
-			return nil // 404 at once: the upstreams lacked it a moment ago
+			return pool.Missing // 404 at once: the upstreams lacked it a moment ago
 		}
 		r.notFound.Remove(key)
 	}

@@ -585,3 +585,29 @@ func TestNotFoundIsNotRememberedWhileAnUpstreamIsUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// A stream remembered as missing is answered not found at once, as the
+// pull that found it missing was, also to a viewer that would wait for a
+// publisher (http.publish_wait): it does not wait publish_wait, nor hold
+// an entry meanwhile.
+func TestRememberedNotFoundDoesNotWaitForAPublisher(t *testing.T) {
+	up, asked := notFoundUpstream(t, nil)
+	cfg := fastEdge()
+	cfg.NotFoundTTL = time.Minute
+	p := newPull(t, cfg, Upstream{Name: "up", URL: "http://" + up})
+	if err := pullEnds(t, p, 10*time.Second); !errors.Is(err, pool.ErrUpstreamNotFound) {
+		t.Fatalf("first pull: %v, want not found", err)
+	}
+	sub, err := p.Subscribe("live/x", true)
+	if err == nil {
+		state := sub.Entry().State()
+		sub.Close()
+		t.Fatalf("a waiting viewer within not_found_ttl got an entry (%s), want %v at once", state, pool.ErrNotFound)
+	}
+	if !errors.Is(err, pool.ErrNotFound) {
+		t.Fatalf("a waiting viewer within not_found_ttl: %v, want %v", err, pool.ErrNotFound)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the upstream was asked %d times, want once", n)
+	}
+}

@@ -110,8 +110,20 @@ type Source interface {
 	Run(ctx context.Context, sink *Publisher) error
 }
 
-// Resolver returns the Source that can pull key, or nil if none can.
+// Resolver returns the Source that can pull key, or nil if none can, or
+// Missing.
 type Resolver func(key string) Source
+
+// Missing is what a Resolver returns for a key that its upstreams lacked a
+// moment ago (edge.not_found_ttl): Subscribe answers ErrNotFound at once,
+// as the pull that found it missing did, even to a viewer that would wait
+// for a publisher.
+var Missing Source = missing{}
+
+type missing struct{}
+
+func (missing) Name() string                          { return "missing" }
+func (missing) Run(context.Context, *Publisher) error { return ErrUpstreamNotFound }
 
 // Stats are the pool's counters for metrics.
 type Stats struct {
@@ -263,7 +275,7 @@ func (p *Pool) SubscribeWith(key string, o SubscribeOptions) (*Subscription, err
 		if p.resolver != nil {
 			src = p.resolver(key)
 		}
-		if src == nil && !o.Wait {
+		if src == Missing || src == nil && !o.Wait {
 			return nil, ErrNotFound
 		}
 		var err error
