@@ -244,6 +244,10 @@ type pull struct {
 	cfg         EdgeConfig
 	log         *slog.Logger
 	missing     func() // every upstream lacked the stream (edge.not_found_ttl)
+	// played is set once an upstream delivered the stream: the runs after
+	// it are restarts within pool.reconnect_window, for viewers kept, and
+	// their "not found" (a publisher not back yet) is not remembered.
+	played atomic.Bool
 }
 
 func (s *pull) Name() string { return "pull" }
@@ -275,6 +279,9 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			}
 			budget := left / time.Duration(len(s.upstreams)-i)
 			produced, err := s.once(ctx, u, pub, max(budget, 100*time.Millisecond))
+			if produced {
+				s.played.Store(true)
+			}
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -316,7 +323,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				// Remembered only if every upstream lacked it (or is
 				// broken): one that could not be reached, or was not
 				// asked before the deadline, may have it.
-				if s.missing != nil && everyLacked(broken, lacked) {
+				if s.missing != nil && !s.played.Load() && everyLacked(broken, lacked) {
 					s.missing()
 				}
 				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)

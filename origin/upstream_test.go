@@ -611,3 +611,55 @@ func TestRememberedNotFoundDoesNotWaitForAPublisher(t *testing.T) {
 		t.Fatalf("the upstream was asked %d times, want once", n)
 	}
 }
+
+// A pull restarted within pool.reconnect_window whose upstream lacks the
+// stream for a moment (its publisher not back yet) does not leave it
+// remembered as missing (edge.not_found_ttl) once the stream is back: a
+// new viewer after the entry ended plays it, not 404.
+func TestRestartedPullDoesNotRememberItsStreamMissing(t *testing.T) {
+	clip, err := os.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	up := serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := br.ReadString('\n'); err != nil {
+			return
+		}
+		switch asked.Add(1) {
+		case 1: // the stream, which then ends: the pull restarts
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+			_, _ = c.Write(clip)
+		case 2: // its publisher not back yet
+			_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+		default: // back
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+			_, _ = c.Write(clip)
+			_, _ = io.Copy(io.Discard, br)
+		}
+	})
+	pcfg := pool.DefaultConfig()
+	pcfg.ReconnectWindow = 10 * time.Second
+	pcfg.IdleTimeout = 50 * time.Millisecond
+	cfg := fastEdge()
+	cfg.NotFoundTTL = time.Minute
+	p := newPullWith(t, pcfg, cfg, Upstream{Name: "up", URL: "http://" + up})
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sub.Entry()
+	waitUntil(t, func() bool { return asked.Load() >= 3 && e.State() == pool.StateLive }, "the restarted pull to play")
+	sub.Close()
+	select {
+	case <-e.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle entry did not end")
+	}
+	again, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatalf("a viewer of the stream back upstream: %v, want a new pull", err)
+	}
+	again.Close()
+}
