@@ -42,9 +42,9 @@ func ParseAddrList(key string, list []string) (AddrList, error) {
 }
 
 // Contains reports whether a is in the list (an IPv4-mapped IPv6 address
-// as its IPv4 address).
+// as its IPv4 address, a zoned one as the address without its zone).
 func (ps AddrList) Contains(a netip.Addr) bool {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("")
 	for _, p := range ps {
 		if p.Contains(a) {
 			return true

@@ -924,6 +924,21 @@ func TestAddrListTakesMappedPrefixes(t *testing.T) {
 	}
 }
 
+// A peer's address may carry a zone (a link-local balancer, fe80::1%eth0,
+// as a TCP connection's remote address gives it); the list is of
+// addresses and prefixes, which have none, and matches it all the same.
+func TestAddrListMatchesZonedAddresses(t *testing.T) {
+	ps, err := ParseAddrList("http.proxy_protocol_from", []string{"fe80::/10", "fd00::7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{"fe80::1%eth0": true, "fe80::1": true, "fd00::7%lo": true, "fd00::8%lo": false} {
+		if got := ps.Contains(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
 // Viewers waiting (http.publish_wait) for names nobody publishes cannot
 // keep a real publisher out: when they fill pool.max_entries, the oldest
 // waiting entry gives way to the publisher, its viewer gets 503 with
