@@ -50,13 +50,24 @@ var (
 // feedGOP writes one GOP: keyframe, then n inter frames with audio.
 func feedGOP(t *testing.T, pub *Publisher, ts uint32, n int) uint32 {
 	t.Helper()
-	must(t, pub.WriteTag(TagVideo, ts, avcKey))
+	next, err := writeGOP(pub, ts, n)
+	must(t, err)
+	return next
+}
+
+// writeGOP is feedGOP for a goroutine other than the test's: it returns
+// the first error instead of failing the test.
+func writeGOP(pub *Publisher, ts uint32, n int) (uint32, error) {
+	if err := pub.WriteTag(TagVideo, ts, avcKey); err != nil {
+		return ts, err
+	}
 	for i := 0; i < n; i++ {
 		ts += 40
-		must(t, pub.WriteTag(TagAudio, ts, aacRaw))
-		must(t, pub.WriteTag(TagVideo, ts, avcInter))
+		if err := errors.Join(pub.WriteTag(TagAudio, ts, aacRaw), pub.WriteTag(TagVideo, ts, avcInter)); err != nil {
+			return ts, err
+		}
 	}
-	return ts + 40
+	return ts + 40, nil
 }
 
 func startStream(t *testing.T, pub *Publisher) uint32 {
@@ -606,15 +617,17 @@ func TestEndIsAnEventForEveryReader(t *testing.T) {
 func TestSlowReaderNeverBlocksSource(t *testing.T) {
 	_, pub, _, r, ts, _ := viewedStreamWith(t, testConfig())
 	defer pub.Close(nil)
-	done := make(chan struct{})
+	fed := make(chan error, 1)
 	go func() {
-		defer close(done)
-		for range 20 { // 20 GOPs of 9 tags: far more than the 64-tag ring
-			ts = feedGOP(t, pub, ts, 4)
+		var err error
+		for i := 0; i < 20 && err == nil; i++ { // 20 GOPs of 9 tags: far more than the 64-tag ring
+			ts, err = writeGOP(pub, ts, 4)
 		}
+		fed <- err
 	}()
 	select {
-	case <-done:
+	case err := <-fed:
+		must(t, err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("source blocked on a reader that does not read")
 	}
