@@ -167,6 +167,23 @@ func TestTieredGateways(t *testing.T) {
 	}
 }
 
+// checkPlayedAcross checks a viewer that played across a change of its
+// stream's source (what) and then left: its response ended cleanly, it
+// is playable, and the new source's frames arrived (the clip restarts at
+// 0 s; spliced, it goes on past the first source's time).
+func checkPlayedAcross(t *testing.T, p testkit.Play, what string) {
+	t.Helper()
+	if p.Status != 200 || !p.Left() {
+		t.Fatalf("viewer across %s: %d %v", what, p.Status, p.Err)
+	}
+	if err := p.Stream.CheckPlayable(); err != nil {
+		t.Fatalf("across %s: %v", what, err)
+	}
+	if _, v := p.Stream.CountMedia(); v < 25*3 {
+		t.Fatalf("only %d video tags across %s", v, what)
+	}
+}
+
 // A tier of gateways whose upper tier signs its URLs (auth.play_secret):
 // an edge whose [[upstream]] has the same play_secret signs its pulls and
 // plays; one without it is refused by the upstream, and its viewer gets
@@ -215,12 +232,7 @@ func TestPublishTakesAStreamFromItsPull(t *testing.T) {
 		go func() { plays <- testkit.PlayFLV(context.Background(), b.URL("/live/local.flv"), leave) }()
 	}
 	ctx := context.Background()
-	if !waitFor(10*time.Second, func() bool {
-		s, err := b.Metric(ctx, "flvgw_subscribers")
-		return err == nil && s == viewers
-	}) {
-		t.Fatalf("viewers on B did not attach\n%s", b.Stderr())
-	}
+	waitSubscribers(t, b, viewers, 10*time.Second, "viewers on B")
 	time.Sleep(time.Second)
 	startPublisher(t, b, "live/local", "sample.flv", useFFmpeg)
 	if !waitFor(10*time.Second, func() bool { return strings.Contains(b.Stderr(), `msg="pull stopped for a publisher"`) }) {
@@ -241,16 +253,7 @@ func TestPublishTakesAStreamFromItsPull(t *testing.T) {
 	}
 	close(leave)
 	for range viewers {
-		p := <-plays
-		if p.Status != 200 || !p.Left() {
-			t.Fatalf("viewer across the pull's stop: %d %v", p.Status, p.Err)
-		}
-		if err := p.Stream.CheckPlayable(); err != nil {
-			t.Fatalf("across the pull's stop: %v", err)
-		}
-		if _, v := p.Stream.CountMedia(); v < 25*3 {
-			t.Fatalf("only %d video tags across the pull's stop", v)
-		}
+		checkPlayedAcross(t, <-plays, "the pull's stop")
 	}
 }
 
@@ -561,18 +564,7 @@ func TestRepublishWithinReconnectWindow(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	close(leave)
 	for range viewers {
-		p := <-plays
-		if p.Status != 200 || !p.Left() {
-			t.Fatalf("viewer across the republish: %d %v", p.Status, p.Err)
-		}
-		if err := p.Stream.CheckPlayable(); err != nil {
-			t.Fatalf("across the republish: %v", err)
-		}
-		// The second session's frames arrived (the clip restarts at 0 s;
-		// spliced, it goes on past the first session's time).
-		if _, v := p.Stream.CountMedia(); v < 25*3 {
-			t.Fatalf("only %d video tags across the republish", v)
-		}
+		checkPlayedAcross(t, <-plays, "the republish")
 	}
 	if !strings.Contains(gw.Stderr(), "source lost, viewers kept") {
 		t.Fatalf("reconnect not logged:\n%s", gw.Stderr())

@@ -217,19 +217,23 @@ func parseProxyV2(verCmd, family byte, addrs []byte) (net.Addr, error) {
 // httpProxyProtocol is how the HTTP and HTTPS listeners take the PROXY
 // protocol (nil: they do not). cfg is validated.
 func httpProxyProtocol(cfg gateway.Config, log *slog.Logger) *proxyProtocol {
-	if !cfg.ProxyProtocol {
-		return nil
-	}
-	from, _ := gateway.ParseAddrList("http.proxy_protocol_from", cfg.ProxyProtocolFrom)
-	return &proxyProtocol{timeout: cfg.ReadTimeout, from: from, key: "http.proxy_protocol_from", log: log}
+	return proxyProtocolOf("http", cfg.ProxyProtocol, cfg.ProxyProtocolFrom, cfg.ReadTimeout, log)
 }
 
 // rtmpProxyProtocol is how the RTMP listener takes the PROXY protocol
 // (nil: it does not). cfg is validated.
 func rtmpProxyProtocol(cfg origin.Config, log *slog.Logger) *proxyProtocol {
-	if !cfg.ProxyProtocol {
+	return proxyProtocolOf("rtmp", cfg.ProxyProtocol, cfg.ProxyProtocolFrom, cfg.ReadTimeout, log)
+}
+
+// proxyProtocolOf is a config section's proxy_protocol (on),
+// proxy_protocol_from (from, validated) and read timeout, as a listener
+// takes them; nil when on is false.
+func proxyProtocolOf(section string, on bool, from []string, timeout time.Duration, log *slog.Logger) *proxyProtocol {
+	if !on {
 		return nil
 	}
-	from, _ := gateway.ParseAddrList("rtmp.proxy_protocol_from", cfg.ProxyProtocolFrom)
-	return &proxyProtocol{timeout: cfg.ReadTimeout, from: from, key: "rtmp.proxy_protocol_from", log: log}
+	key := section + ".proxy_protocol_from"
+	list, _ := gateway.ParseAddrList(key, from)
+	return &proxyProtocol{timeout: timeout, from: list, key: key, log: log}
 }
