@@ -3,6 +3,7 @@ package gateway
 import (
 	"regexp"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +26,7 @@ type metrics struct {
 	ttfb      prometheus.Histogram
 	delay     prometheus.Histogram
 	handbacks prometheus.Counter
+	upstreams upstreamCollector
 	handler   fasthttp.RequestHandler
 }
 
@@ -118,6 +120,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 			Name: "flvgw_writer_groups", Help: "Writer goroutines serving caught-up viewers (up to 64 each, per stream).",
 		}, func() float64 { return float64(writers.count()) }),
 		&poolCollector{pool: p, maxStreams: maxStreamSeries},
+		&m.upstreams,
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -173,5 +176,33 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(streamBytesInDesc, prometheus.CounterValue, float64(s.BytesIn), s.Key)
 		ch <- prometheus.MustNewConstMetric(streamBytesOutDesc, prometheus.CounterValue, float64(s.BytesOut), s.Key)
 		ch <- prometheus.MustNewConstMetric(streamBitrateDesc, prometheus.GaugeValue, s.BitrateKbps*1000, s.Key)
+	}
+}
+
+// upstreamCollector reports each upstream's pull attempts by outcome, read
+// at scrape time from what the pulls count (Server.ReportUpstreams); the
+// labels are the configured upstreams' names, so they are bounded by the
+// configuration.
+type upstreamCollector struct {
+	attempts atomic.Pointer[func() []pool.UpstreamAttempts]
+}
+
+var upstreamAttemptsDesc = prometheus.NewDesc("flvgw_upstream_attempts_total",
+	"Pull attempts per upstream by result: played, not_found, unreachable, malformed.", []string{"upstream", "result"}, nil)
+
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamAttemptsDesc }
+
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.attempts.Load()
+	if f == nil {
+		return
+	}
+	for _, u := range (*f)() {
+		for _, r := range [...]struct {
+			result string
+			n      uint64
+		}{{"played", u.Played}, {"not_found", u.NotFound}, {"unreachable", u.Unreachable}, {"malformed", u.Malformed}} {
+			ch <- prometheus.MustNewConstMetric(upstreamAttemptsDesc, prometheus.CounterValue, float64(r.n), u.Upstream, r.result)
+		}
 	}
 }

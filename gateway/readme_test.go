@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"flvgw/pool"
 )
 
 // TestMetricsTableMatchesExports: the README's metrics table names every
@@ -26,7 +28,7 @@ func TestMetricsTableMatchesExports(t *testing.T) {
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	documented := map[string]bool{}
-	name := regexp.MustCompile("`(flvgw_[a-z_]+)(?:\\{[a-z_]+\\})?`")
+	name := regexp.MustCompile("`(flvgw_[a-z_]+)(?:\\{[a-z_,]+\\})?`")
 	for _, line := range strings.Split(section, "\n") {
 		cells := strings.Split(line, "|")
 		if len(cells) < 3 {
@@ -41,6 +43,7 @@ func TestMetricsTableMatchesExports(t *testing.T) {
 	}
 
 	r := startRelay(t, testConfig())
+	r.gw.ReportUpstreams(func() []pool.UpstreamAttempts { return []pool.UpstreamAttempts{{Upstream: "origin-a"}} })
 	stopPub := publish(t, r, "metrics")
 	defer stopPub()
 	waitReady(t, r, "live/metrics")

@@ -72,6 +72,12 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 	return g
 }
 
+// ReportUpstreams has /metrics report each upstream's pull attempts
+// (flvgw_upstream_attempts_total) as attempts returns them at scrape time.
+func (g *Server) ReportUpstreams(attempts func() []pool.UpstreamAttempts) {
+	g.metrics.upstreams.attempts.Store(&attempts)
+}
+
 // requestError answers a request fasthttp could not read: headers over
 // max_header_bytes (431), headers not sent within read_timeout (408),
 // anything else unparsable (400); each counted and logged.

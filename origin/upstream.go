@@ -60,6 +60,38 @@ func (u Upstream) pullQuery(key string, now time.Time) string {
 type target struct {
 	Upstream
 	scheme, host string
+	attempts     *attemptCounts // shared by every pull from this upstream
+}
+
+// attemptCounts counts the pull attempts of one upstream by how each went:
+// an operator sees which origin fails, where flvgw_upstream_failures_total
+// sums them all.
+type attemptCounts struct {
+	played      atomic.Uint64 // delivered media, however it ended later
+	notFound    atomic.Uint64 // said it lacks the stream, or sent nothing in time
+	unreachable atomic.Uint64 // could not be connected to, or refused the play
+	malformed   atomic.Uint64 // broke the protocol before any tag
+}
+
+// started counts an attempt whose first tag reached the entry.
+func (c *attemptCounts) started() {
+	if c != nil { // nil: a target not made by Resolver.Update
+		c.played.Add(1)
+	}
+}
+
+// failed counts an attempt that ended with err before any tag (not one
+// cut short by the pull's own end).
+func (c *attemptCounts) failed(err error) {
+	switch {
+	case c == nil:
+	case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
+		c.malformed.Add(1)
+	case errors.Is(err, pool.ErrUpstreamNotFound):
+		c.notFound.Add(1)
+	default:
+		c.unreachable.Add(1)
+	}
 }
 
 // parse splits URL into scheme and host:port.
@@ -165,6 +197,9 @@ func ValidateUpstreams(ups []Upstream) error {
 type Resolver struct {
 	state atomic.Pointer[resolverState]
 	log   *slog.Logger
+	// attempts are the upstreams' attempt counts by name; a reload keeps
+	// the counts of the names it keeps. Under forget.
+	attempts map[string]*attemptCounts
 	// notFound holds the keys every upstream lacked, until when
 	// (edge.not_found_ttl).
 	notFound *lru.Cache[string, time.Time]
@@ -192,15 +227,42 @@ func NewResolver(ups []Upstream, cfg EdgeConfig, log *slog.Logger) *Resolver {
 // the old upstreams lacked is forgotten.
 func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
 	st := &resolverState{cfg: cfg}
-	for _, u := range ups {
-		if t, err := u.parse(); err == nil {
-			st.targets = append(st.targets, t)
-		}
-	}
 	r.forget.Lock()
 	defer r.forget.Unlock()
+	attempts := make(map[string]*attemptCounts, len(ups))
+	for _, u := range ups {
+		t, err := u.parse()
+		if err != nil {
+			continue
+		}
+		t.attempts = r.attempts[u.Name]
+		if t.attempts == nil {
+			t.attempts = &attemptCounts{}
+		}
+		attempts[u.Name] = t.attempts
+		st.targets = append(st.targets, t)
+	}
+	r.attempts = attempts
 	r.notFound.Purge()
 	r.state.Store(st)
+}
+
+// Attempts reports each configured upstream's pull attempts by outcome,
+// in configured order: every upstream from the start, at zero until it
+// is first tried, so that its series never vanish from the metrics.
+func (r *Resolver) Attempts() []pool.UpstreamAttempts {
+	st := r.state.Load()
+	out := make([]pool.UpstreamAttempts, 0, len(st.targets))
+	for _, t := range st.targets {
+		out = append(out, pool.UpstreamAttempts{
+			Upstream:    t.Name,
+			Played:      t.attempts.played.Load(),
+			NotFound:    t.attempts.notFound.Load(),
+			Unreachable: t.attempts.unreachable.Load(),
+			Malformed:   t.attempts.malformed.Load(),
+		})
+	}
+	return out
 }
 
 // Resolve is the pool's resolver: a key whose app some upstream serves
@@ -281,6 +343,9 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			produced, err := s.once(ctx, u, pub, max(budget, 100*time.Millisecond))
 			if produced {
 				s.played.Store(true)
+			}
+			if !produced && ctx.Err() == nil {
+				u.attempts.failed(err)
 			}
 			switch {
 			case ctx.Err() != nil:
@@ -371,7 +436,7 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	defer stop()
 	s.log.Debug("upstream connected", "upstream", u.Name, "first_within", firstWithin)
 	pub.SetSource(u.Name + " " + u.URL)
-	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout}
+	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout, attempts: u.attempts}
 	query := u.pullQuery(s.app+"/"+s.stream, time.Now())
 	if u.scheme == "http" {
 		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstWithin, relay)
@@ -394,6 +459,7 @@ type tagRelay struct {
 	pub      *pool.Publisher
 	conn     net.Conn
 	stall    time.Duration
+	attempts *attemptCounts
 	produced bool
 }
 
@@ -404,7 +470,10 @@ func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
 	if err := r.pub.WriteTag(typ, ts, body); err != nil {
 		return err
 	}
-	r.produced = true
+	if !r.produced {
+		r.produced = true
+		r.attempts.started()
+	}
 	return r.conn.SetReadDeadline(time.Now().Add(r.stall))
 }
 

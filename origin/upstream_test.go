@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,58 @@ func TestFailoverAcrossBrokenUpstreams(t *testing.T) {
 	snap, _ := p.Lookup("live/x")
 	if !strings.HasPrefix(snap.Source, "good ") {
 		t.Fatalf("source %q, want the third upstream", snap.Source)
+	}
+}
+
+// Each upstream's attempts are counted by how they went, every configured
+// upstream at zero from the start; a reload keeps the counts of the names
+// it keeps and drops the others.
+func TestAttemptsAreCountedPerUpstream(t *testing.T) {
+	dead := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	garbage := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n<html>not FLV</html>")
+		_, _ = io.Copy(io.Discard, c)
+	})
+	missing := httpFLV(t, http.StatusNotFound)
+	good := httpFLV(t, http.StatusOK)
+	ups := []Upstream{
+		{Name: "dead", URL: "http://" + dead},
+		{Name: "garbage", URL: "http://" + garbage},
+		{Name: "missing", URL: "http://" + missing},
+		{Name: "good", URL: "http://" + good},
+	}
+	if err := ValidateUpstreams(ups); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(ups, fastEdge(), quiet())
+	want := []pool.UpstreamAttempts{{Upstream: "dead"}, {Upstream: "garbage"}, {Upstream: "missing"}, {Upstream: "good"}}
+	if got := r.Attempts(); !slices.Equal(got, want) {
+		t.Fatalf("before any pull: %+v, want every upstream at zero %+v", got, want)
+	}
+	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if _, err := subscribeReady(t, p); err != nil {
+		t.Fatalf("no stream: %v", err)
+	}
+	want = []pool.UpstreamAttempts{{Upstream: "dead", Unreachable: 1}, {Upstream: "garbage", Malformed: 1},
+		{Upstream: "missing", NotFound: 1}, {Upstream: "good", Played: 1}}
+	if got := r.Attempts(); !slices.Equal(got, want) {
+		t.Fatalf("after a pull through them: %+v, want %+v", got, want)
+	}
+	if n := p.Stats().UpstreamFailures; n != 3 {
+		t.Fatalf("%d failures summed, want 3", n)
+	}
+	r.Update([]Upstream{{Name: "new", URL: "http://" + dead}, {Name: "good", URL: "http://" + good}}, fastEdge())
+	want = []pool.UpstreamAttempts{{Upstream: "new"}, {Upstream: "good", Played: 1}}
+	if got := r.Attempts(); !slices.Equal(got, want) {
+		t.Fatalf("after a reload: %+v, want %+v", got, want)
 	}
 }
 

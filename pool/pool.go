@@ -125,6 +125,17 @@ type missing struct{}
 func (missing) Name() string                          { return "missing" }
 func (missing) Run(context.Context, *Publisher) error { return ErrUpstreamNotFound }
 
+// UpstreamAttempts counts one upstream's pull attempts by outcome. A
+// source that pulls keeps them (the pool only sums the failures, in
+// Stats.UpstreamFailures); the gateway exports them per upstream.
+type UpstreamAttempts struct {
+	Upstream    string
+	Played      uint64 // delivered media
+	NotFound    uint64 // lacked the stream, or sent nothing in time
+	Unreachable uint64 // could not be reached, or refused the play
+	Malformed   uint64 // broke the protocol before any tag
+}
+
 // Stats are the pool's counters for metrics.
 type Stats struct {
 	Entries          int

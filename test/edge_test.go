@@ -265,7 +265,7 @@ func TestFailoverToNextUpstream(t *testing.T) {
 	dead := testkit.FreePort(t) // nothing listens here
 	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
 		"rtmp":  "listen = \"\"\n",
-		"edge":  "retry_backoff = \"50ms\"\n",
+		"edge":  "pull_timeout = \"1s\"\nretry_backoff = \"50ms\"\n",
 		"extra": upstreamConfig("dead", "http://"+dead) + upstreamConfig("alive", "http://"+a.HTTPAddr),
 	}))
 	p := playFor(b.URL("/live/fo.flv"), 2*time.Second)
@@ -273,6 +273,17 @@ func TestFailoverToNextUpstream(t *testing.T) {
 	if !strings.Contains(b.Stderr(), "upstream=dead") {
 		t.Fatalf("the refused attempt is not logged:\n%s", b.Stderr())
 	}
+	// Each upstream's attempts, by result: the operator sees which one fails.
+	checkAttempts(t, b, map[string]float64{"dead/unreachable": 1, "dead/played": 0, "alive/played": 1, "alive/not_found": 0})
+	if p := testkit.PlayFLV(context.Background(), b.URL("/live/nobody.flv"), nil); p.Status != http.StatusNotFound {
+		t.Fatalf("a stream no upstream has: %d, want 404", p.Status)
+	}
+	// The pull asks both until pull_timeout, as dead may have it: a round each.
+	if n := attempts(t, b, "alive", "not_found"); n < 1 || attempts(t, b, "dead", "unreachable") < n+1 {
+		t.Errorf("after a 404: %v attempts of alive lacking the stream, %v of dead unreachable; want at least 1, and more of dead",
+			n, attempts(t, b, "dead", "unreachable"))
+	}
+	checkAttempts(t, b, map[string]float64{"alive/played": 1, "dead/not_found": 0, "alive/unreachable": 0})
 	// Every upstream unreachable: 502 within pull_timeout, nothing left.
 	c := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
 		"rtmp":  "listen = \"\"\n",
@@ -288,6 +299,29 @@ func TestFailoverToNextUpstream(t *testing.T) {
 	}
 	if s, _ := c.Streams(context.Background()); len(s) != 0 {
 		t.Fatalf("entries after a 502: %+v", s)
+	}
+}
+
+// attempts reads gw's flvgw_upstream_attempts_total of upstream and result.
+func attempts(t *testing.T, gw *testkit.Gateway, upstream, result string) float64 {
+	t.Helper()
+	series := fmt.Sprintf("flvgw_upstream_attempts_total{result=%q,upstream=%q}", result, upstream)
+	n, err := gw.Metric(context.Background(), series)
+	if err != nil {
+		t.Errorf("%s: %v", series, err)
+	}
+	return n
+}
+
+// checkAttempts compares gw's flvgw_upstream_attempts_total with want, keyed
+// "upstream/result".
+func checkAttempts(t *testing.T, gw *testkit.Gateway, want map[string]float64) {
+	t.Helper()
+	for key, n := range want {
+		upstream, result, _ := strings.Cut(key, "/")
+		if got := attempts(t, gw, upstream, result); got != n {
+			t.Errorf("%s attempts of %s: %v, want %v", result, upstream, got, n)
+		}
 	}
 }
 

@@ -190,6 +190,7 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 	errs := make(chan error, 2)
 	wg.Go(func() { p.Run(ctx) })
 	gw := gateway.NewServer(cfg.HTTP, gateway.Policy{Limits: cfg.Limits, Auth: cfg.Auth}, p, log.With("component", "gateway"))
+	gw.ReportUpstreams(resolver.Attempts)
 	wg.Go(func() {
 		if err := gw.Serve(ctx, httpLns...); err != nil {
 			errs <- err
