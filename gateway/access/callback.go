@@ -40,13 +40,19 @@ type Request struct {
 
 // Ask calls the callback; nil means allowed.
 func (c Callback) Ask(ctx context.Context, r Request) error {
-	body, err := json.Marshal(r)
+	return c.post(ctx, r)
+}
+
+// post POSTs body as JSON to the callback and reads its answer: nil for a
+// 2xx, an error wrapping ErrDenied for another status.
+func (c Callback) post(ctx context.Context, body any) error {
+	data, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("access: callback: %w", err)
 	}
