@@ -123,3 +123,40 @@ func TestReloadWarnsOfChangesNeedingARestart(t *testing.T) {
 		}
 	}
 }
+
+// A SIGHUP with a callback URL that no request could be sent to (every
+// viewer would get 403) is refused as a whole, its log naming the key
+// but not the URL, whose user info may be the callback's credentials.
+func TestReloadRefusesAnUnsendableCallback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.toml")
+	const base = "[http]\nlisten = \"127.0.0.1:0\"\n[rtmp]\nlisten = \"127.0.0.1:0\"\n"
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, addrOf, sigs := serveInProcess(t, cfg, path)
+	addrOf("http listening")
+	next := base + "[auth]\non_play = \"http://hookuser:hookpass%zz@127.0.0.1/hook\"\n"
+	if err := os.WriteFile(path, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sigs <- syscall.SIGHUP
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out := logs.String()
+		if strings.Contains(out, "msg=reloaded") {
+			t.Fatalf("the reload was applied:\n%s", out)
+		}
+		if strings.Contains(out, `msg="reload refused"`) {
+			if !strings.Contains(out, "auth.on_play") || strings.Contains(out, "hookpass") {
+				t.Fatalf("the refusal should name auth.on_play and not quote its URL:\n%s", out)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", out)
+		}
+	}
+}

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 )
 
@@ -54,7 +54,7 @@ func (c Callback) post(ctx context.Context, body any) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("access: callback: %w", err)
+		return fmt.Errorf("access: callback: %w", withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	var client http.Client
@@ -64,7 +64,7 @@ func (c Callback) post(ctx context.Context, body any) error {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("access: callback: %w", err)
+		return fmt.Errorf("access: callback: %w", withoutURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -74,11 +74,36 @@ func (c Callback) post(ctx context.Context, body any) error {
 	return nil
 }
 
+// withoutURL is err without the URL that net/url's and net/http's errors
+// quote: a refused play or publish logs its error, and the callback's URL
+// may carry its credentials (net/http masks only the password, not a
+// key in the query). The cause stays, for errors.Is.
+func withoutURL(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("%s: %w", uerr.Op, uerr.Err)
+	}
+	return err
+}
+
 // ValidateConfig checks a callback URL ("" for none) and timeout, naming
 // the config keys (section.url_key, section.callback_timeout) in errors.
-func ValidateConfig(section, urlKey, url string, timeout time.Duration) error {
-	if url != "" && !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return fmt.Errorf("%s.%s must be an http(s) URL, got %q", section, urlKey, url)
+// The URL is parsed as a request to it would be: one that Ask could not
+// send (an unparsable one, or one without a host) would refuse every
+// viewer or publisher with 403, and a reload would apply it. The errors
+// do not quote the URL, whose user info or query may be the callback's
+// credentials.
+func ValidateConfig(section, urlKey, rawURL string, timeout time.Duration) error {
+	if rawURL != "" {
+		u, err := url.Parse(rawURL)
+		switch err = withoutURL(err); {
+		case err != nil:
+			return fmt.Errorf("%s.%s is not a URL: %w", section, urlKey, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return fmt.Errorf("%s.%s must be an http(s) URL", section, urlKey)
+		case u.Host == "":
+			return fmt.Errorf("%s.%s has no host", section, urlKey)
+		}
 	}
 	if timeout < time.Millisecond {
 		return fmt.Errorf("%s.callback_timeout must be a duration such as \"2s\", got %s", section, timeout)
