@@ -94,19 +94,28 @@ func (c *attemptCounts) failed(err error) {
 	}
 }
 
-// parse splits URL into scheme and host:port.
+// parse splits URL into scheme and host:port. Its errors do not quote
+// the URL: flvgw -check prints them and a reload logs them, and a URL
+// refused for its user info or query may be carrying a credential
+// (which a pull would not send: the URL is logged at the start and shown
+// in the streams API as the entry's source, so it may hold none).
 func (u Upstream) parse() (target, error) {
 	parsed, err := url.Parse(u.URL)
-	if err != nil {
-		return target{}, err
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err // without the URL it quotes
 	}
 	switch {
+	case err != nil:
+		return target{}, fmt.Errorf("is not a URL: %w", err)
+	case parsed.User != nil:
+		return target{}, errors.New("has user info, which no pull sends: give only scheme://host:port, and a key in query or play_secret")
 	case parsed.Scheme != "rtmp" && parsed.Scheme != "http":
-		return target{}, fmt.Errorf("%q: scheme must be rtmp or http", u.URL)
+		return target{}, errors.New("scheme must be rtmp or http")
 	case parsed.Port() == "" || parsed.Hostname() == "":
-		return target{}, fmt.Errorf("%q: needs host:port", u.URL)
+		return target{}, errors.New("needs host:port")
 	case strings.Trim(parsed.Path, "/") != "" || parsed.RawQuery != "":
-		return target{}, fmt.Errorf("%q: give only scheme://host:port; the stream path is added per stream", u.URL)
+		return target{}, errors.New("give only scheme://host:port: the stream path is added per stream, and a key goes in query")
 	}
 	return target{Upstream: u, scheme: parsed.Scheme, host: parsed.Host}, nil
 }

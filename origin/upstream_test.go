@@ -478,6 +478,33 @@ func TestInvalidUpstreamQueryIsNotEchoed(t *testing.T) {
 	}
 }
 
+// An [[upstream]] url is refused without its value in the error, which
+// flvgw -check prints and a reload logs: one with user info (which no
+// pull sends, while the URL is logged and shown in the streams API) or a
+// key in its query may be carrying a credential.
+func TestInvalidUpstreamURLIsNotEchoed(t *testing.T) {
+	for _, u := range []string{
+		"http://puller:s3cretkey@x:1",
+		"rtmp://puller:s3cretkey@x:1",
+		"http://puller:s3cretkey%zz@x:1",
+		"ftp://puller:s3cretkey@x:1",
+		"rtmp://x:1/live?key=s3cretkey",
+		"http://x:1?key=s3cretkey",
+		"http://x/?key=s3cretkey",
+	} {
+		err := ValidateUpstreams([]Upstream{{Name: "up", URL: u}})
+		if err == nil || !strings.Contains(err.Error(), "upstream[0].url") {
+			t.Errorf("url %q: %v, want an error naming upstream[0].url", u, err)
+			continue
+		}
+		for _, part := range []string{"s3cretkey", "puller"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("url %q: the error gives it away: %v", u, err)
+			}
+		}
+	}
+}
+
 // With edge.not_found_ttl, a stream that every upstream said it lacks is
 // answered as not found at once for that long, without asking them again
 // (players retrying an offline stream cost the origins nothing); after
