@@ -279,12 +279,7 @@ func (r *Resolver) Attempts() []pool.UpstreamAttempts {
 func (r *Resolver) Resolve(key string) pool.Source {
 	st := r.state.Load()
 	app, stream, _ := strings.Cut(key, "/")
-	var serving []target
-	for _, u := range st.targets {
-		if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
-			serving = append(serving, u)
-		}
-	}
+	serving := st.serving(app)
 	if len(serving) == 0 {
 		return nil
 	}
@@ -294,31 +289,53 @@ func (r *Resolver) Resolve(key string) pool.Source {
 		}
 		r.notFound.Remove(key)
 	}
-	return &pull{app: app, stream: stream, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key),
-		missing: func() {
-			if st.cfg.NotFoundTTL <= 0 {
-				return
-			}
-			r.forget.Lock()
-			defer r.forget.Unlock()
-			if r.state.Load() == st { // not reloaded since the pull started
-				r.notFound.Add(key, time.Now().Add(st.cfg.NotFoundTTL))
-			}
-		}}
+	return &pull{app: app, stream: stream, r: r, st: st, upstreams: serving, cfg: st.cfg, log: r.log.With("stream", key)}
+}
+
+// serving lists the upstreams that serve app, in configured order.
+func (st *resolverState) serving(app string) []target {
+	var serving []target
+	for _, u := range st.targets {
+		if len(u.Apps) == 0 || slices.Contains(u.Apps, app) {
+			serving = append(serving, u)
+		}
+	}
+	return serving
 }
 
 // pull is a pool.Source that plays a stream from the first upstream that
 // has it, failing over in order and backing off between rounds.
 type pull struct {
 	app, stream string
-	upstreams   []target
-	cfg         EdgeConfig
-	log         *slog.Logger
-	missing     func() // every upstream lacked the stream (edge.not_found_ttl)
+	r           *Resolver
+	// st is the resolver's state that upstreams and cfg come from. A run
+	// that finds another one in force (a reload since the last run: the
+	// pool restarts a pull within pool.reconnect_window) takes its
+	// upstreams and settings, so that a restart does not keep asking an
+	// upstream the running file no longer names, or with a query or
+	// play_secret it replaced. Only Run reads or changes these: the pool
+	// starts a run once the one before it has returned.
+	st        *resolverState
+	upstreams []target
+	cfg       EdgeConfig
+	log       *slog.Logger
 	// played is set once an upstream delivered the stream: the runs after
 	// it are restarts within pool.reconnect_window, for viewers kept, and
 	// their "not found" (a publisher not back yet) is not remembered.
 	played atomic.Bool
+}
+
+// missing remembers the stream as lacked by every upstream, for
+// edge.not_found_ttl, unless a reload replaced the upstreams it asked.
+func (s *pull) missing() {
+	if s.cfg.NotFoundTTL <= 0 {
+		return
+	}
+	s.r.forget.Lock()
+	defer s.r.forget.Unlock()
+	if s.r.state.Load() == s.st { // not reloaded since the run started
+		s.r.notFound.Add(s.app+"/"+s.stream, time.Now().Add(s.cfg.NotFoundTTL))
+	}
 }
 
 func (s *pull) Name() string { return "pull" }
@@ -329,6 +346,13 @@ func (s *pull) Name() string { return "pull" }
 // reconnect window; bad input ends the entry, unless it came before any
 // tag and another upstream is left to try.
 func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
+	if st := s.r.state.Load(); st != s.st {
+		s.st, s.upstreams, s.cfg = st, st.serving(s.app), st.cfg
+		s.log.Info("pull takes the upstreams of a reload", "upstreams", len(s.upstreams))
+	}
+	if len(s.upstreams) == 0 {
+		return fmt.Errorf("%w: no upstream serves app %s since a reload", pool.ErrUpstreamNotFound, s.app)
+	}
 	deadline := time.Now().Add(s.cfg.PullTimeout)
 	backoff := s.cfg.RetryBackoff
 	var last, malformed error
@@ -397,7 +421,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				// Remembered only if every upstream lacked it (or is
 				// broken): one that could not be reached, or was not
 				// asked before the deadline, may have it.
-				if s.missing != nil && !s.played.Load() && everyLacked(broken, lacked) {
+				if !s.played.Load() && everyLacked(broken, lacked) {
 					s.missing()
 				}
 				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)

@@ -743,3 +743,61 @@ func TestRestartedPullDoesNotRememberItsStreamMissing(t *testing.T) {
 	}
 	again.Close()
 }
+
+// A pull restarted within pool.reconnect_window after a reload goes
+// through the upstreams of the reloaded file, not those it started
+// with: an operator who moved the edge from one upstream to another
+// (and reloaded) keeps the viewers when the old one goes away, rather
+// than retrying only the old one until the window closes.
+func TestRestartAfterAReloadTakesTheNewUpstreams(t *testing.T) {
+	clip, err := os.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var oldAsked atomic.Int32
+	old := serve(t, func(c net.Conn) {
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
+		if oldAsked.Add(1) == 1 { // the stream, until the upstream goes away
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+			_, _ = c.Write(clip)
+			<-release
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+	})
+	var newAsked atomic.Int32
+	next := serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := br.ReadString('\n'); err != nil {
+			return
+		}
+		newAsked.Add(1)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+		_, _ = c.Write(clip)
+		_, _ = io.Copy(io.Discard, br)
+	})
+	pcfg := pool.DefaultConfig()
+	pcfg.ReconnectWindow = time.Minute
+	r := NewResolver([]Upstream{{Name: "old", URL: "http://" + old}}, fastEdge(), quiet())
+	p, err := pool.New(pcfg, quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	sub, err := subscribeReady(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Update([]Upstream{{Name: "new", URL: "http://" + next}}, fastEdge())
+	close(release) // the old upstream goes away: the pull restarts
+	waitUntil(t, func() bool {
+		snap, _ := p.Lookup("live/x")
+		return sub.Entry().State() == pool.StateLive && strings.HasPrefix(snap.Source, "new ")
+	}, "the restarted pull to play from the reloaded upstream")
+	if n := oldAsked.Load(); n != 1 {
+		t.Errorf("the old upstream was asked %d times, want once (before the reload)", n)
+	}
+}
