@@ -58,7 +58,7 @@ func loadConfig(path string) (Config, error) {
 	cfg := defaultConfig()
 	md, err := toml.DecodeFile(path, &cfg)
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, fmt.Errorf("config %s: %w", path, withoutSecret(err))
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		keys := make([]string, len(undecoded))
@@ -71,6 +71,30 @@ func loadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// secretKey reports whether a key holds a credential, or a URL or query
+// that may carry one.
+func secretKey(key string) bool {
+	switch key {
+	case "auth.play_secret", "auth.api_token", "auth.on_play", "rtmp.publish_secret", "rtmp.on_publish",
+		"upstream.url", "upstream.query", "upstream.play_secret":
+		return true
+	}
+	return false
+}
+
+// withoutSecret is a TOML syntax error in the value of a secret key
+// without the parser's message, which quotes what it could not read
+// (expected value but found "hunter2" instead, for a secret left
+// unquoted): flvgw -check prints it and a reload logs it. The line and
+// the key are kept.
+func withoutSecret(err error) error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) || !secretKey(pe.LastKey) {
+		return err
+	}
+	return fmt.Errorf("toml: line %d (last key %q): not a valid TOML value (a string needs quotes); the parser's message is left out, as it may quote the secret", pe.Position.Line, pe.LastKey)
 }
 
 func (c Config) validate() error {

@@ -178,3 +178,39 @@ func TestCheckRefusesWhatStartRefuses(t *testing.T) {
 		t.Fatalf("two listeners on port 0: %v", err)
 	}
 }
+
+// A secret's value that is not valid TOML (a secret left unquoted, as a
+// template may leave it) is refused without the parser's quote of it,
+// which flvgw -check prints and a reload logs; the line and the key
+// are still named.
+func TestUnparsableSecretIsNotEchoed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	for _, tc := range []struct{ body, key string }{
+		{"[auth]\nplay_secret = hunterTwo\n", "auth.play_secret"},
+		{"[auth]\napi_token = hunterTwo\"x\n", "auth.api_token"},
+		{"[auth]\non_play = hunterTwo\n", "auth.on_play"},
+		{"[rtmp]\npublish_secret = hunterTwo\n", "rtmp.publish_secret"},
+		{"[rtmp]\non_publish = hunterTwo\n", "rtmp.on_publish"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = hunterTwo\n", "upstream.query"},
+		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nplay_secret = hunterTwo\n", "upstream.play_secret"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadConfig(path)
+		if err == nil || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), "line ") {
+			t.Errorf("%q: %v, want an error naming its line and %s", tc.body, err, tc.key)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter") {
+			t.Errorf("%q: the error quotes the secret: %v", tc.body, err)
+		}
+	}
+	// Other keys keep the parser's whole message.
+	if err := os.WriteFile(path, []byte("[http]\nlisten = localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), `"localhost"`) {
+		t.Errorf("http.listen unquoted: %v, want the parser's message", err)
+	}
+}
