@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,31 +122,32 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// listeners opens the HTTP listener and, if configured, the HTTPS one.
-func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, error) {
+// listeners opens the HTTP listener and, if configured, the HTTPS one,
+// whose certificate chain (DER) it returns.
+func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, [][]byte, error) {
 	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("http.listen: %w", err)
+		return nil, nil, fmt.Errorf("http.listen: %w", err)
 	}
 	pp := httpProxyProtocol(cfg, log)
 	ln := withProxyProtocol(retryAccept(tcp, log), pp)
 	if cfg.TLSListen == "" {
-		return []net.Listener{ln}, nil
+		return []net.Listener{ln}, nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("http.tls_cert/tls_key: %w", err)
+		return nil, nil, fmt.Errorf("http.tls_cert/tls_key: %w", err)
 	}
 	tln, err := net.Listen("tcp", cfg.TLSListen)
 	if err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("http.tls_listen: %w", err)
+		return nil, nil, fmt.Errorf("http.tls_listen: %w", err)
 	}
 	return []net.Listener{ln, tls.NewListener(withProxyProtocol(retryAccept(tln, log), pp), &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
-	})}, nil
+	})}, cert.Certificate, nil
 }
 
 // serve wires the pool, the embedded origin and the gateway, and runs them
@@ -162,7 +165,7 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	httpLns, err := listeners(cfg.HTTP, log.With("component", "gateway"))
+	httpLns, tlsChain, err := listeners(cfg.HTTP, log.With("component", "gateway"))
 	if err != nil {
 		return err
 	}
@@ -225,7 +228,7 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				reload(path, cfg, gw, org, resolver, log)
+				reload(path, cfg, tlsChain, gw, org, resolver, log)
 			case draining || cfg.HTTP.DrainTimeout == 0:
 				stop = true
 			default:
@@ -278,9 +281,10 @@ const drainPoll = 100 * time.Millisecond
 // reload applies what SIGHUP may change: limits, auth, publish auth and
 // upstreams. The rest of the file (listeners, pool sizes, timeouts, log)
 // needs a restart; a file that does not validate changes nothing.
-// running is the configuration flvgw started with: a reload that changes
-// what needs a restart says so.
-func reload(path string, running Config, gw *gateway.Server, org *origin.Server, r *origin.Resolver, log *slog.Logger) {
+// running is the configuration flvgw started with, and tlsChain the
+// certificate chain its HTTPS listener serves: a reload that changes what
+// needs a restart says so.
+func reload(path string, running Config, tlsChain [][]byte, gw *gateway.Server, org *origin.Server, r *origin.Resolver, log *slog.Logger) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		log.Error("reload refused", "error", err)
@@ -290,9 +294,25 @@ func reload(path string, running Config, gw *gateway.Server, org *origin.Server,
 	org.SetConfig(cfg.RTMP)
 	r.Update(cfg.Upstreams, cfg.Edge)
 	log.Info("reloaded", "config", path, "upstreams", len(cfg.Upstreams))
-	if changed := needRestart(running, cfg); len(changed) > 0 {
+	changed := needRestart(running, cfg)
+	if tlsChanged(tlsChain, cfg.HTTP) {
+		changed = append(changed, "the files of http.tls_cert, http.tls_key")
+	}
+	if len(changed) > 0 {
 		log.Warn("reload: changes that need a restart were not applied", "changed", strings.Join(changed, ", "))
 	}
+}
+
+// tlsChanged reports whether the certificate that next's files hold now
+// is not the one the HTTPS listener serves (running): a renewed
+// certificate written over the same files changes no key of the config,
+// and without this a reload for it said nothing of the restart it needs.
+func tlsChanged(running [][]byte, next gateway.Config) bool {
+	if running == nil || next.TLSListen == "" {
+		return false // no HTTPS listener, or none in next ([http] then differs)
+	}
+	cert, err := tls.LoadX509KeyPair(next.TLSCert, next.TLSKey)
+	return err != nil || !slices.EqualFunc(cert.Certificate, running, bytes.Equal)
 }
 
 // needRestart lists the parts of next that differ from running and that a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -158,5 +159,47 @@ func TestReloadRefusesAnUnsendableCallback(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no reload logged:\n%s", out)
 		}
+	}
+}
+
+// A renewed certificate written over the files the HTTPS listener was
+// started with changes no key of the config, but a reload does not apply
+// it either: the reload warns that it needs a restart.
+func TestReloadWarnsOfRenewedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeKeyPair(t, dir)
+	path := filepath.Join(dir, "gw.toml")
+	body := fmt.Sprintf("[http]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\ntls_cert = %q\ntls_key = %q\n[rtmp]\nlisten = \"127.0.0.1:0\"\n", cert, key)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, addrOf, sigs := serveInProcess(t, cfg, path)
+	addrOf("https listening")
+	reloaded := func(n int) {
+		t.Helper()
+		sigs <- syscall.SIGHUP
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `msg=reloaded`) < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d not logged:\n%s", n, logs)
+			}
+		}
+	}
+	reloaded(1)          // the same certificate
+	writeKeyPair(t, dir) // a new key pair over the same files
+	reloaded(2)
+	const want = `msg="reload: changes that need a restart were not applied" changed="the files of http.tls_cert, http.tls_key"`
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs)
+		}
+	}
+	// The first reload's warning, had there been one, came before the
+	// second reload's line.
+	if n := strings.Count(logs.String(), "need a restart"); n != 1 {
+		t.Fatalf("%d warnings, want one (the second reload's):\n%s", n, logs)
 	}
 }
