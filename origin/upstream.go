@@ -392,11 +392,13 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 					return err
 				}
 				broken[i], malformed = true, err
+				// A failed attempt, also when it is the last upstream left
+				// and ends the pull.
+				pub.AttemptFailed()
 				if !slices.Contains(broken, false) {
 					return err
 				}
 				answered++
-				pub.AttemptFailed()
 				continue
 			case produced:
 				s.log.Warn("upstream ended", "upstream", u.Name, "error", err)

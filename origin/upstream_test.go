@@ -266,6 +266,32 @@ func TestMalformedRTMPUpstream(t *testing.T) {
 	}
 }
 
+// A pull whose upstreams each broke the protocol before any tag counts
+// each of them in flvgw_upstream_failures_total, the last one too, which
+// ends the pull: one such upstream is one failed attempt, two are two.
+func TestEveryMalformedAttemptIsCounted(t *testing.T) {
+	bad := serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		_, _ = c.Write(append([]byte{0x04}, type0(0, 0xffffff, msgVideo, 1)...))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	for n := 1; n <= 2; n++ {
+		var ups []Upstream
+		for i := range n {
+			ups = append(ups, Upstream{Name: fmt.Sprintf("bad%d", i), URL: "rtmp://" + bad})
+		}
+		p := newPull(t, fastEdge(), ups...)
+		if err := pullEnds(t, p, 3*time.Second); !errors.Is(err, ErrMalformedRTMP) {
+			t.Fatalf("%d upstreams: ended with %v", n, err)
+		}
+		if got := p.Stats().UpstreamFailures; got != uint64(n) {
+			t.Fatalf("%d malformed upstreams, each asked once: %d failed attempts counted, want %d", n, got, n)
+		}
+	}
+}
+
 // pullEnds has a viewer of live/x on p start its pull, and returns the
 // entry's error once it ends; it fails the test if it does not within d.
 func pullEnds(t *testing.T, p *pool.Pool, d time.Duration) error {
