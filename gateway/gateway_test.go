@@ -1503,3 +1503,54 @@ func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
 		t.Fatal("DELETE /api/live dropped the stream api/live")
 	}
 }
+
+// A viewer of the stream-writer delivery (http.delivery = "stream_writer")
+// that falls out of its entry's buffer skips to the newest keyframe, and
+// the skip is counted in flvgw_viewer_skips_total as a hijacked
+// session's is.
+func TestStreamWriterCountsSkips(t *testing.T) {
+	pcfg := pool.DefaultConfig()
+	pcfg.BufferTags = 64
+	r := startRelayWith(t, testConfig(), pcfg)
+	pub := publishKeyframe(t, r.pool, "live/skips")
+	sub, err := r.pool.Subscribe("live/skips", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	viewerSide, peer := net.Pipe() // a write waits for its read: the viewer reads nothing for now
+	defer peer.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := make(chan uint64, 1)
+	go func() {
+		sent, _ := r.gw.streamTo(session{ctx: ctx, sub: sub, done: func() {}}, bufio.NewWriterSize(viewerSide, 16), viewerSide, playRequest{start: time.Now()})
+		viewerSide.Close()
+		ended <- sent
+	}()
+	// The viewer's first byte: its writer has started at the keyframe
+	// there is and waits in the write of its first batch.
+	if _, err := io.ReadFull(peer, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Twice the buffer while the viewer reads nothing more, a keyframe
+	// now and then: it falls out of the buffer.
+	for i := range 128 {
+		kind := byte(0x27)
+		if i%16 == 0 {
+			kind = 0x17
+		}
+		if err := pub.WriteTag(pool.TagVideo, uint32(40*i), []byte{kind, 1, 0, 0, 0, byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.Close(nil)
+	if _, err := io.Copy(io.Discard, peer); err != nil {
+		t.Fatal(err)
+	}
+	<-ended
+	var m dto.Metric
+	if err := r.gw.metrics.skips.Write(&m); err != nil || m.GetCounter().GetValue() < 1 {
+		t.Fatalf("flvgw_viewer_skips_total %v (%v) after a stream-writer viewer fell out of the buffer, want at least 1", m.GetCounter().GetValue(), err)
+	}
+}

@@ -346,8 +346,10 @@ func (g *Server) streamTo(s session, w *bufio.Writer, conn net.Conn, req playReq
 	began := time.Now().UnixNano()
 	bufs := make([][]byte, 0, keptBatchCap)
 	first := true
+	skips := 0 // r.Skips() as last counted in the metric
 	for {
 		batch, err := r.Next(s.ctx, bufs[:0])
+		g.addSkips(r, &skips)
 		if err == nil && s.ctx.Err() != nil {
 			// Shutdown, seen also by a viewer that is never caught up
 			// (Next sees it only while it waits), as stream does.
@@ -548,10 +550,14 @@ func (g *Server) delivered(e *pool.Entry, n int, arrival, began int64) string {
 }
 
 // countSkips adds the reader's new skips to the metric.
-func (g *Server) countSkips(v *viewer) {
-	if n := v.r.Skips(); n != v.skips {
-		g.metrics.skips.Add(float64(n - v.skips))
-		v.skips = n
+func (g *Server) countSkips(v *viewer) { g.addSkips(v.r, &v.skips) }
+
+// addSkips adds r's skips since *counted to the metric and moves
+// *counted on.
+func (g *Server) addSkips(r *pool.Reader, counted *int) {
+	if n := r.Skips(); n != *counted {
+		g.metrics.skips.Add(float64(n - *counted))
+		*counted = n
 	}
 }
 
