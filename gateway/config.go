@@ -53,7 +53,12 @@ type Auth struct {
 	// OnPlay, when set, is POSTed {"action":"play",...} before a viewer
 	// starts; a 2xx answer allows, anything else 403.
 	OnPlay string `toml:"on_play"`
-	// CallbackTimeout bounds OnPlay; a timeout denies.
+	// OnPlayDone, when set, is POSTed {"action":"play_done",...} when a
+	// viewer's stream ends (one that got its 200), with the bytes written,
+	// the duration and the reason, for billing or analytics. Its answer
+	// changes nothing; see access.Notifier.
+	OnPlayDone string `toml:"on_play_done"`
+	// CallbackTimeout bounds OnPlay (a timeout denies) and OnPlayDone.
 	CallbackTimeout time.Duration `toml:"callback_timeout"`
 	// APIToken, when set, is required as "Authorization: Bearer TOKEN"
 	// for /api/ (401 otherwise).
@@ -65,7 +70,10 @@ func DefaultAuth() Auth { return Auth{CallbackTimeout: 2 * time.Second} }
 
 // Validate reports the first invalid field, named by its config key.
 func (a Auth) Validate() error {
-	return access.ValidateConfig("auth", "on_play", a.OnPlay, a.CallbackTimeout)
+	if err := access.ValidateConfig("auth", "on_play", a.OnPlay, a.CallbackTimeout); err != nil {
+		return err
+	}
+	return access.ValidateConfig("auth", "on_play_done", a.OnPlayDone, a.CallbackTimeout)
 }
 
 // Policy is what SIGHUP may change while viewers play.

@@ -38,11 +38,16 @@ type Server struct {
 	writers  writerGroups
 	conns    openConns
 	proxies  trustedProxies
+	notify   *access.Notifier // auth.on_play_done
 }
+
+// maxNotifications bounds the auth.on_play_done posts in flight: past it,
+// the ends of sessions against a stalled service are dropped, not queued.
+const maxNotifications = 256
 
 // NewServer returns a gateway playing entries of p under policy.
 func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Server {
-	g := &Server{cfg: cfg, pool: p, log: log, viewers: newViewerSet()}
+	g := &Server{cfg: cfg, pool: p, log: log, viewers: newViewerSet(), notify: access.NewNotifier(maxNotifications, log)}
 	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
 	if err != nil { // Validate refuses it first; trusting nobody is safe
 		log.Error("http.trusted_proxies ignored", "error", err)
@@ -143,6 +148,9 @@ func (g *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 			_ = ln.Close()
 		}
 	}
+	// The sessions' last notifications (auth.on_play_done) are posted
+	// before Serve returns, each within auth.callback_timeout.
+	defer g.notify.Wait()
 	select {
 	case err := <-served:
 		_ = g.viewers.closeAll(context.Background())

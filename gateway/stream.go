@@ -160,11 +160,25 @@ func (g *Server) runViewer(c net.Conn, req playRequest) {
 	status = fasthttp.StatusOK
 	if v.r != nil { // the 200 went out: stream reads only after its head
 		g.metrics.sessions.Inc()
+		g.playDone(req, v.sent, why)
 	} else {
 		status = statusViewerLeft // gone before its response's head
 	}
 	log.Info("viewer ended", "status", status, "bytes", v.sent,
 		"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
+}
+
+// playDone posts a session's end to auth.on_play_done, if set, without
+// waiting for it.
+func (g *Server) playDone(req playRequest, sent uint64, why string) {
+	auth := g.policy.Load().Auth
+	if auth.OnPlayDone == "" {
+		return
+	}
+	g.notify.Notify("auth.on_play_done", auth.OnPlayDone, auth.CallbackTimeout, access.Event{
+		Action: "play_done", App: req.app, Stream: req.stream, Client: req.remote, Query: req.query,
+		Bytes: sent, DurationMS: time.Since(req.start).Milliseconds(), Reason: why,
+	})
 }
 
 // session is an admitted viewer: counted in the viewer set, subscribed to
@@ -332,6 +346,7 @@ func (g *Server) playStreamWriter(ctx *fasthttp.RequestCtx, req playRequest) {
 		defer s.end()
 		sent, why := g.streamTo(s, w, conn, req)
 		g.metrics.sessions.Inc()
+		g.playDone(req, sent, why)
 		log.Info("viewer ended", "status", fasthttp.StatusOK, "bytes", sent,
 			"duration", time.Since(req.start).Round(time.Millisecond), "reason", why)
 	})

@@ -51,7 +51,12 @@ type Config struct {
 	// OnPublish, when set, is POSTed {"action":"publish",...} before a
 	// publish is accepted; a 2xx answer allows it.
 	OnPublish string `toml:"on_publish"`
-	// CallbackTimeout bounds OnPublish; a timeout refuses the publish.
+	// OnPublishDone, when set, is POSTed {"action":"publish_done",...}
+	// when a publish ends, with the media bytes received, the duration
+	// and the reason. Its answer changes nothing; see access.Notifier.
+	OnPublishDone string `toml:"on_publish_done"`
+	// CallbackTimeout bounds OnPublish (a timeout refuses the publish)
+	// and OnPublishDone.
 	CallbackTimeout time.Duration `toml:"callback_timeout"`
 }
 
@@ -76,7 +81,10 @@ func (c Config) Validate() error {
 	if c.ReadTimeout < 100*time.Millisecond {
 		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)
 	}
-	return access.ValidateConfig("rtmp", "on_publish", c.OnPublish, c.CallbackTimeout)
+	if err := access.ValidateConfig("rtmp", "on_publish", c.OnPublish, c.CallbackTimeout); err != nil {
+		return err
+	}
+	return access.ValidateConfig("rtmp", "on_publish_done", c.OnPublishDone, c.CallbackTimeout)
 }
 
 // Server is the embedded RTMP origin.
@@ -86,6 +94,8 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 
+	notify *access.Notifier // rtmp.on_publish_done
+
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
@@ -94,10 +104,13 @@ type Server struct {
 
 // NewServer returns an origin publishing into p.
 func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
-	s := &Server{pool: p, log: log, conns: make(map[net.Conn]struct{})}
+	s := &Server{pool: p, log: log, conns: make(map[net.Conn]struct{}), notify: access.NewNotifier(maxNotifications, log)}
 	s.cfg.Store(&cfg)
 	return s
 }
+
+// maxNotifications bounds the rtmp.on_publish_done posts in flight.
+const maxNotifications = 64
 
 // SetConfig applies cfg to new connections and publishes (SIGHUP): the
 // publish auth and the read timeout. The listen address needs a restart.
@@ -153,6 +166,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.notify.Wait() // the publishes' last notifications, each within callback_timeout
 	return nil
 }
 
@@ -189,20 +203,25 @@ func (s *Server) forget(h *handler) {
 // connection's goroutine only.
 type handler struct {
 	rtmp.DefaultHandler
-	srv        *Server
-	conn       net.Conn
-	tracked    bool // counted in srv.wg and srv.conns (see newHandler)
-	remote     string
-	app        string
-	key        string
-	pub        *pool.Publisher
-	streamID   uint32 // the RTMP message stream pub is published on
-	buf        bytes.Buffer
-	err        error // why go-rtmp ended the connection, if not a close
-	logged     bool  // the handler already logged the error that ended it
-	handshaken bool
-	refused    int        // publishes refused as the connection already published
-	media      mediaWatch // read by the connection's deadlineConn
+	srv      *Server
+	conn     net.Conn
+	tracked  bool // counted in srv.wg and srv.conns (see newHandler)
+	remote   string
+	app      string
+	key      string
+	pub      *pool.Publisher
+	streamID uint32 // the RTMP message stream pub is published on
+	// The publish's stream name and query, start, and media bytes, for
+	// rtmp.on_publish_done.
+	name, query string
+	started     time.Time
+	bytesIn     uint64
+	buf         bytes.Buffer
+	err         error // why go-rtmp ended the connection, if not a close
+	logged      bool  // the handler already logged the error that ended it
+	handshaken  bool
+	refused     int        // publishes refused as the connection already published
+	media       mediaWatch // read by the connection's deadlineConn
 }
 
 // mediaWatch counts a connection's steps to a publish (the handshake's
@@ -251,6 +270,7 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 		return h.refuse(log, err)
 	}
 	h.key, h.pub, h.streamID = key, pub, ctx.StreamID
+	h.name, h.query, h.started, h.bytesIn = name, query, time.Now(), 0
 	// The read timeout counts from here: the on_publish callback may have
 	// taken most of it since the last read.
 	h.media.progress.Add(1)
@@ -281,8 +301,22 @@ func (h *handler) endPublish(streamID uint32, by string) {
 	if h.pub != nil && streamID == h.streamID {
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", by)
+		h.publishDone(by)
 		h.key, h.pub = "", nil
 	}
+}
+
+// publishDone posts the connection's publish's end to
+// rtmp.on_publish_done, if set, without waiting for it.
+func (h *handler) publishDone(reason string) {
+	cfg := h.srv.cfg.Load()
+	if cfg.OnPublishDone == "" {
+		return
+	}
+	h.srv.notify.Notify("rtmp.on_publish_done", cfg.OnPublishDone, cfg.CallbackTimeout, access.Event{
+		Action: "publish_done", App: h.app, Stream: h.name, Client: h.remote, Query: h.query,
+		Bytes: h.bytesIn, DurationMS: time.Since(h.started).Milliseconds(), Reason: reason,
+	})
 }
 
 // keepConnection is a publish's refusal that leaves its connection open.
@@ -380,6 +414,7 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 	switch {
 	case err == nil:
 		h.media.progress.Add(1)
+		h.bytesIn += uint64(len(body))
 		return nil
 	case errors.Is(err, pool.ErrBadTag):
 		h.srv.log.Debug("tag dropped", "key", h.key, "error", err)
@@ -416,16 +451,20 @@ func (h *handler) OnClose() {
 		// connection (pool.publisher_takeover), which feeds nothing now.
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", "takeover")
+		h.publishDone("takeover")
 	case h.pub != nil && errors.Is(h.err, os.ErrDeadlineExceeded):
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", "no media for rtmp.read_timeout")
+		h.publishDone("no media for rtmp.read_timeout")
 	case h.pub != nil && failed:
 		h.pub.Close(pool.ErrSourceGone)
 		// The error's text only: go-rtmp's errors carry stack traces.
 		h.srv.log.Warn("publish ended", "key", h.key, "remote", h.remote, "error", h.err.Error())
+		h.publishDone(h.err.Error())
 	case h.pub != nil:
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
+		h.publishDone("connection closed")
 	case failed && !h.handshaken:
 		h.srv.log.Info("rtmp handshake failed", "remote", h.remote, "error", h.err.Error())
 	case failed:

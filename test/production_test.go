@@ -247,6 +247,55 @@ func TestCallbacks(t *testing.T) {
 	}
 }
 
+// The binary posts each session's end: a viewer's stream (on_play_done)
+// with the bytes it got, and ffmpeg's publish (on_publish_done) with the
+// media it sent.
+func TestSessionEndsArePosted(t *testing.T) {
+	events := make(chan access.Event, 8)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev access.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Error(err)
+		}
+		events <- ev
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	hook := "http://" + ln.Addr().String() + "/done"
+	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"auth": fmt.Sprintf("on_play_done = %q\n", hook),
+		"rtmp": fmt.Sprintf("on_publish_done = %q\n", hook),
+	}))
+	next := func(what string) access.Event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s posted", what)
+			return access.Event{}
+		}
+	}
+	stop := startPublisher(t, gw, "live/ends", "sample.flv", testkit.UseFFmpeg(t))
+	waitLive(t, gw, "live/ends")
+	p := playFor(gw.URL("/live/ends.flv?viewer=v1"), time.Second)
+	checkPlayed(t, p, "viewer")
+	ev := next("play_done")
+	if ev.Action != "play_done" || ev.App != "live" || ev.Stream != "ends" || ev.Query != "viewer=v1" ||
+		!strings.HasPrefix(ev.Client, "127.0.0.1:") || ev.Bytes < uint64(p.Stream.Bytes) || ev.DurationMS < 900 || ev.Reason == "" {
+		t.Fatalf("play_done: %+v, want live/ends, query viewer=v1, at least the %d bytes the viewer read, about 1 s", ev, p.Stream.Bytes)
+	}
+	stop()
+	ev = next("publish_done")
+	if ev.Action != "publish_done" || ev.Stream != "ends" || ev.Bytes < 20000 || ev.DurationMS <= 0 || ev.Reason == "" {
+		t.Fatalf("publish_done: %+v", ev)
+	}
+}
+
 // playFrom plays url from a given loopback source address.
 func playFrom(t *testing.T, src, url string, leave <-chan struct{}) (int, chan testkit.Play) {
 	t.Helper()
