@@ -148,7 +148,7 @@ type poolCollector struct {
 var (
 	entriesByStateDesc = prometheus.NewDesc("flvgw_entries_by_state", "Relay entries by lifecycle state.", []string{"state"}, nil)
 	streamViewersDesc  = prometheus.NewDesc("flvgw_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil)
-	streamBytesInDesc  = prometheus.NewDesc("flvgw_stream_bytes_in_total", "Bytes received for a stream's current entry.", []string{"stream"}, nil)
+	streamBytesInDesc  = prometheus.NewDesc("flvgw_stream_bytes_in_total", "Media bytes received for a stream's current entry.", []string{"stream"}, nil)
 	streamBytesOutDesc = prometheus.NewDesc("flvgw_stream_bytes_out_total", "Bytes sent to a stream's viewers by its current entry.", []string{"stream"}, nil)
 	streamBitrateDesc  = prometheus.NewDesc("flvgw_stream_bitrate_bits", "A stream's input bitrate over the last seconds.", []string{"stream"}, nil)
 )

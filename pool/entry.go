@@ -373,7 +373,9 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	if becameReady {
 		e.header = e.tracksLocked().Header()
 	}
-	in := e.bytesIn.Add(uint64(len(t.Data)))
+	// The media bytes, as the pool's total counts them (not the FLV
+	// framing around them), so that the streams' sum is the total.
+	in := e.bytesIn.Add(uint64(len(body)))
 	e.updateBitrate(now, in)
 	notify := e.renewNotifyLocked()
 	e.mu.Unlock()

@@ -1291,3 +1291,30 @@ func TestPublisherTakesTheKeyFromAPull(t *testing.T) {
 		}
 	})
 }
+
+// The streams' bytes in add up to the pool's: both count the media bytes
+// their sources sent, not the FLV framing around them.
+func TestStreamBytesInAddUpToTheTotal(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	var sent uint64
+	for _, key := range []string{"live/a", "live/b"} {
+		pub, err := p.Publish(key, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pub.Close(nil) })
+		for i, body := range [][]byte{{0x17, 0, 0, 0, 0, 1, 2, 3}, {0x17, 1, 0, 0, 0, 9}, {0xaf, 1, 4, 5, 6}} {
+			if err := pub.WriteTag([]uint8{TagVideo, TagVideo, TagAudio}[i], uint32(i*40), body); err != nil {
+				t.Fatal(err)
+			}
+			sent += uint64(len(body))
+		}
+	}
+	var streams uint64
+	for _, s := range p.Snapshots() {
+		streams += s.BytesIn
+	}
+	if total := p.Stats().BytesIn; streams != sent || total != sent {
+		t.Fatalf("streams' bytes in %d, total %d, want both the %d media bytes sent", streams, total, sent)
+	}
+}
