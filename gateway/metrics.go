@@ -3,6 +3,7 @@ package gateway
 import (
 	"regexp"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"flvgw/gateway/access"
 	"flvgw/pool"
 )
 
@@ -27,6 +29,7 @@ type metrics struct {
 	delay     prometheus.Histogram
 	handbacks prometheus.Counter
 	upstreams upstreamCollector
+	notifiers notifierCollector
 	handler   fasthttp.RequestHandler
 }
 
@@ -121,6 +124,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		}, func() float64 { return float64(writers.count()) }),
 		&poolCollector{pool: p, maxStreams: maxStreamSeries},
 		&m.upstreams,
+		&m.notifiers,
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -203,6 +207,47 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 			n      uint64
 		}{{"played", u.Played}, {"not_found", u.NotFound}, {"unreachable", u.Unreachable}, {"malformed", u.Malformed}} {
 			ch <- prometheus.MustNewConstMetric(upstreamAttemptsDesc, prometheus.CounterValue, float64(r.n), u.Upstream, r.result)
+		}
+	}
+}
+
+// notifierCollector reports the session-end notifications of each callback
+// key (auth.on_play_done, rtmp.on_publish_done) by result.
+type notifierCollector struct {
+	mu   sync.Mutex
+	keys []string
+	by   map[string]*access.Notifier
+}
+
+var notificationsDesc = prometheus.NewDesc("flvgw_notifications_total",
+	"Session-end notifications by callback and result: sent (a 2xx), failed (no answer in time, or another status), dropped (too many in flight).",
+	[]string{"callback", "result"}, nil)
+
+// add reports n's posts as those of key; a key added again is replaced.
+func (c *notifierCollector) add(key string, n *access.Notifier) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = make(map[string]*access.Notifier)
+	}
+	if c.by[key] == nil {
+		c.keys = append(c.keys, key)
+	}
+	c.by[key] = n
+}
+
+func (c *notifierCollector) Describe(ch chan<- *prometheus.Desc) { ch <- notificationsDesc }
+
+func (c *notifierCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, key := range c.keys {
+		n := c.by[key]
+		for _, r := range [...]struct {
+			result string
+			n      uint64
+		}{{"sent", n.Sent()}, {"failed", n.Failed()}, {"dropped", n.Dropped()}} {
+			ch <- prometheus.MustNewConstMetric(notificationsDesc, prometheus.CounterValue, float64(r.n), key, r.result)
 		}
 	}
 }

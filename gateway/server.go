@@ -55,6 +55,7 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 	g.proxies = proxies
 	g.policy.Store(&policy)
 	g.metrics = newMetrics(p, g.viewers, &g.writers, cfg.MaxStreamSeries)
+	g.metrics.notifiers.add("auth.on_play_done", g.notify)
 	g.http = &fasthttp.Server{
 		Handler:                       g.route,
 		Name:                          "flvgw",
@@ -81,6 +82,12 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 // (flvgw_upstream_attempts_total) as attempts returns them at scrape time.
 func (g *Server) ReportUpstreams(attempts func() []pool.UpstreamAttempts) {
 	g.metrics.upstreams.attempts.Store(&attempts)
+}
+
+// ReportNotifier has /metrics report n's posts (flvgw_notifications_total)
+// as those of the callback key, such as the origin's rtmp.on_publish_done.
+func (g *Server) ReportNotifier(key string, n *access.Notifier) {
+	g.metrics.notifiers.add(key, n)
 }
 
 // requestError answers a request fasthttp could not read: headers over

@@ -116,6 +116,9 @@ const maxNotifications = 64
 // publish auth and the read timeout. The listen address needs a restart.
 func (s *Server) SetConfig(cfg Config) { s.cfg.Store(&cfg) }
 
+// Notifier is the one that posts rtmp.on_publish_done, for its metrics.
+func (s *Server) Notifier() *access.Notifier { return s.notify }
+
 // Drain refuses new publishes; current publishers go on.
 func (s *Server) Drain() { s.draining.Store(true) }
 

@@ -294,6 +294,21 @@ func TestSessionEndsArePosted(t *testing.T) {
 	if ev.Action != "publish_done" || ev.Stream != "ends" || ev.Bytes < 20000 || ev.DurationMS <= 0 || ev.Reason == "" {
 		t.Fatalf("publish_done: %+v", ev)
 	}
+	// Each counted once it is answered.
+	for _, key := range []string{"auth.on_play_done", "rtmp.on_publish_done"} {
+		series := fmt.Sprintf("flvgw_notifications_total{callback=%q,result=\"sent\"}", key)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n, err := gw.Metric(context.Background(), series)
+			if err == nil && n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s = %v (%v), want 1", series, n, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // playFrom plays url from a given loopback source address.

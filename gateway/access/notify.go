@@ -38,6 +38,7 @@ type Notifier struct {
 	slots   chan struct{}
 	wg      sync.WaitGroup
 	log     *slog.Logger
+	sent    atomic.Uint64
 	dropped atomic.Uint64
 	failed  atomic.Uint64
 }
@@ -67,7 +68,9 @@ func (n *Notifier) Notify(key, url string, timeout time.Duration, ev Event) {
 		defer n.wg.Done()
 		defer func() { <-n.slots }()
 		err := Callback{URL: url, Timeout: timeout}.post(context.Background(), ev)
-		if err != nil { // no answer in time, or not a 2xx
+		if err == nil {
+			n.sent.Add(1)
+		} else { // no answer in time, or not a 2xx
 			n.failed.Add(1)
 			n.log.Warn("notification failed", "callback", key, "action", ev.Action,
 				"app", ev.App, "stream", ev.Stream, "error", err)
@@ -77,6 +80,9 @@ func (n *Notifier) Notify(key, url string, timeout time.Duration, ev Event) {
 
 // Wait waits for the posts in flight, each bounded by its timeout.
 func (n *Notifier) Wait() { n.wg.Wait() }
+
+// Sent reports the posts answered with a 2xx.
+func (n *Notifier) Sent() uint64 { return n.sent.Load() }
 
 // Dropped reports the events dropped because maxInFlight posts ran.
 func (n *Notifier) Dropped() uint64 { return n.dropped.Load() }

@@ -40,8 +40,8 @@ func TestNotifierPostsTheEvent(t *testing.T) {
 	default:
 		t.Fatal("Wait returned before the post was answered")
 	}
-	if n.Failed() != 0 || n.Dropped() != 0 {
-		t.Fatalf("failed %d, dropped %d", n.Failed(), n.Dropped())
+	if n.Sent() != 1 || n.Failed() != 0 || n.Dropped() != 0 {
+		t.Fatalf("sent %d, failed %d, dropped %d; want 1, 0, 0", n.Sent(), n.Failed(), n.Dropped())
 	}
 }
 
@@ -102,8 +102,8 @@ func TestNotifierCountsFailedPosts(t *testing.T) {
 	n.Notify("auth.on_play_done", srv.URL+"/slow", 50*time.Millisecond, Event{Action: "play_done", Stream: "a"})
 	n.Notify("auth.on_play_done", srv.URL+"/error", time.Second, Event{Action: "play_done", Stream: "b"})
 	n.Wait()
-	if f := n.Failed(); f != 2 {
-		t.Fatalf("%d failed, want 2", f)
+	if f, sent := n.Failed(), n.Sent(); f != 2 || sent != 0 {
+		t.Fatalf("%d failed and %d sent, want 2 and 0", f, sent)
 	}
 	mu.Lock()
 	defer mu.Unlock()
