@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"flvgw/gateway/access"
+	"flvgw/pool"
 )
 
 // rtmp.on_publish_done gets each publish's end, with its stream, query,
@@ -87,9 +88,21 @@ func TestPublishDoneIsPosted(t *testing.T) {
 	if ev := next(); ev.Stream != "again" || ev.Query != "" || ev.Bytes != media || ev.Reason != "connection closed" {
 		t.Fatalf("after the connection's close: %+v, want live/again, no query, %d bytes, reason connection closed", ev, media)
 	}
+
+	// An operator drops the stream: its publish ends with the reason.
+	p = rtmpClient(t, addr)
+	publishMedia("dropped")
+	waitBytes("live/dropped")
+	s.pool.Drop("live/dropped")
+	for p.write(mediaStreamChunk, msgVideo, p.streamID, testAVCKey) == nil { // refused: the connection ends
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ev := next(); ev.Stream != "dropped" || ev.Bytes != media || ev.Reason != pool.ErrDropped.Error() {
+		t.Fatalf("after a drop: %+v, want live/dropped, %d bytes, reason %q", ev, media, pool.ErrDropped)
+	}
 	select {
 	case ev := <-events:
-		t.Fatalf("a third event: %+v", ev)
+		t.Fatalf("a fourth event: %+v", ev)
 	case <-time.After(100 * time.Millisecond):
 	}
 }

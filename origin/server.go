@@ -219,6 +219,7 @@ type handler struct {
 	name, query string
 	started     time.Time
 	bytesIn     uint64
+	refusedBy   error // why the entry refused the publish's media, if it did
 	buf         bytes.Buffer
 	err         error // why go-rtmp ended the connection, if not a close
 	logged      bool  // the handler already logged the error that ended it
@@ -424,7 +425,7 @@ func (h *handler) write(typ uint8, timestamp uint32, body []byte) error {
 		return nil
 	default:
 		h.srv.log.Info("publisher disconnected", "key", h.key, "error", err)
-		h.logged = true
+		h.logged, h.refusedBy = true, err
 		return err
 	}
 }
@@ -467,7 +468,14 @@ func (h *handler) OnClose() {
 	case h.pub != nil:
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote)
-		h.publishDone("connection closed")
+		reason := "connection closed"
+		if h.refusedBy != nil { // the stream was dropped, or its entry ended
+			reason = h.refusedBy.Error()
+			if why := h.pub.Entry().Err(); why != nil {
+				reason = why.Error()
+			}
+		}
+		h.publishDone(reason)
 	case failed && !h.handshaken:
 		h.srv.log.Info("rtmp handshake failed", "remote", h.remote, "error", h.err.Error())
 	case failed:
