@@ -2,11 +2,14 @@ package origin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -23,9 +26,15 @@ import (
 type Upstream struct {
 	// Name identifies the upstream in logs and the streams API.
 	Name string `toml:"name"`
-	// URL is rtmp://host:port (RTMP play of {app}/{stream}) or
-	// http://host:port (HTTP-FLV pull of /{app}/{stream}.flv).
+	// URL is rtmp://host:port (RTMP play of {app}/{stream}),
+	// http://host:port (HTTP-FLV pull of /{app}/{stream}.flv) or
+	// https://host:port (the same over TLS, the upstream's certificate
+	// checked for host).
 	URL string `toml:"url"`
+	// CAFile is a PEM file of the certificates that an https upstream's
+	// chain must lead to, for a private CA or a self-signed upstream;
+	// empty trusts the system's roots.
+	CAFile string `toml:"ca_file"`
 	// Apps limits the upstream to these apps; empty serves every app.
 	Apps []string `toml:"apps"`
 	// Query is added to every pull's request, for an upstream that wants
@@ -60,6 +69,7 @@ func (u Upstream) pullQuery(key string, now time.Time) string {
 type target struct {
 	Upstream
 	scheme, host string
+	tls          *tls.Config    // https: how its certificate is checked
 	attempts     *attemptCounts // shared by every pull from this upstream
 }
 
@@ -110,14 +120,32 @@ func (u Upstream) parse() (target, error) {
 		return target{}, fmt.Errorf("is not a URL: %w", err)
 	case parsed.User != nil:
 		return target{}, errors.New("has user info, which no pull sends: give only scheme://host:port, and a key in query or play_secret")
-	case parsed.Scheme != "rtmp" && parsed.Scheme != "http":
-		return target{}, errors.New("scheme must be rtmp or http")
+	case parsed.Scheme != "rtmp" && parsed.Scheme != "http" && parsed.Scheme != "https":
+		return target{}, errors.New("scheme must be rtmp, http or https")
 	case parsed.Port() == "" || parsed.Hostname() == "":
 		return target{}, errors.New("needs host:port")
 	case strings.Trim(parsed.Path, "/") != "" || parsed.RawQuery != "":
 		return target{}, errors.New("give only scheme://host:port: the stream path is added per stream, and a key goes in query")
 	}
-	return target{Upstream: u, scheme: parsed.Scheme, host: parsed.Host}, nil
+	t := target{Upstream: u, scheme: parsed.Scheme, host: parsed.Host}
+	if parsed.Scheme != "https" {
+		if u.CAFile != "" {
+			return target{}, errors.New("has a ca_file, which only an https upstream uses")
+		}
+		return t, nil
+	}
+	t.tls = &tls.Config{ServerName: parsed.Hostname(), MinVersion: tls.VersionTLS12}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return target{}, fmt.Errorf("ca_file: %w", err)
+		}
+		t.tls.RootCAs = x509.NewCertPool()
+		if !t.tls.RootCAs.AppendCertsFromPEM(pem) {
+			return target{}, fmt.Errorf("ca_file %s holds no PEM certificate", u.CAFile)
+		}
+	}
+	return t, nil
 }
 
 // EdgeConfig sets how pulls behave.
@@ -469,11 +497,21 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
+	if u.tls != nil {
+		tc := tls.Client(conn, u.tls)
+		hctx, cancel := context.WithTimeout(ctx, firstWithin)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("%s: %w: TLS: %w", u.Name, pool.ErrUpstreamUnreachable, err)
+		}
+		conn = tc
+	}
 	s.log.Debug("upstream connected", "upstream", u.Name, "first_within", firstWithin)
 	pub.SetSource(u.Name + " " + u.URL)
 	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout, attempts: u.attempts}
 	query := u.pullQuery(s.app+"/"+s.stream, time.Now())
-	if u.scheme == "http" {
+	if u.scheme != "rtmp" {
 		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstWithin, relay)
 	} else {
 		err = pullRTMP(conn, u, s.app, s.stream, query, firstWithin, relay)

@@ -5,14 +5,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -185,6 +188,78 @@ func TestAttemptsAreCountedPerUpstream(t *testing.T) {
 	want = []pool.UpstreamAttempts{{Upstream: "new"}, {Upstream: "good", Played: 1}}
 	if got := r.Attempts(); !slices.Equal(got, want) {
 		t.Fatalf("after a reload: %+v, want %+v", got, want)
+	}
+}
+
+// An https upstream is pulled over TLS, its certificate checked: against
+// ca_file's certificates, or the system's roots without one (which do not
+// know a test server's, so that pull fails, counted as unreachable).
+func TestPullOverHTTPS(t *testing.T) {
+	clip, err := os.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(clip)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "https://")
+
+	ups := []Upstream{{Name: "tls", URL: "https://" + addr, CAFile: ca}}
+	p := newPull(t, fastEdge(), ups...)
+	if _, err := subscribeReady(t, p); err != nil {
+		t.Fatalf("no stream over https with the server's CA: %v", err)
+	}
+	if snap, _ := p.Lookup("live/x"); snap.TagsIn == 0 || !strings.HasPrefix(snap.Source, "tls https://") {
+		t.Fatalf("entry %+v, want tags from the https upstream", snap)
+	}
+
+	untrusted := []Upstream{{Name: "untrusted", URL: "https://" + addr}}
+	r := NewResolver(untrusted, fastEdge(), quiet())
+	p2, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p2.Close)
+	sub, err := p2.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	<-sub.Entry().Done()
+	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrUpstreamUnreachable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("pull from an upstream whose certificate no root signs: %v, want unreachable for its certificate", err)
+	}
+	if a := r.Attempts()[0]; a.Unreachable == 0 || a.Played != 0 {
+		t.Fatalf("attempts %+v, want unreachable ones only", a)
+	}
+}
+
+// ca_file is checked at load: readable, with a PEM certificate, and only
+// for an https upstream.
+func TestUpstreamCAFileIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		u    Upstream
+		want string
+	}{
+		{Upstream{Name: "a", URL: "https://127.0.0.1:1", CAFile: filepath.Join(dir, "missing.pem")}, "ca_file"},
+		{Upstream{Name: "a", URL: "https://127.0.0.1:1", CAFile: junk}, "no PEM certificate"},
+		{Upstream{Name: "a", URL: "http://127.0.0.1:1", CAFile: junk}, "only an https upstream"},
+		{Upstream{Name: "a", URL: "rtmps://127.0.0.1:1"}, "scheme must be rtmp, http or https"},
+	} {
+		if err := ValidateUpstreams([]Upstream{tc.u}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", tc.u, err, tc.want)
+		}
 	}
 }
 

@@ -167,6 +167,39 @@ func TestTieredGateways(t *testing.T) {
 	}
 }
 
+// Tiers across untrusted networks pull over TLS: an edge pulls from an
+// upstream flvgw's HTTPS listener, checking its certificate with
+// ca_file; an edge without the CA is refused by the check (502), and its
+// log says why.
+func TestTieredGatewaysOverHTTPS(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t, t.TempDir())
+	tlsAddr := testkit.FreePort(t)
+	a := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"http": fmt.Sprintf("tls_listen = %q\ntls_cert = %q\ntls_key = %q\n", tlsAddr, certFile, keyFile),
+	}))
+	startPublisher(t, a, "live/tls", "sample.flv", false)
+	waitLive(t, a, "live/tls")
+	b := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"extra": upstreamConfig("gateway-a", "https://"+tlsAddr) + fmt.Sprintf("ca_file = %q\n", certFile),
+	}))
+	checkPlayed(t, playFor(b.URL("/live/tls.flv"), 2*time.Second), "viewer of a stream pulled over https")
+	if s, err := b.Streams(context.Background()); err != nil || len(s) != 1 || !strings.HasPrefix(s[0].Source, "gateway-a https://") {
+		t.Fatalf("B's streams: %+v %v", s, err)
+	}
+	c := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
+		"rtmp":  "listen = \"\"\n",
+		"edge":  "pull_timeout = \"1s\"\n",
+		"extra": upstreamConfig("gateway-a", "https://"+tlsAddr),
+	}))
+	if p := testkit.PlayFLV(context.Background(), c.URL("/live/tls.flv"), nil); p.Status != http.StatusBadGateway {
+		t.Fatalf("an edge that does not trust the upstream's certificate: %d, want 502", p.Status)
+	}
+	if !strings.Contains(c.Stderr(), "certificate") {
+		t.Fatalf("the refused certificate is not logged:\n%s", c.Stderr())
+	}
+}
+
 // checkPlayedAcross checks a viewer that played across a change of its
 // stream's source (what) and then left: its response ended cleanly, it
 // is playable, and the new source's frames arrived (the clip restarts at
