@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,28 +9,20 @@ import (
 	"time"
 
 	"flvgw/gateway/access"
+	"flvgw/test/testkit"
 )
 
 // auth.on_play_done gets the end of each viewer's stream that got its
 // 200, with the bytes written and why it ended; a refused request is no
 // session and posts nothing.
 func TestPlayDoneIsPosted(t *testing.T) {
-	events := make(chan access.Event, 8)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev access.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			t.Error(err)
-		}
-		events <- ev
-	}))
-	defer cb.Close()
-	defer http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	hook, events := testkit.EventSink(t)
 	r := startRelay(t, testConfig())
 	stopPub := publish(t, r, "pd")
 	defer stopPub()
 	waitReady(t, r, "live/pd")
 	auth := DefaultAuth()
-	auth.OnPlayDone = cb.URL
+	auth.OnPlayDone = hook
 	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
 
 	// play reads n bytes of url's body, then leaves.

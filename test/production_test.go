@@ -251,21 +251,7 @@ func TestCallbacks(t *testing.T) {
 // with the bytes it got, and ffmpeg's publish (on_publish_done) with the
 // media it sent.
 func TestSessionEndsArePosted(t *testing.T) {
-	events := make(chan access.Event, 8)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev access.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			t.Error(err)
-		}
-		events <- ev
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	hook := "http://" + ln.Addr().String() + "/done"
+	hook, events := testkit.EventSink(t)
 	gw := testkit.StartGateway(t, gatewayBin, testkit.BaseConfig(map[string]string{
 		"auth": fmt.Sprintf("on_play_done = %q\n", hook),
 		"rtmp": fmt.Sprintf("on_publish_done = %q\n", hook),

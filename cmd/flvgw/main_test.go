@@ -101,15 +101,7 @@ func TestReloadWarnsOfChangesNeedingARestart(t *testing.T) {
 	}
 	logs, addrOf, sigs := serveInProcess(t, cfg, path)
 	addrOf("http listening")
-	reloaded := func(n int) {
-		t.Helper()
-		sigs <- syscall.SIGHUP
-		for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `msg=reloaded`) < n; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("reload %d not logged:\n%s", n, logs)
-			}
-		}
-	}
+	reloaded := func(n int) { t.Helper(); reloadInProcess(t, sigs, logs, n) }
 	write("[limits]\nmax_viewers = 5\n")
 	reloaded(1)
 	if strings.Contains(logs.String(), "need a restart") {
@@ -179,15 +171,7 @@ func TestReloadWarnsOfRenewedCertificate(t *testing.T) {
 	}
 	logs, addrOf, sigs := serveInProcess(t, cfg, path)
 	addrOf("https listening")
-	reloaded := func(n int) {
-		t.Helper()
-		sigs <- syscall.SIGHUP
-		for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `msg=reloaded`) < n; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("reload %d not logged:\n%s", n, logs)
-			}
-		}
-	}
+	reloaded := func(n int) { t.Helper(); reloadInProcess(t, sigs, logs, n) }
 	reloaded(1)          // the same certificate
 	writeKeyPair(t, dir) // a new key pair over the same files
 	reloaded(2)
@@ -201,5 +185,17 @@ func TestReloadWarnsOfRenewedCertificate(t *testing.T) {
 	// second reload's line.
 	if n := strings.Count(logs.String(), "need a restart"); n != 1 {
 		t.Fatalf("%d warnings, want one (the second reload's):\n%s", n, logs)
+	}
+}
+
+// reloadInProcess sends a serveInProcess's sigs a SIGHUP and waits for its log's
+// n-th "reloaded".
+func reloadInProcess(t *testing.T, sigs chan<- os.Signal, logs *logLines, n int) {
+	t.Helper()
+	sigs <- syscall.SIGHUP
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), `msg=reloaded`) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("reload %d not logged:\n%s", n, logs)
+		}
 	}
 }
