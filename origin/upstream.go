@@ -81,18 +81,29 @@ type attemptCounts struct {
 	notFound    atomic.Uint64 // said it lacks the stream, or sent nothing in time
 	unreachable atomic.Uint64 // could not be connected to, or refused the play
 	malformed   atomic.Uint64 // broke the protocol before any tag
+	// downUntil (Unix ns) is when an upstream that could not be reached
+	// goes back to its place in the order: until then new pulls try it
+	// after the others (edge.unreachable_cooldown).
+	downUntil atomic.Int64
 }
 
 // started counts an attempt whose first tag reached the entry.
 func (c *attemptCounts) started() {
 	if c != nil { // nil: a target not made by Resolver.Update
 		c.played.Add(1)
+		c.downUntil.Store(0)
 	}
 }
 
+// down reports whether new pulls try the upstream after the others.
+func (c *attemptCounts) down(now time.Time) bool {
+	return c != nil && now.UnixNano() < c.downUntil.Load()
+}
+
 // failed counts an attempt that ended with err before any tag (not one
-// cut short by the pull's own end).
-func (c *attemptCounts) failed(err error) {
+// cut short by the pull's own end); one that could not reach the upstream
+// puts it after the others until downUntil.
+func (c *attemptCounts) failed(err error, downUntil time.Time) {
 	switch {
 	case c == nil:
 	case errors.Is(err, ErrMalformedRTMP), errors.Is(err, ErrMalformedFLV), errors.Is(err, pool.ErrBadTag):
@@ -101,6 +112,7 @@ func (c *attemptCounts) failed(err error) {
 		c.notFound.Add(1)
 	default:
 		c.unreachable.Add(1)
+		c.downUntil.Store(downUntil.UnixNano())
 	}
 }
 
@@ -166,6 +178,13 @@ type EdgeConfig struct {
 	// stream every second then cost the origins nothing, and wait
 	// nothing. 0 asks the upstreams for every new pull.
 	NotFoundTTL time.Duration `toml:"not_found_ttl"`
+	// UnreachableCooldown is how long an upstream that could not be
+	// reached (refused or timed-out connection, failed TLS or RTMP
+	// handshake, an HTTP status other than 200 and 404) is tried after
+	// the others by new pulls, and by the rounds of running ones; one that
+	// delivers a stream goes back to its place at once. 0 keeps the
+	// configured order always.
+	UnreachableCooldown time.Duration `toml:"unreachable_cooldown"`
 }
 
 // maxNotFound bounds the stream keys NotFoundTTL remembers (the least
@@ -175,7 +194,8 @@ const maxNotFound = 4096
 
 // DefaultEdgeConfig returns the defaults used when a key is absent.
 func DefaultEdgeConfig() EdgeConfig {
-	return EdgeConfig{PullTimeout: 5 * time.Second, RetryBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second}
+	return EdgeConfig{PullTimeout: 5 * time.Second, RetryBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+		UnreachableCooldown: 10 * time.Second}
 }
 
 // Validate reports the first invalid field, named by its config key.
@@ -189,6 +209,8 @@ func (c EdgeConfig) Validate() error {
 		return fmt.Errorf("edge.max_backoff must be at least edge.retry_backoff, got %s", c.MaxBackoff)
 	case c.NotFoundTTL < 0:
 		return fmt.Errorf("edge.not_found_ttl must not be negative, got %s", c.NotFoundTTL)
+	case c.UnreachableCooldown < 0:
+		return fmt.Errorf("edge.unreachable_cooldown must not be negative, got %s", c.UnreachableCooldown)
 	}
 	return nil
 }
@@ -383,13 +405,15 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 	}
 	deadline := time.Now().Add(s.cfg.PullTimeout)
 	backoff := s.cfg.RetryBackoff
-	var last, malformed error
+	var last, lackedBy, malformed error      // lackedBy: the last "not found"
 	broken := make([]bool, len(s.upstreams)) // sent malformed data: not asked again
 	lacked := make([]bool, len(s.upstreams)) // the last answer was that it lacks the stream
 	notFound := false
+	order := make([]int, 0, len(s.upstreams))
 	for {
 		answered := 0 // upstreams that said plainly they lack the stream, or are broken
-		for i, u := range s.upstreams {
+		for pos, i := range s.order(order[:0], time.Now()) {
+			u := s.upstreams[i]
 			if broken[i] {
 				answered++
 				continue
@@ -400,13 +424,13 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			if left <= 0 {
 				break
 			}
-			budget := left / time.Duration(len(s.upstreams)-i)
+			budget := left / time.Duration(len(s.upstreams)-pos)
 			produced, err := s.once(ctx, u, pub, max(budget, 100*time.Millisecond))
 			if produced {
 				s.played.Store(true)
 			}
 			if !produced && ctx.Err() == nil {
-				u.attempts.failed(err)
+				u.attempts.failed(err, time.Now().Add(s.cfg.UnreachableCooldown))
 			}
 			switch {
 			case ctx.Err() != nil:
@@ -434,7 +458,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			case errors.Is(err, pool.ErrEnded), errors.Is(err, pool.ErrStale):
 				return err
 			case errors.Is(err, pool.ErrUpstreamNotFound):
-				notFound = true
+				notFound, lackedBy = true, err
 				if !errors.Is(err, errSilent) {
 					answered++
 				}
@@ -454,7 +478,10 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				if !s.played.Load() && everyLacked(broken, lacked) {
 					s.missing()
 				}
-				return fmt.Errorf("%w: %w", pool.ErrUpstreamNotFound, last)
+				// The answer that it lacks the stream, not an unreachable
+				// upstream's error, which may have come after it: the
+				// viewer's 404 is told from a 502 by the error's chain.
+				return lackedBy
 			}
 			if last == nil && malformed != nil { // every upstream asked was broken
 				return malformed
@@ -470,6 +497,24 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
+}
+
+// order appends to dst the indexes of the upstreams in the order a round
+// tries them: in configured order, but those found unreachable within
+// edge.unreachable_cooldown after the others, so that while an origin is
+// down each new pull does not first spend its share of pull_timeout on it.
+func (s *pull) order(dst []int, now time.Time) []int {
+	for i, u := range s.upstreams {
+		if !u.attempts.down(now) {
+			dst = append(dst, i)
+		}
+	}
+	for i, u := range s.upstreams {
+		if u.attempts.down(now) && !slices.Contains(dst, i) {
+			dst = append(dst, i)
+		}
+	}
+	return dst
 }
 
 // everyLacked reports whether each upstream is broken or said last that

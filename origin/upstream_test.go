@@ -263,6 +263,56 @@ func TestUpstreamCAFileIsChecked(t *testing.T) {
 	}
 }
 
+// An upstream that could not be reached is tried after the others by the
+// pulls that follow, for edge.unreachable_cooldown; then it has its place
+// back.
+func TestUnreachableUpstreamIsTriedLast(t *testing.T) {
+	dead := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	good := httpFLV(t, http.StatusOK)
+	ups := []Upstream{{Name: "dead", URL: "http://" + dead}, {Name: "good", URL: "http://" + good}}
+	cfg := fastEdge()
+	cfg.UnreachableCooldown = time.Second
+	r := NewResolver(ups, cfg, quiet())
+	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pull := func(key string) {
+		t.Helper()
+		sub, err := p.Subscribe(key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sub.Entry().WaitReady(ctx); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+	}
+	check := func(when string, deadTried, played uint64) {
+		t.Helper()
+		if a := r.Attempts(); a[0].Unreachable != deadTried || a[1].Played != played {
+			t.Fatalf("%s: %+v, want dead tried %d times and good played %d", when, a, deadTried, played)
+		}
+	}
+	pull("live/a")
+	check("first pull", 1, 1)
+	start := time.Now()
+	pull("live/b")
+	if time.Since(start) < cfg.UnreachableCooldown {
+		check("a pull within the cooldown: good first", 1, 2)
+	}
+	time.Sleep(time.Until(start.Add(cfg.UnreachableCooldown)))
+	pull("live/c")
+	check("a pull after the cooldown: dead first again", 2, 3)
+}
+
 func TestPullAnswers(t *testing.T) {
 	missing := httpFLV(t, http.StatusNotFound)
 	failing := httpFLV(t, http.StatusInternalServerError)
@@ -276,16 +326,17 @@ func TestPullAnswers(t *testing.T) {
 		name    string
 		ups     []Upstream
 		want    error
+		not     error // what the end must not read as too
 		atLeast time.Duration
 		within  time.Duration
 	}{
-		{"404 at once", []Upstream{{Name: "m", URL: "http://" + missing}}, pool.ErrUpstreamNotFound, 0, 500 * time.Millisecond},
+		{"404 at once", []Upstream{{Name: "m", URL: "http://" + missing}}, pool.ErrUpstreamNotFound, nil, 0, 500 * time.Millisecond},
 		{"unreachable within pull_timeout", []Upstream{{Name: "d", URL: "http://" + dead}, {Name: "d2", URL: "rtmp://" + dead}},
-			pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
-		{"server error is not 'not found'", []Upstream{{Name: "f", URL: "http://" + failing}}, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
-		{"silence counts as not found", []Upstream{{Name: "s", URL: "rtmp://" + silentRTMP}}, pool.ErrUpstreamNotFound, time.Second, 3 * time.Second},
+			pool.ErrUpstreamUnreachable, nil, time.Second, 3 * time.Second},
+		{"server error is not 'not found'", []Upstream{{Name: "f", URL: "http://" + failing}}, pool.ErrUpstreamUnreachable, nil, time.Second, 3 * time.Second},
+		{"silence counts as not found", []Upstream{{Name: "s", URL: "rtmp://" + silentRTMP}}, pool.ErrUpstreamNotFound, nil, time.Second, 3 * time.Second},
 		{"one lacks it, one is down: 404", []Upstream{{Name: "m", URL: "http://" + missing}, {Name: "d", URL: "http://" + dead}},
-			pool.ErrUpstreamNotFound, time.Second, 3 * time.Second},
+			pool.ErrUpstreamNotFound, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPull(t, fastEdge(), tc.ups...)
@@ -299,6 +350,9 @@ func TestPullAnswers(t *testing.T) {
 			sub.Close()
 			if !errors.Is(sub.Entry().Err(), tc.want) {
 				t.Fatalf("ended with %v, want %v", sub.Entry().Err(), tc.want)
+			}
+			if tc.not != nil && errors.Is(sub.Entry().Err(), tc.not) {
+				t.Fatalf("ended with %v, which reads as %v too (a viewer would get 502, not 404)", sub.Entry().Err(), tc.not)
 			}
 			if d < tc.atLeast || d > tc.within {
 				t.Fatalf("answered after %s, want between %s and %s", d, tc.atLeast, tc.within)
