@@ -77,7 +77,8 @@ func loadConfig(path string) (Config, error) {
 // that may carry one.
 func secretKey(key string) bool {
 	switch key {
-	case "auth.play_secret", "auth.api_token", "auth.on_play", "rtmp.publish_secret", "rtmp.on_publish",
+	case "auth.play_secret", "auth.api_token", "auth.on_play", "auth.on_play_done",
+		"rtmp.publish_secret", "rtmp.on_publish", "rtmp.on_publish_done",
 		"upstream.url", "upstream.query", "upstream.play_secret":
 		return true
 	}

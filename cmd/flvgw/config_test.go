@@ -191,6 +191,9 @@ func TestUnparsableSecretIsNotEchoed(t *testing.T) {
 		{"[auth]\non_play = hunterTwo\n", "auth.on_play"},
 		{"[rtmp]\npublish_secret = hunterTwo\n", "rtmp.publish_secret"},
 		{"[rtmp]\non_publish = hunterTwo\n", "rtmp.on_publish"},
+		{"[auth]\non_play_done = hunterTwo\n", "auth.on_play_done"},
+		{"[rtmp]\non_publish_done = hunterTwo\n", "rtmp.on_publish_done"},
+		{"[[upstream]]\nname = \"a\"\nurl = hunterTwo\n", "upstream.url"},
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nquery = hunterTwo\n", "upstream.query"},
 		{"[[upstream]]\nname = \"a\"\nurl = \"http://x:1\"\nplay_secret = hunterTwo\n", "upstream.play_secret"},
 	} {
