@@ -429,9 +429,6 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			if produced {
 				s.played.Store(true)
 			}
-			if !produced && ctx.Err() == nil {
-				u.attempts.failed(err, time.Now().Add(s.cfg.UnreachableCooldown))
-			}
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -447,6 +444,7 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 				// A failed attempt, also when it is the last upstream left
 				// and ends the pull.
 				pub.AttemptFailed()
+				u.attempts.failed(err, time.Now().Add(s.cfg.UnreachableCooldown))
 				if !slices.Contains(broken, false) {
 					return err
 				}
@@ -465,7 +463,11 @@ func (s *pull) Run(ctx context.Context, pub *pool.Publisher) error {
 			}
 			last = err
 			lacked[i] = errors.Is(err, pool.ErrUpstreamNotFound)
+			// Counted per upstream where the pool's total is, so that the
+			// two agree: an attempt cut short by the pull's cancel or its
+			// entry's end (returned above) is no upstream's failure.
 			pub.AttemptFailed()
+			u.attempts.failed(err, time.Now().Add(s.cfg.UnreachableCooldown))
 			s.log.Info("upstream attempt failed", "upstream", u.Name, "error", err)
 		}
 		// Every upstream answered "no such stream": say so now rather than

@@ -956,3 +956,39 @@ func TestRestartAfterAReloadTakesTheNewUpstreams(t *testing.T) {
 		t.Errorf("the old upstream was asked %d times, want once (before the reload)", n)
 	}
 }
+
+// An attempt cut short by its entry's end is no upstream's failure: the
+// entry ended (dropped, evicted) as the upstream's first tag came, before
+// the pull's context was cancelled, and the upstream is counted in neither
+// flvgw_upstream_attempts_total nor flvgw_upstream_failures_total.
+func TestAttemptCutByTheEntrysEndIsNotCounted(t *testing.T) {
+	good := httpFLV(t, http.StatusOK)
+	ups := []Upstream{{Name: "good", URL: "http://" + good}}
+	if err := ValidateUpstreams(ups); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(ups, fastEdge(), quiet())
+	p, err := pool.New(pool.DefaultConfig(), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pub, err := p.Publish("live/x", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(nil)
+	// The entry ends; the pull's context is not cancelled yet (the pool
+	// cancels it just after, which this run does not see).
+	p.Drop("live/x")
+	if err := r.Resolve("live/x").Run(context.Background(), pub); !errors.Is(err, pool.ErrEnded) {
+		t.Fatalf("pull into an ended entry: %v, want ErrEnded", err)
+	}
+	want := []pool.UpstreamAttempts{{Upstream: "good"}}
+	if got := r.Attempts(); !slices.Equal(got, want) {
+		t.Fatalf("after an attempt cut by the entry's end: %+v, want %+v", got, want)
+	}
+	if n := p.Stats().UpstreamFailures; n != 0 {
+		t.Fatalf("%d failures summed, want 0", n)
+	}
+}
