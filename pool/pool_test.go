@@ -860,9 +860,18 @@ func TestReadersRaceTheSource(t *testing.T) {
 	for i := range readers {
 		sub, err := p.Subscribe("live/a", false)
 		must(t, err)
+		// Placed (by its first Poll: the header and startStream's GOP)
+		// before the source starts: a reader goroutine that is not
+		// scheduled until the source is done (a loaded machine, or
+		// GOMAXPROCS=1) still has the whole run to read, and falls out of
+		// the ring, instead of starting at the last GOP and skipping
+		// nothing.
+		r := sub.NewReader()
+		if _, err := r.Poll(nil); err != nil {
+			t.Fatal(err)
+		}
 		go func() {
 			defer sub.Close()
-			r := sub.NewReader()
 			err := readInOrder(r, frames, time.Duration(i%4)*50*time.Microsecond)
 			skips.Add(int64(r.Skips())) // before the report the test waits for
 			errs <- err
