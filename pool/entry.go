@@ -341,6 +341,9 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	beforeKey := e.splice || e.waitKey
 	ts, keep := e.mapTimestamp(typ, timestamp, body)
 	if !keep {
+		// Not relayed, but media the source sent: counted, as the pool's
+		// total counts it (the streams' sum is the total).
+		e.updateBitrate(now, e.bytesIn.Add(uint64(len(body))))
 		e.mu.Unlock()
 		return nil
 	}

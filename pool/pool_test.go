@@ -1327,3 +1327,22 @@ func TestStreamBytesInAddUpToTheTotal(t *testing.T) {
 		t.Fatalf("streams' bytes in %d, total %d, want both the %d media bytes sent", streams, total, sent)
 	}
 }
+
+// A tag a returning source sends before its keyframe, which its viewers
+// do not get (they resume at the keyframe), is media the source sent all
+// the same: the stream's bytes in count it, as the pool's total does.
+func TestDroppedBeforeKeyframeCountsInBytesIn(t *testing.T) {
+	p, pub, _, _, _, _ := viewedStream(t)
+	pub.Close(ErrSourceGone)
+	pub2, err := p.Publish("live/a", "second")
+	must(t, err)
+	defer pub2.Close(nil)
+	must(t, pub2.WriteTag(TagVideo, 0, avcInter)) // before its keyframe: not relayed
+	snap, ok := p.Lookup("live/a")
+	if !ok {
+		t.Fatal("live/a has no entry")
+	}
+	if total := p.Stats().BytesIn; snap.BytesIn != total {
+		t.Fatalf("stream's bytes in %d, pool's total %d: the same source's media bytes", snap.BytesIn, total)
+	}
+}
