@@ -194,7 +194,13 @@ type upstreamCollector struct {
 var upstreamAttemptsDesc = prometheus.NewDesc("flvgw_upstream_attempts_total",
 	"Pull attempts per upstream by result: played, not_found, unreachable, malformed.", []string{"upstream", "result"}, nil)
 
-func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamAttemptsDesc }
+var upstreamTriedLastDesc = prometheus.NewDesc("flvgw_upstream_tried_last",
+	"1 while an upstream that could not be reached is tried after the others (edge.unreachable_cooldown), else 0.", []string{"upstream"}, nil)
+
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- upstreamAttemptsDesc
+	ch <- upstreamTriedLastDesc
+}
 
 func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 	f := c.attempts.Load()
@@ -208,6 +214,11 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 		}{{"played", u.Played}, {"not_found", u.NotFound}, {"unreachable", u.Unreachable}, {"malformed", u.Malformed}} {
 			ch <- prometheus.MustNewConstMetric(upstreamAttemptsDesc, prometheus.CounterValue, float64(r.n), u.Upstream, r.result)
 		}
+		triedLast := 0.0
+		if u.TriedLast {
+			triedLast = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamTriedLastDesc, prometheus.GaugeValue, triedLast, u.Upstream)
 	}
 }
 

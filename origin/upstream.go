@@ -311,6 +311,7 @@ func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
 // is first tried, so that its series never vanish from the metrics.
 func (r *Resolver) Attempts() []pool.UpstreamAttempts {
 	st := r.state.Load()
+	now := time.Now()
 	out := make([]pool.UpstreamAttempts, 0, len(st.targets))
 	for _, t := range st.targets {
 		out = append(out, pool.UpstreamAttempts{
@@ -319,6 +320,7 @@ func (r *Resolver) Attempts() []pool.UpstreamAttempts {
 			NotFound:    t.attempts.notFound.Load(),
 			Unreachable: t.attempts.unreachable.Load(),
 			Malformed:   t.attempts.malformed.Load(),
+			TriedLast:   t.attempts.down(now),
 		})
 	}
 	return out

@@ -303,6 +303,9 @@ func TestUnreachableUpstreamIsTriedLast(t *testing.T) {
 	}
 	pull("live/a")
 	check("first pull", 1, 1)
+	if a := r.Attempts(); !a[0].TriedLast || a[1].TriedLast {
+		t.Fatalf("after dead failed: %+v, want dead tried last, good not", a)
+	}
 	start := time.Now()
 	pull("live/b")
 	if time.Since(start) < cfg.UnreachableCooldown {

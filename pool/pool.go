@@ -134,6 +134,9 @@ type UpstreamAttempts struct {
 	NotFound    uint64 // lacked the stream, or sent nothing in time
 	Unreachable uint64 // could not be reached, or refused the play
 	Malformed   uint64 // broke the protocol before any tag
+	// TriedLast: it could not be reached a moment ago, and pulls try it
+	// after the others for now (edge.unreachable_cooldown).
+	TriedLast bool
 }
 
 // Stats are the pool's counters for metrics.

@@ -308,6 +308,12 @@ func TestFailoverToNextUpstream(t *testing.T) {
 	}
 	// Each upstream's attempts, by result: the operator sees which one fails.
 	checkAttempts(t, b, map[string]float64{"dead/unreachable": 1, "dead/played": 0, "alive/played": 1, "alive/not_found": 0})
+	for upstream, want := range map[string]float64{"dead": 1, "alive": 0} { // edge.unreachable_cooldown
+		series := fmt.Sprintf("flvgw_upstream_tried_last{upstream=%q}", upstream)
+		if got, err := b.Metric(context.Background(), series); err != nil || got != want {
+			t.Errorf("%s = %v (%v), want %v", series, got, err, want)
+		}
+	}
 	if p := testkit.PlayFLV(context.Background(), b.URL("/live/nobody.flv"), nil); p.Status != http.StatusNotFound {
 		t.Fatalf("a stream no upstream has: %d, want 404", p.Status)
 	}
