@@ -544,7 +544,11 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 		return false, fmt.Errorf("%s: %w: %w", u.Name, pool.ErrUpstreamUnreachable, err)
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	// The cancel closes the TCP connection itself: conn becomes the TLS
+	// one below, which this goroutine must not reassign under the
+	// cancel's goroutine, and whose Close would first send close_notify.
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	defer stop()
 	if u.tls != nil {
 		tc := tls.Client(conn, u.tls)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -237,6 +238,79 @@ func TestPullOverHTTPS(t *testing.T) {
 	}
 	if a := r.Attempts()[0]; a.Unreachable == 0 || a.Played != 0 {
 		t.Fatalf("attempts %+v, want unreachable ones only", a)
+	}
+}
+
+// A pull from an https upstream that is cancelled once its TLS handshake
+// is done (the pool closing, its entry dropped) ends at once: the cancel
+// closes the connection under the TLS one, armed before the handshake (it
+// read the variable that the pull's goroutine reassigned to the TLS
+// connection after the handshake, a data race under -race).
+func TestHTTPSPullIsCancelledAfterItsHandshake(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS() // for its certificate and a TLS config that uses it
+	t.Cleanup(srv.Close)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	shaken := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// Signalled once the handshake is done, before the
+				// request is read: the cancel then has no part in the
+				// pull's request.
+				if c.(*tls.Conn).Handshake() == nil {
+					select {
+					case shaken <- struct{}{}:
+					default:
+					}
+				}
+				_, _ = io.Copy(io.Discard, c) // never answers
+			}()
+		}
+	}()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastEdge()
+	cfg.PullTimeout = time.Minute
+	ups := []Upstream{{Name: "tls", URL: "https://" + ln.Addr().String(), CAFile: ca}}
+	if err := ValidateUpstreams(ups); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pool.New(pool.DefaultConfig(), quiet(), NewResolver(ups, cfg, quiet()).Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case <-shaken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no TLS handshake with the upstream")
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		p.Close() // cancels the pull and waits for it
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pull did not end when cancelled")
 	}
 }
 
