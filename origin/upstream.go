@@ -570,8 +570,12 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 		err = pullRTMP(conn, u, s.app, s.stream, query, firstWithin, relay)
 	}
 	if err != nil && !relay.produced && isTimeout(err) {
-		// Reachable, but nothing came: the upstream does not have it.
-		err = fmt.Errorf("%w: %w within %s: %w", pool.ErrUpstreamNotFound, errSilent, firstWithin.Round(time.Millisecond), err)
+		// Reachable, but nothing came: the upstream does not have it. The
+		// read's error is quoted, not wrapped: a handshake or response
+		// head it cut short wraps pool.ErrUpstreamUnreachable, which a
+		// viewer's answer is told by first (502, not the 404 of a stream
+		// no upstream has).
+		err = fmt.Errorf("%w: %w within %s: %v", pool.ErrUpstreamNotFound, errSilent, firstWithin.Round(time.Millisecond), err)
 	}
 	if err != nil {
 		err = fmt.Errorf("%s: %w", u.Name, err)

@@ -394,6 +394,7 @@ func TestPullAnswers(t *testing.T) {
 	missing := httpFLV(t, http.StatusNotFound)
 	failing := httpFLV(t, http.StatusInternalServerError)
 	silentRTMP := serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // accepts, never answers
+	silentHTTP := serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // reads the request, never answers
 	dead := func() string {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer ln.Close()
@@ -411,7 +412,14 @@ func TestPullAnswers(t *testing.T) {
 		{"unreachable within pull_timeout", []Upstream{{Name: "d", URL: "http://" + dead}, {Name: "d2", URL: "rtmp://" + dead}},
 			pool.ErrUpstreamUnreachable, nil, time.Second, 3 * time.Second},
 		{"server error is not 'not found'", []Upstream{{Name: "f", URL: "http://" + failing}}, pool.ErrUpstreamUnreachable, nil, time.Second, 3 * time.Second},
-		{"silence counts as not found", []Upstream{{Name: "s", URL: "rtmp://" + silentRTMP}}, pool.ErrUpstreamNotFound, nil, time.Second, 3 * time.Second},
+		// Not read as unreachable too, which the viewer's answer is told by
+		// first: it would get 502.
+		{"silence counts as not found", []Upstream{{Name: "s", URL: "rtmp://" + silentRTMP}},
+			pool.ErrUpstreamNotFound, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
+		{"a silent HTTP upstream counts as not found", []Upstream{{Name: "s", URL: "http://" + silentHTTP}},
+			pool.ErrUpstreamNotFound, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
+		{"one is silent, one is down: 404", []Upstream{{Name: "s", URL: "http://" + silentHTTP}, {Name: "d", URL: "http://" + dead}},
+			pool.ErrUpstreamNotFound, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
 		{"one lacks it, one is down: 404", []Upstream{{Name: "m", URL: "http://" + missing}, {Name: "d", URL: "http://" + dead}},
 			pool.ErrUpstreamNotFound, pool.ErrUpstreamUnreachable, time.Second, 3 * time.Second},
 	} {
