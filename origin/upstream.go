@@ -112,7 +112,12 @@ func (c *attemptCounts) failed(err error, downUntil time.Time) {
 		c.notFound.Add(1)
 	default:
 		c.unreachable.Add(1)
-		c.downUntil.Store(downUntil.UnixNano())
+		// Not an upstream that took the play (or answered 200) and then
+		// ended before any tag: that is its stream's source going away
+		// there, not the upstream being down for every stream.
+		if errors.Is(err, pool.ErrUpstreamUnreachable) {
+			c.downUntil.Store(downUntil.UnixNano())
+		}
 	}
 }
 

@@ -390,6 +390,48 @@ func TestUnreachableUpstreamIsTriedLast(t *testing.T) {
 	check("a pull after the cooldown: dead first again", 2, 3)
 }
 
+// An upstream that was reached and took the pull, but ended it before
+// any tag (an RTMP play or an HTTP 200 cut short: that stream's source
+// going away there), keeps its place in the order: only one that could
+// not be reached is tried last for edge.unreachable_cooldown.
+func TestUpstreamEndingBeforeItsFirstTagIsNotTriedLast(t *testing.T) {
+	endsRTMP := serve(t, func(c net.Conn) { _, _, _ = acceptPlay(c) }) // then hangs up
+	endsHTTP := serve(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+		}
+	})
+	good := httpFLV(t, http.StatusOK)
+	cfg := fastEdge()
+	cfg.UnreachableCooldown = time.Minute
+	for _, ends := range []Upstream{{Name: "ends", URL: "rtmp://" + endsRTMP}, {Name: "ends", URL: "http://" + endsHTTP}} {
+		t.Run(ends.URL[:strings.Index(ends.URL, ":")], func(t *testing.T) {
+			ups := []Upstream{ends, {Name: "good", URL: "http://" + good}}
+			r := NewResolver(ups, cfg, quiet())
+			p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			sub, err := p.Subscribe("live/x", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := sub.Entry().WaitReady(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if a := r.Attempts(); a[0].Played+a[0].NotFound+a[0].Unreachable+a[0].Malformed != 1 || a[1].Played != 1 {
+				t.Fatalf("attempts %+v, want one of %s and good played", a, ends.URL)
+			} else if a[0].TriedLast {
+				t.Fatalf("attempts %+v: an upstream that took the pull and ended it is tried last", a)
+			}
+		})
+	}
+}
+
 func TestPullAnswers(t *testing.T) {
 	missing := httpFLV(t, http.StatusNotFound)
 	failing := httpFLV(t, http.StatusInternalServerError)
