@@ -303,6 +303,9 @@ func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
 		if t.attempts == nil {
 			t.attempts = &attemptCounts{}
 		}
+		// Back in its place: the reload may have fixed its URL, or set
+		// edge.unreachable_cooldown to 0.
+		t.attempts.downUntil.Store(0)
 		attempts[u.Name] = t.attempts
 		st.targets = append(st.targets, t)
 	}

@@ -388,6 +388,13 @@ func TestUnreachableUpstreamIsTriedLast(t *testing.T) {
 	time.Sleep(time.Until(start.Add(cfg.UnreachableCooldown)))
 	pull("live/c")
 	check("a pull after the cooldown: dead first again", 2, 3)
+	if !r.Attempts()[0].TriedLast {
+		t.Fatal("dead is not tried last after it failed again")
+	}
+	r.Update(ups, cfg) // a reload, which may have fixed dead's URL
+	if r.Attempts()[0].TriedLast {
+		t.Fatal("dead is still tried last after a reload")
+	}
 }
 
 // An upstream that was reached and took the pull, but ended it before
