@@ -297,6 +297,9 @@ func (r *Resolver) Update(ups []Upstream, cfg EdgeConfig) {
 	for _, u := range ups {
 		t, err := u.parse()
 		if err != nil {
+			// Validated before, so something changed since, such as its
+			// ca_file removed between a reload's check and this.
+			r.log.Error("upstream left out", "upstream", u.Name, "error", err)
 			continue
 		}
 		t.attempts = r.attempts[u.Name]
