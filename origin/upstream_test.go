@@ -114,6 +114,19 @@ func subscribeReady(t *testing.T, p *pool.Pool) (*pool.Subscription, error) {
 	return sub, sub.Entry().WaitReady(ctx)
 }
 
+// resolverPool returns a resolver over ups and a pool pulling through it,
+// closed when the test ends.
+func resolverPool(t *testing.T, ups []Upstream, cfg EdgeConfig) (*Resolver, *pool.Pool) {
+	t.Helper()
+	r := NewResolver(ups, cfg, quiet())
+	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return r, p
+}
+
 func fastEdge() EdgeConfig {
 	return EdgeConfig{PullTimeout: 2 * time.Second, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 }
@@ -164,16 +177,11 @@ func TestAttemptsAreCountedPerUpstream(t *testing.T) {
 	if err := ValidateUpstreams(ups); err != nil {
 		t.Fatal(err)
 	}
-	r := NewResolver(ups, fastEdge(), quiet())
+	r, p := resolverPool(t, ups, fastEdge())
 	want := []pool.UpstreamAttempts{{Upstream: "dead"}, {Upstream: "garbage"}, {Upstream: "missing"}, {Upstream: "good"}}
 	if got := r.Attempts(); !slices.Equal(got, want) {
 		t.Fatalf("before any pull: %+v, want every upstream at zero %+v", got, want)
 	}
-	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
 	if _, err := subscribeReady(t, p); err != nil {
 		t.Fatalf("no stream: %v", err)
 	}
@@ -221,12 +229,7 @@ func TestPullOverHTTPS(t *testing.T) {
 	}
 
 	untrusted := []Upstream{{Name: "untrusted", URL: "https://" + addr}}
-	r := NewResolver(untrusted, fastEdge(), quiet())
-	p2, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p2.Close)
+	r, p2 := resolverPool(t, untrusted, fastEdge())
 	sub, err := p2.Subscribe("live/x", false)
 	if err != nil {
 		t.Fatal(err)
@@ -350,12 +353,7 @@ func TestUnreachableUpstreamIsTriedLast(t *testing.T) {
 	ups := []Upstream{{Name: "dead", URL: "http://" + dead}, {Name: "good", URL: "http://" + good}}
 	cfg := fastEdge()
 	cfg.UnreachableCooldown = time.Second
-	r := NewResolver(ups, cfg, quiet())
-	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	r, p := resolverPool(t, ups, cfg)
 	pull := func(key string) {
 		t.Helper()
 		sub, err := p.Subscribe(key, false)
@@ -414,12 +412,7 @@ func TestUpstreamEndingBeforeItsFirstTagIsNotTriedLast(t *testing.T) {
 	for _, ends := range []Upstream{{Name: "ends", URL: "rtmp://" + endsRTMP}, {Name: "ends", URL: "http://" + endsHTTP}} {
 		t.Run(ends.URL[:strings.Index(ends.URL, ":")], func(t *testing.T) {
 			ups := []Upstream{ends, {Name: "good", URL: "http://" + good}}
-			r := NewResolver(ups, cfg, quiet())
-			p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(p.Close)
+			r, p := resolverPool(t, ups, cfg)
 			sub, err := p.Subscribe("live/x", false)
 			if err != nil {
 				t.Fatal(err)
@@ -880,12 +873,7 @@ func TestNotFoundOfAPullFromBeforeAReloadIsForgotten(t *testing.T) {
 	cfg := fastEdge()
 	cfg.NotFoundTTL = time.Minute
 	ups := []Upstream{{Name: "up", URL: "http://" + up}}
-	r := NewResolver(ups, cfg, quiet())
-	p, err := pool.New(pool.DefaultConfig(), quiet(), r.Resolve)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	r, p := resolverPool(t, ups, cfg)
 	sub, err := p.Subscribe("live/x", false)
 	if err != nil {
 		t.Fatal(err)
