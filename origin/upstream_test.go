@@ -413,14 +413,7 @@ func TestUpstreamEndingBeforeItsFirstTagIsNotTriedLast(t *testing.T) {
 		t.Run(ends.URL[:strings.Index(ends.URL, ":")], func(t *testing.T) {
 			ups := []Upstream{ends, {Name: "good", URL: "http://" + good}}
 			r, p := resolverPool(t, ups, cfg)
-			sub, err := p.Subscribe("live/x", false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := sub.Entry().WaitReady(ctx); err != nil {
+			if _, err := subscribeReady(t, p); err != nil {
 				t.Fatal(err)
 			}
 			if a := r.Attempts(); a[0].Played+a[0].NotFound+a[0].Unreachable+a[0].Malformed != 1 || a[1].Played != 1 {
