@@ -318,7 +318,7 @@ func TestOriginLogsWhyConnectionsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 5*time.Second)
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", time.Now().Add(5*time.Second), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

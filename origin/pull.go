@@ -16,9 +16,10 @@ import (
 )
 
 // pullHTTPFLV plays /{app}/{stream}.flv (with query, if not empty) from
-// an HTTP-FLV upstream (another flvgw, SRS, nginx-http-flv) over conn.
-func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstWithin time.Duration, relay *tagRelay) error {
-	if err := conn.SetDeadline(time.Now().Add(firstWithin)); err != nil {
+// an HTTP-FLV upstream (another flvgw, SRS, nginx-http-flv) over conn; the
+// request, the response head and the first tag are due by firstBy.
+func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstBy time.Time, relay *tagRelay) error {
+	if err := conn.SetDeadline(firstBy); err != nil {
 		return err
 	}
 	path := "/" + app + "/" + stream + ".flv"
@@ -90,9 +91,10 @@ func (h *headLimit) Read(p []byte) (int, error) {
 }
 
 // pullRTMP plays app/stream (its play name stream?query, with query if
-// not empty) from an RTMP upstream over conn.
-func pullRTMP(conn net.Conn, u target, app, stream, query string, firstWithin time.Duration, relay *tagRelay) error {
-	p, err := dialRTMP(conn, app, "rtmp://"+u.host+"/"+app, firstWithin)
+// not empty) from an RTMP upstream over conn: the handshake, the play and
+// the first tag are due by firstBy, and each write within writeFor.
+func pullRTMP(conn net.Conn, u target, app, stream, query string, firstBy time.Time, writeFor time.Duration, relay *tagRelay) error {
+	p, err := dialRTMP(conn, app, "rtmp://"+u.host+"/"+app, firstBy, writeFor)
 	if err != nil {
 		if errors.Is(err, ErrMalformedRTMP) {
 			return err

@@ -267,15 +267,16 @@ type rtmpPlayer struct {
 	streamID uint32
 }
 
-// dialRTMP connects to addr, handshakes, and sends connect for app.
-func dialRTMP(conn net.Conn, app, tcURL string, timeout time.Duration) (*rtmpPlayer, error) {
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+// dialRTMP handshakes over conn and connects to app, all by the deadline
+// by; each write of the session then has writeFor.
+func dialRTMP(conn net.Conn, app, tcURL string, by time.Time, writeFor time.Duration) (*rtmpPlayer, error) {
+	if err := conn.SetDeadline(by); err != nil {
 		return nil, err
 	}
 	if err := handshake.HandshakeWithServer(conn, conn, &handshake.Config{}); err != nil {
 		return nil, fmt.Errorf("rtmp handshake: %w", err)
 	}
-	p := &rtmpPlayer{conn: conn, writeFor: timeout, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
+	p := &rtmpPlayer{conn: conn, writeFor: writeFor, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
 	if err := p.command(0, "connect", 1, map[string]any{
 		"app": app, "flashVer": "LNX 9,0,124,2", "tcUrl": tcURL, "fpad": false,
 		"capabilities": 15.0, "audioCodecs": 4071.0, "videoCodecs": 252.0, "videoFunction": 1.0,

@@ -131,7 +131,7 @@ func TestHostileAMF0(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 5*time.Second); err != nil {
+	if _, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", time.Now().Add(5*time.Second), 5*time.Second); err != nil {
 		t.Fatalf("the origin no longer serves after hostile peers: %v", err)
 	}
 }

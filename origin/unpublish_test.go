@@ -49,7 +49,7 @@ func rtmpClient(t *testing.T, addr string) *rtmpPlayer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", 10*time.Second)
+	p, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", time.Now().Add(10*time.Second), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

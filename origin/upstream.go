@@ -547,9 +547,12 @@ func everyLacked(broken, lacked []bool) bool {
 var errSilent = errors.New("no media in time")
 
 // once plays from one upstream. produced reports whether any tag reached
-// the entry; firstWithin bounds the wait for the first tag.
+// the entry; firstWithin bounds the attempt up to its first tag, all of
+// it: the dial, a TLS handshake, the request or the RTMP handshake and
+// play, and the wait for media share one deadline.
 func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
-	d := net.Dialer{Timeout: firstWithin}
+	firstBy := time.Now().Add(firstWithin)
+	d := net.Dialer{Deadline: firstBy}
 	conn, err := d.DialContext(ctx, "tcp", u.host)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w: %w", u.Name, pool.ErrUpstreamUnreachable, err)
@@ -563,7 +566,7 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	defer stop()
 	if u.tls != nil {
 		tc := tls.Client(conn, u.tls)
-		hctx, cancel := context.WithTimeout(ctx, firstWithin)
+		hctx, cancel := context.WithDeadline(ctx, firstBy)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -576,9 +579,9 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout, attempts: u.attempts}
 	query := u.pullQuery(s.app+"/"+s.stream, time.Now())
 	if u.scheme != "rtmp" {
-		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstWithin, relay)
+		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstBy, relay)
 	} else {
-		err = pullRTMP(conn, u, s.app, s.stream, query, firstWithin, relay)
+		err = pullRTMP(conn, u, s.app, s.stream, query, firstBy, firstWithin, relay)
 	}
 	if err != nil && !relay.produced && isTimeout(err) {
 		// Reachable, but nothing came: the upstream does not have it. The

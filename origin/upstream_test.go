@@ -250,43 +250,21 @@ func TestPullOverHTTPS(t *testing.T) {
 // read the variable that the pull's goroutine reassigned to the TLS
 // connection after the handshake, a data race under -race).
 func TestHTTPSPullIsCancelledAfterItsHandshake(t *testing.T) {
-	srv := httptest.NewUnstartedServer(nil)
-	srv.StartTLS() // for its certificate and a TLS config that uses it
-	t.Cleanup(srv.Close)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	shaken := make(chan struct{}, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	addr, ca := tlsUpstream(t, func(c *tls.Conn) {
+		// Signalled once the handshake is done, before the request is
+		// read: the cancel then has no part in the pull's request.
+		if c.Handshake() == nil {
+			select {
+			case shaken <- struct{}{}:
+			default:
 			}
-			go func() {
-				defer c.Close()
-				// Signalled once the handshake is done, before the
-				// request is read: the cancel then has no part in the
-				// pull's request.
-				if c.(*tls.Conn).Handshake() == nil {
-					select {
-					case shaken <- struct{}{}:
-					default:
-					}
-				}
-				_, _ = io.Copy(io.Discard, c) // never answers
-			}()
 		}
-	}()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+		_, _ = io.Copy(io.Discard, c) // never answers
+	})
 	cfg := fastEdge()
 	cfg.PullTimeout = time.Minute
-	ups := []Upstream{{Name: "tls", URL: "https://" + ln.Addr().String(), CAFile: ca}}
+	ups := []Upstream{{Name: "tls", URL: "https://" + addr, CAFile: ca}}
 	if err := ValidateUpstreams(ups); err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +292,71 @@ func TestHTTPSPullIsCancelledAfterItsHandshake(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the pull did not end when cancelled")
+	}
+}
+
+// tlsUpstream serves each connection to a loopback TLS listener with
+// handle, and gives its address and a ca_file that trusts it.
+func tlsUpstream(t *testing.T, handle func(c *tls.Conn)) (addr, caFile string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS() // for its certificate and a TLS config that uses it
+	t.Cleanup(srv.Close)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c.(*tls.Conn))
+			}()
+		}
+	}()
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().String(), caFile
+}
+
+// An attempt's share of pull_timeout bounds all of it: a TLS handshake
+// that takes most of the share leaves the response head only the rest,
+// not a share of its own. The upstream here finishes its handshake after
+// 70% of pull_timeout and then never answers.
+func TestAttemptShareBoundsTheWholeAttempt(t *testing.T) {
+	cfg := fastEdge() // pull_timeout 2 s, one upstream: the whole of it
+	addr, ca := tlsUpstream(t, func(c *tls.Conn) {
+		time.Sleep(cfg.PullTimeout * 7 / 10)
+		if c.Handshake() == nil {
+			_, _ = io.Copy(io.Discard, c)
+		}
+	})
+	p := newPull(t, cfg, Upstream{Name: "slow", URL: "https://" + addr, CAFile: ca})
+	start := time.Now()
+	sub, err := p.Subscribe("live/x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the pull did not end")
+	}
+	// 2 s when the handshake and the head share the deadline; 3.4 s when
+	// the head had a share of its own after the handshake's 1.4 s.
+	if d := time.Since(start); d > cfg.PullTimeout*27/20 {
+		t.Fatalf("the pull ended after %s; pull_timeout is %s", d.Round(time.Millisecond), cfg.PullTimeout)
+	}
+	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrUpstreamNotFound) {
+		t.Fatalf("ended with %v, want a silent upstream's not found", err)
 	}
 }
 
