@@ -197,9 +197,13 @@ var upstreamAttemptsDesc = prometheus.NewDesc("flvgw_upstream_attempts_total",
 var upstreamTriedLastDesc = prometheus.NewDesc("flvgw_upstream_tried_last",
 	"1 while an upstream that could not be reached is tried after the others (edge.unreachable_cooldown), else 0.", []string{"upstream"}, nil)
 
+var upstreamFirstTagDesc = prometheus.NewDesc("flvgw_upstream_first_tag_seconds",
+	"Time from the start of a played pull attempt (its dial) to its first tag at the entry, per upstream.", []string{"upstream"}, nil)
+
 func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- upstreamAttemptsDesc
 	ch <- upstreamTriedLastDesc
+	ch <- upstreamFirstTagDesc
 }
 
 func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
@@ -219,7 +223,20 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 			triedLast = 1
 		}
 		ch <- prometheus.MustNewConstMetric(upstreamTriedLastDesc, prometheus.GaugeValue, triedLast, u.Upstream)
+		ch <- firstTagHistogram(u)
 	}
+}
+
+// firstTagHistogram is u's time to the first tag as a histogram.
+func firstTagHistogram(u pool.UpstreamAttempts) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(u.FirstTag.Counts)-1)
+	var count uint64
+	for i, b := range pool.FirstTagBounds() {
+		count += u.FirstTag.Counts[i]
+		buckets[b] = count
+	}
+	count += u.FirstTag.Counts[len(u.FirstTag.Counts)-1]
+	return prometheus.MustNewConstHistogram(upstreamFirstTagDesc, count, u.FirstTag.Sum.Seconds(), buckets, u.Upstream)
 }
 
 // notifierCollector reports the session-end notifications of each callback

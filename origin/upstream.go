@@ -85,14 +85,27 @@ type attemptCounts struct {
 	// goes back to its place in the order: until then new pulls try it
 	// after the others (edge.unreachable_cooldown).
 	downUntil atomic.Int64
+	mu        sync.Mutex
+	firstTag  pool.FirstTagTimes // under mu
 }
 
-// started counts an attempt whose first tag reached the entry.
-func (c *attemptCounts) started() {
+// started counts an attempt whose first tag reached the entry took after
+// its start.
+func (c *attemptCounts) started(took time.Duration) {
 	if c != nil { // nil: a target not made by Resolver.Update
+		c.mu.Lock()
+		c.firstTag.Observe(took)
+		c.mu.Unlock()
 		c.played.Add(1)
 		c.downUntil.Store(0)
 	}
+}
+
+// firstTagTimes reads what started counted.
+func (c *attemptCounts) firstTagTimes() pool.FirstTagTimes {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.firstTag
 }
 
 // down reports whether new pulls try the upstream after the others.
@@ -332,6 +345,7 @@ func (r *Resolver) Attempts() []pool.UpstreamAttempts {
 			Unreachable: t.attempts.unreachable.Load(),
 			Malformed:   t.attempts.malformed.Load(),
 			TriedLast:   t.attempts.down(now),
+			FirstTag:    t.attempts.firstTagTimes(),
 		})
 	}
 	return out
@@ -551,7 +565,8 @@ var errSilent = errors.New("no media in time")
 // it: the dial, a TLS handshake, the request or the RTMP handshake and
 // play, and the wait for media share one deadline.
 func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
-	firstBy := time.Now().Add(firstWithin)
+	began := time.Now()
+	firstBy := began.Add(firstWithin)
 	d := net.Dialer{Deadline: firstBy}
 	conn, err := d.DialContext(ctx, "tcp", u.host)
 	if err != nil {
@@ -576,7 +591,7 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	}
 	s.log.Debug("upstream connected", "upstream", u.Name, "first_within", firstWithin)
 	pub.SetSource(u.Name + " " + u.URL)
-	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout, attempts: u.attempts}
+	relay := &tagRelay{pub: pub, conn: conn, stall: s.cfg.PullTimeout, attempts: u.attempts, began: began}
 	query := u.pullQuery(s.app+"/"+s.stream, time.Now())
 	if u.scheme != "rtmp" {
 		err = pullHTTPFLV(conn, u, s.app, s.stream, query, firstBy, relay)
@@ -604,6 +619,7 @@ type tagRelay struct {
 	conn     net.Conn
 	stall    time.Duration
 	attempts *attemptCounts
+	began    time.Time // the attempt's start
 	produced bool
 }
 
@@ -616,7 +632,7 @@ func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
 	}
 	if !r.produced {
 		r.produced = true
-		r.attempts.started()
+		r.attempts.started(time.Since(r.began))
 	}
 	return r.conn.SetReadDeadline(time.Now().Add(r.stall))
 }

@@ -182,19 +182,35 @@ func TestAttemptsAreCountedPerUpstream(t *testing.T) {
 	if got := r.Attempts(); !slices.Equal(got, want) {
 		t.Fatalf("before any pull: %+v, want every upstream at zero %+v", got, want)
 	}
+	start := time.Now()
 	if _, err := subscribeReady(t, p); err != nil {
 		t.Fatalf("no stream: %v", err)
 	}
+	took := time.Since(start)
 	want = []pool.UpstreamAttempts{{Upstream: "dead", Unreachable: 1}, {Upstream: "garbage", Malformed: 1},
 		{Upstream: "missing", NotFound: 1}, {Upstream: "good", Played: 1}}
-	if got := r.Attempts(); !slices.Equal(got, want) {
+	got := r.Attempts()
+	// The played attempt's time to its first tag: one, in the bucket of
+	// its time, which is within the pull's.
+	ft := got[3].FirstTag
+	if ft.Sum <= 0 || ft.Sum > took {
+		t.Fatalf("good's time to the first tag %s, want within the pull's %s", ft.Sum, took)
+	}
+	var one pool.FirstTagTimes
+	one.Observe(ft.Sum)
+	if ft != one {
+		t.Fatalf("good's times to the first tag %+v, want its one attempt %+v", ft, one)
+	}
+	got[3].FirstTag = pool.FirstTagTimes{}
+	if !slices.Equal(got, want) {
 		t.Fatalf("after a pull through them: %+v, want %+v", got, want)
 	}
+	want[3].FirstTag = ft // kept by the reload below, as the counts are
 	if n := p.Stats().UpstreamFailures; n != 3 {
 		t.Fatalf("%d failures summed, want 3", n)
 	}
 	r.Update([]Upstream{{Name: "new", URL: "http://" + dead}, {Name: "good", URL: "http://" + good}}, fastEdge())
-	want = []pool.UpstreamAttempts{{Upstream: "new"}, {Upstream: "good", Played: 1}}
+	want = []pool.UpstreamAttempts{{Upstream: "new"}, want[3]}
 	if got := r.Attempts(); !slices.Equal(got, want) {
 		t.Fatalf("after a reload: %+v, want %+v", got, want)
 	}

@@ -137,6 +137,36 @@ type UpstreamAttempts struct {
 	// TriedLast: it could not be reached a moment ago, and pulls try it
 	// after the others for now (edge.unreachable_cooldown).
 	TriedLast bool
+	// FirstTag is how long the played attempts took from their start
+	// (the dial) to their first tag at the entry.
+	FirstTag FirstTagTimes
+}
+
+// FirstTagTimes counts attempts by their time to the first tag: Counts[i]
+// those within FirstTagBounds()[i] and over the bound before it, the last
+// count those over every bound; Sum is their total time.
+type FirstTagTimes struct {
+	Counts [11]uint64
+	Sum    time.Duration
+}
+
+// FirstTagBounds are the upper bounds, in seconds, of FirstTagTimes'
+// counts but the last.
+func FirstTagBounds() [10]float64 {
+	return [10]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
+
+// Observe counts an attempt whose first tag came after took.
+func (f *FirstTagTimes) Observe(took time.Duration) {
+	i := 0
+	for _, b := range FirstTagBounds() {
+		if took.Seconds() <= b {
+			break
+		}
+		i++
+	}
+	f.Counts[i]++
+	f.Sum += took
 }
 
 // Stats are the pool's counters for metrics.

@@ -1346,3 +1346,19 @@ func TestDroppedBeforeKeyframeCountsInBytesIn(t *testing.T) {
 		t.Fatalf("stream's bytes in %d, pool's total %d: the same source's media bytes", snap.BytesIn, total)
 	}
 }
+
+// An attempt's time to its first tag is counted in the bucket of the
+// first bound it is within, a time over every bound in the last.
+func TestFirstTagTimesBuckets(t *testing.T) {
+	var f FirstTagTimes
+	for _, d := range []time.Duration{0, 10 * time.Millisecond, 11 * time.Millisecond, time.Second, time.Minute} {
+		f.Observe(d)
+	}
+	want := [11]uint64{2, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1}
+	if f.Counts != want {
+		t.Fatalf("counts %v, want %v", f.Counts, want)
+	}
+	if sum := 10*time.Millisecond + 11*time.Millisecond + time.Second + time.Minute; f.Sum != sum {
+		t.Fatalf("sum %s, want %s", f.Sum, sum)
+	}
+}

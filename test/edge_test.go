@@ -353,13 +353,21 @@ func attempts(t *testing.T, gw *testkit.Gateway, upstream, result string) float6
 }
 
 // checkAttempts compares gw's flvgw_upstream_attempts_total with want, keyed
-// "upstream/result".
+// "upstream/result"; the played attempts are also the count of
+// flvgw_upstream_first_tag_seconds.
 func checkAttempts(t *testing.T, gw *testkit.Gateway, want map[string]float64) {
 	t.Helper()
 	for key, n := range want {
 		upstream, result, _ := strings.Cut(key, "/")
 		if got := attempts(t, gw, upstream, result); got != n {
 			t.Errorf("%s attempts of %s: %v, want %v", result, upstream, got, n)
+		}
+		if result != "played" {
+			continue
+		}
+		series := fmt.Sprintf("flvgw_upstream_first_tag_seconds_count{upstream=%q}", upstream)
+		if got, err := gw.Metric(context.Background(), series); err != nil || got != n {
+			t.Errorf("%s: %v (%v), want %v", series, got, err, n)
 		}
 	}
 }
