@@ -5,9 +5,11 @@
 // An entry keeps its tags pre-serialized in a ring buffer. Its source
 // appends; each viewer reads at its own cursor (Reader), so the source never
 // waits for a viewer, and a viewer that falls out of the ring skips to the
-// newest keyframe. Tag bytes are immutable once appended and shared by all
-// viewers. The GOP cache is the part of the ring since the newest keyframe,
-// plus the cached onMetaData and sequence headers.
+// newest keyframe. The ring holds at most pool.buffer_tags tags and
+// pool.buffer_bytes of them: past either, the oldest go. Tag bytes are
+// immutable once appended and shared by all viewers. The GOP cache is the
+// part of the ring since the newest keyframe, plus the cached onMetaData
+// and sequence headers.
 //
 // # Lifecycle
 //

@@ -101,9 +101,16 @@ type Entry struct {
 	// that is never changed again, so readers load slots without mu: a
 	// slot's Tag carries its sequence number, which tells a reader whether
 	// the slot still holds the tag it wants or was overwritten.
-	ring        []atomic.Pointer[Tag]
-	mask        uint64
-	head        uint64 // sequence number of the next tag
+	ring []atomic.Pointer[Tag]
+	mask uint64
+	head uint64 // sequence number of the next tag
+	// tail is the oldest tag the ring still holds: head-len(ring) once it
+	// wrapped, or later where pool.buffer_bytes had append let older tags
+	// go (their slots emptied). held is the bytes of tags tail to head,
+	// at most maxBytes but for the newest tag.
+	tail        uint64
+	held        int
+	maxBytes    int
 	gopStart    uint64 // sequence number of the newest keyframe
 	hasKeyframe bool   // gopStart is valid and still inside ring
 	metadata    *Tag
@@ -136,19 +143,20 @@ type Entry struct {
 	bytesOut atomic.Uint64
 }
 
-func newEntry(key string, bufferTags int, now time.Time) *Entry {
+func newEntry(key string, bufferTags, maxBytes int, now time.Time) *Entry {
 	size := 1
 	for size < bufferTags {
 		size <<= 1
 	}
 	e := &Entry{
-		key:     key,
-		created: now,
-		ring:    make([]atomic.Pointer[Tag], size),
-		mask:    uint64(size - 1),
-		liveCh:  make(chan struct{}),
-		readyCh: make(chan struct{}),
-		doneCh:  make(chan struct{}),
+		key:      key,
+		created:  now,
+		ring:     make([]atomic.Pointer[Tag], size),
+		mask:     uint64(size - 1),
+		maxBytes: maxBytes,
+		liveCh:   make(chan struct{}),
+		readyCh:  make(chan struct{}),
+		doneCh:   make(chan struct{}),
 	}
 	e.renewNotifyLocked()
 	return e
@@ -355,7 +363,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	t.Arrival = now.UnixNano()
 	t.seq = e.head
 	e.track(&t)
-	e.ring[e.head&e.mask].Store(&t)
+	e.hold(&t)
 	switch {
 	case t.Keyframe:
 		e.gopStart = e.head
@@ -369,7 +377,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	}
 	e.head++
 	e.published.Store(e.head)
-	if e.hasKeyframe && e.head-e.gopStart > uint64(len(e.ring)) {
+	if e.hasKeyframe && e.gopStart < e.tail {
 		e.hasKeyframe = false // the GOP outgrew the buffer
 	}
 	becameReady := e.header == nil && e.readyLocked()
@@ -389,6 +397,27 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 		close(e.readyCh)
 	}
 	return nil
+}
+
+// hold stores t, tag head, in its slot, and lets the oldest tags go while
+// the ring is over pool.buffer_bytes (never t itself): a stream of huge
+// tags, a hostile publisher's or a very high bitrate's, holds at most
+// that much, not buffer_tags of them. A reader whose next tag went skips
+// to the newest keyframe, as one that fell out of the ring. e.mu held.
+func (e *Entry) hold(t *Tag) {
+	slot := &e.ring[t.seq&e.mask]
+	if old := slot.Load(); old != nil && old.seq >= e.tail {
+		e.held -= len(old.Data) // the ring wrapped onto a tag it held
+		e.tail = old.seq + 1
+	}
+	slot.Store(t)
+	e.held += len(t.Data)
+	for e.held > e.maxBytes && e.tail < t.seq {
+		old := &e.ring[e.tail&e.mask]
+		e.held -= len(old.Load().Data)
+		old.Store(nil)
+		e.tail++
+	}
 }
 
 // mapTimestamp returns the timestamp viewers see for a source tag, and
@@ -558,6 +587,7 @@ type Snapshot struct {
 	BytesOut    uint64    `json:"bytes_out"`
 	TagsIn      uint64    `json:"tags_in"`
 	Buffered    int       `json:"buffered_tags"`   // tags the ring holds for readers now
+	BufferedB   int       `json:"buffered_bytes"`  // their bytes, up to pool.buffer_bytes
 	BufferSize  int       `json:"buffer_capacity"` // pool.buffer_tags
 	Audio       bool      `json:"audio"`
 	Video       bool      `json:"video"`
@@ -584,10 +614,6 @@ func (e *Entry) snapshot() Snapshot {
 		state = "idle"
 	}
 	tr := e.tracksLocked()
-	buffered := len(e.ring)
-	if e.head < uint64(buffered) {
-		buffered = int(e.head)
-	}
 	return Snapshot{
 		Key:         e.key,
 		State:       state,
@@ -596,7 +622,8 @@ func (e *Entry) snapshot() Snapshot {
 		BytesIn:     e.bytesIn.Load(),
 		BytesOut:    e.bytesOut.Load(),
 		TagsIn:      e.tagsIn.Load(),
-		Buffered:    buffered,
+		Buffered:    int(e.head - e.tail),
+		BufferedB:   e.held,
 		BufferSize:  len(e.ring),
 		Audio:       tr.Audio,
 		Video:       tr.Video,

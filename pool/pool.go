@@ -52,6 +52,11 @@ type Config struct {
 	// (rounded up to a power of two). A reader further behind than this
 	// skips to the newest keyframe.
 	BufferTags int `toml:"buffer_tags"`
+	// BufferBytes bounds the bytes of the tags each entry keeps: past it
+	// the oldest go, as they would past BufferTags, so that a stream of
+	// huge tags (a hostile publisher or upstream, 16 MB each) cannot hold
+	// BufferTags of them. The newest tag is always kept.
+	BufferBytes int `toml:"buffer_bytes"`
 	// ReconnectWindow keeps viewers attached this long when their source
 	// (publisher or pull) goes away mid-stream, waiting for a publisher to
 	// come back or a pull to reconnect. Zero ends them at once.
@@ -78,6 +83,7 @@ func DefaultConfig() Config {
 		IdleTimeout: 30 * time.Second,
 		GOPCache:    true,
 		BufferTags:  1024,
+		BufferBytes: 64 << 20,
 		MaxLag:      5 * time.Second,
 
 		PublisherTakeover: 3 * time.Second,
@@ -93,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pool.idle_timeout must be a duration of at least 1ms such as \"30s\", got %s", c.IdleTimeout)
 	case c.BufferTags < 64 || c.BufferTags > 1<<20:
 		return fmt.Errorf("pool.buffer_tags must be between 64 and 1048576, got %d", c.BufferTags)
+	case c.BufferBytes < 1<<20 || c.BufferBytes > 1<<30:
+		return fmt.Errorf("pool.buffer_bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB), got %d", c.BufferBytes)
 	case c.ReconnectWindow < 0:
 		return fmt.Errorf("pool.reconnect_window must not be negative, got %s", c.ReconnectWindow)
 	case c.MaxLag < 0:
@@ -258,7 +266,7 @@ func (p *Pool) newEntryLocked(key string, sourced bool) (*Entry, error) {
 			return nil, ErrFull
 		}
 	}
-	e := newEntry(key, p.cfg.BufferTags, p.now())
+	e := newEntry(key, p.cfg.BufferTags, p.cfg.BufferBytes, p.now())
 	p.entries[key] = e
 	return e, nil
 }

@@ -139,10 +139,7 @@ func (r *Reader) startLocked() {
 // maxLag behind, to the newest keyframe. e.mu held.
 func (r *Reader) skipLocked(now int64) {
 	e := r.e
-	var oldest uint64
-	if size := uint64(len(e.ring)); e.head > size {
-		oldest = e.head - size
-	}
+	oldest := e.tail
 	lagging := false
 	if t := e.slot(r.cursor); t != nil && r.maxLag > 0 && r.cursor < e.head {
 		lagging = now-t.Arrival > r.maxLag && e.hasKeyframe && e.gopStart > r.cursor

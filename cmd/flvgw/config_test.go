@@ -48,6 +48,7 @@ func TestLoadConfig(t *testing.T) {
 		{"[http]\nlisen = \"x\"\n", "unknown key http.lisen"},
 		{"[pool]\nidle_timeout = 30\n", "pool.idle_timeout"},
 		{"[pool]\nbuffer_tags = 3\n", "pool.buffer_tags"},
+		{"[pool]\nbuffer_bytes = 65536\n", "pool.buffer_bytes"},
 		{"[http]\ndelivery = \"pipe\"\n", "http.delivery"},
 		{"[http]\nstart_timeout = \"-1s\"\n", "http.start_timeout"},
 		{"[rtmp]\nlisten = \"1935\"\n", "rtmp.listen"},

@@ -1,0 +1,116 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"testing"
+)
+
+// bigVideo is a video tag body of n bytes: a keyframe or an inter frame.
+func bigVideo(key bool, n int) []byte {
+	b := bytes.Repeat([]byte{0x55}, n)
+	copy(b, avcInter[:5])
+	if key {
+		copy(b, avcKey[:5])
+	}
+	return b
+}
+
+// heldSlots counts the ring's slots that hold a tag.
+func heldSlots(e *Entry) int {
+	n := 0
+	for i := range e.ring {
+		if e.ring[i].Load() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// pool.buffer_bytes bounds what an entry holds when its tags are huge: the
+// oldest go, their slots emptied for the collector, long before
+// buffer_tags; a reader that was behind them skips to the newest keyframe.
+func TestBufferBytesBoundsTheBuffer(t *testing.T) {
+	cfg := testConfig()
+	cfg.BufferTags = 1024
+	cfg.BufferBytes = 1 << 20
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	_, err = r.Next(context.Background(), nil) // primed; it reads no more for now
+	must(t, err)
+	// Three GOPs of ten 100 KB video tags: 3 MB against 1 MiB.
+	for range 3 {
+		for i := range 10 {
+			must(t, pub.WriteTag(TagVideo, ts, bigVideo(i == 0, 100<<10)))
+			ts += 40
+		}
+	}
+	s, ok := p.Lookup("live/a")
+	if !ok {
+		t.Fatal("no entry")
+	}
+	if s.BufferedB > cfg.BufferBytes || s.Buffered > 10 {
+		t.Fatalf("buffered %d tags of %d bytes, want at most %d bytes", s.Buffered, s.BufferedB, cfg.BufferBytes)
+	}
+	if n := heldSlots(sub.Entry()); n != s.Buffered {
+		t.Fatalf("%d slots hold a tag, want the %d buffered: the others must let theirs go", n, s.Buffered)
+	}
+	bufs, err := r.Next(context.Background(), nil)
+	must(t, err)
+	if r.Skips() != 1 {
+		t.Fatalf("skips %d, want 1", r.Skips())
+	}
+	if first := bufs[0]; first[0] != TagVideo || first[11]>>4 != 1 {
+		t.Fatal("after its tags went, the reader did not restart at a keyframe")
+	}
+	// A new viewer starts at that keyframe too: the GOP fits the bound.
+	sub2, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub2.Close()
+	bufs, err = sub2.NewReader().Next(context.Background(), nil)
+	must(t, err)
+	if len(bufs) != 3+10 {
+		t.Fatalf("a new viewer got %d buffers, want the headers and the GOP of 10", len(bufs))
+	}
+}
+
+// A GOP larger than pool.buffer_bytes cannot be the GOP cache: its
+// keyframe went, so a new viewer waits for the next keyframe rather than
+// start on inter frames.
+func TestGOPOverBufferBytesWaitsForTheNextKeyframe(t *testing.T) {
+	cfg := testConfig()
+	cfg.BufferTags = 1024
+	cfg.BufferBytes = 1 << 20
+	p := newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	defer pub.Close(nil)
+	ts := startStream(t, pub)
+	for i := range 20 { // one GOP of 2 MB
+		must(t, pub.WriteTag(TagVideo, ts, bigVideo(i == 0, 100<<10)))
+		ts += 40
+	}
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	r := sub.NewReader()
+	bufs, err := r.Poll(nil)
+	must(t, err)
+	if len(bufs) != 3 { // FLV header, the two sequence headers
+		t.Fatalf("a new viewer got %d buffers before the next keyframe, want the 3 headers only", len(bufs))
+	}
+	must(t, pub.WriteTag(TagVideo, ts, bigVideo(false, 1000)))
+	must(t, pub.WriteTag(TagVideo, ts+40, bigVideo(true, 1000)))
+	bufs, err = r.Poll(nil)
+	must(t, err)
+	if len(bufs) != 1 || bufs[0][11]>>4 != 1 {
+		t.Fatalf("got %d buffers, want the keyframe alone", len(bufs))
+	}
+}
