@@ -27,18 +27,25 @@ func heldSlots(e *Entry) int {
 	return n
 }
 
+// publishedWithin starts live/a, with its headers and a small GOP, on a
+// pool whose entries hold bufferBytes; ts is the stream's next timestamp.
+func publishedWithin(t *testing.T, bufferBytes int) (p *Pool, pub *Publisher, ts uint32) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.BufferTags = 1024
+	cfg.BufferBytes = bufferBytes
+	p = newTestPool(t, cfg, nil)
+	pub, err := p.Publish("live/a", "test")
+	must(t, err)
+	t.Cleanup(func() { pub.Close(nil) })
+	return p, pub, startStream(t, pub)
+}
+
 // pool.buffer_bytes bounds what an entry holds when its tags are huge: the
 // oldest go, their slots emptied for the collector, long before
 // buffer_tags; a reader that was behind them skips to the newest keyframe.
 func TestBufferBytesBoundsTheBuffer(t *testing.T) {
-	cfg := testConfig()
-	cfg.BufferTags = 1024
-	cfg.BufferBytes = 1 << 20
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "test")
-	must(t, err)
-	defer pub.Close(nil)
-	ts := startStream(t, pub)
+	p, pub, ts := publishedWithin(t, 1<<20)
 	sub, err := p.Subscribe("live/a", false)
 	must(t, err)
 	defer sub.Close()
@@ -56,8 +63,8 @@ func TestBufferBytesBoundsTheBuffer(t *testing.T) {
 	if !ok {
 		t.Fatal("no entry")
 	}
-	if s.BufferedB > cfg.BufferBytes || s.Buffered > 10 {
-		t.Fatalf("buffered %d tags of %d bytes, want at most %d bytes", s.Buffered, s.BufferedB, cfg.BufferBytes)
+	if s.BufferedB > 1<<20 || s.Buffered > 10 {
+		t.Fatalf("buffered %d tags of %d bytes, want at most %d bytes", s.Buffered, s.BufferedB, 1<<20)
 	}
 	if n := heldSlots(sub.Entry()); n != s.Buffered {
 		t.Fatalf("%d slots hold a tag, want the %d buffered: the others must let theirs go", n, s.Buffered)
@@ -85,14 +92,7 @@ func TestBufferBytesBoundsTheBuffer(t *testing.T) {
 // keyframe went, so a new viewer waits for the next keyframe rather than
 // start on inter frames.
 func TestGOPOverBufferBytesWaitsForTheNextKeyframe(t *testing.T) {
-	cfg := testConfig()
-	cfg.BufferTags = 1024
-	cfg.BufferBytes = 1 << 20
-	p := newTestPool(t, cfg, nil)
-	pub, err := p.Publish("live/a", "test")
-	must(t, err)
-	defer pub.Close(nil)
-	ts := startStream(t, pub)
+	p, pub, ts := publishedWithin(t, 1<<20)
 	for i := range 20 { // one GOP of 2 MB
 		must(t, pub.WriteTag(TagVideo, ts, bigVideo(i == 0, 100<<10)))
 		ts += 40
