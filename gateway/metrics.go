@@ -82,7 +82,17 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 	stat := func(f func(pool.Stats) float64) func() float64 {
 		return func() float64 { return f(p.Stats()) }
 	}
+	build := Build()
+	modified := "false"
+	if build.Modified {
+		modified = "true"
+	}
 	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "flvgw_build_info",
+			Help:        "1, labelled with the commit flvgw was built from, whether its checkout had changes, and the Go version.",
+			ConstLabels: prometheus.Labels{"revision": build.Revision, "modified": modified, "go_version": build.GoVersion},
+		}, func() float64 { return 1 }),
 		// go_cpu_classes_gc_total_cpu_seconds_total: the CPU the garbage
 		// collector takes (runtime.gc_percent trades it against RSS).
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(

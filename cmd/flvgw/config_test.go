@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,17 @@ func TestLoadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("%q: %v, want a message naming %s", tc.body, err, tc.mention)
 		}
+	}
+}
+
+// -version prints the build to stdout, reading no configuration.
+func TestVersionFlag(t *testing.T) {
+	var out, errs bytes.Buffer
+	if err := run([]string{"-version", "-config", "/nonexistent.toml"}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); !strings.HasPrefix(got, "flvgw ") || !strings.HasSuffix(got, " "+runtime.Version()) {
+		t.Fatalf("-version printed %q, want flvgw, the commit and %s", got, runtime.Version())
 	}
 }
 

@@ -5,6 +5,7 @@
 //	flvgw -config etc/gw.toml                     serve
 //	flvgw -check -config F                        validate F and exit
 //	flvgw -sign app/stream -secret S [-ttl 1h]    print a signed query and exit
+//	flvgw -version                                print the build (commit, Go) and exit
 package main
 
 import (
@@ -42,8 +43,9 @@ func main() {
 	}
 }
 
-// run is flvgw with its arguments: -sign prints its query to stdout (for
-// a script to take), everything else, the log included, goes to stderr.
+// run is flvgw with its arguments: -sign prints its query and -version the
+// build to stdout (for a script to take), everything else, the log
+// included, goes to stderr.
 func run(args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("flvgw", flag.ContinueOnError)
 	flags.SetOutput(stderr)
@@ -52,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	sign := flags.String("sign", "", "print a signed query for this stream key (app/stream) and exit")
 	secret := flags.String("secret", "", "with -sign: the auth.play_secret or rtmp.publish_secret")
 	ttl := flags.Duration("ttl", time.Hour, "with -sign: how long the token is valid")
+	version := flags.Bool("version", false, "print the build (the commit and Go version) and exit")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		// after it would be ignored, and a config file named without
 		// -config would leave flvgw on the default one.
 		return fmt.Errorf("unexpected argument %q (the config file is given with -config)", flags.Arg(0))
+	}
+	if *version {
+		_, err := fmt.Fprintln(stdout, gateway.Build())
+		return err
 	}
 	if *sign != "" {
 		return signQuery(stdout, *sign, *secret, *ttl)
@@ -157,6 +164,8 @@ func listeners(cfg gateway.Config, log *slog.Logger) ([]net.Listener, [][]byte, 
 // end cleanly, publishers are disconnected, and serve returns nil.
 // SIGHUP reloads limits, auth, publish auth and upstreams from path.
 func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) error {
+	build := gateway.Build()
+	log.Info("flvgw starting", "revision", build.Revision, "modified", build.Modified, "go", build.GoVersion, "config", path)
 	resolver := origin.NewResolver(cfg.Upstreams, cfg.Edge, log.With("component", "pull"))
 	for _, u := range cfg.Upstreams {
 		log.Info("upstream", "name", u.Name, "url", u.URL, "apps", u.Apps)
