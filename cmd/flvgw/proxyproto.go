@@ -126,12 +126,19 @@ var proxyV2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
 // readProxyHeader reads a PROXY protocol header, version 1 (text) or 2
 // (binary), and no byte after it. It returns the client's address, or nil
 // for a header that names none (v1 UNKNOWN, v2 LOCAL or an address family
-// other than TCP over IPv4 or IPv6: a balancer's own health check).
+// other than TCP over IPv4 or IPv6: a balancer's own health check). A
+// connection that ends or times out before its first byte (a balancer's
+// TCP health check, a preconnect) sent no header to fault: its error is
+// the read's own (io.EOF, a timeout), which the HTTP server takes for a
+// connection that sent no request, as without the PROXY protocol.
 func readProxyHeader(r io.Reader) (net.Addr, error) {
 	// 15 bytes: the shortest v1 header ("PROXY UNKNOWN\r\n"), and within
 	// the 16 of v2's fixed part.
 	buf := make([]byte, 15, 232)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	if n, err := io.ReadFull(r, buf); err != nil {
+		if n == 0 {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
 	}
 	switch {

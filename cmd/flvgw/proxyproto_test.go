@@ -81,11 +81,15 @@ func TestReadProxyHeader(t *testing.T) {
 		"v2 version 1":     append(append([]byte{}, proxyV2Sig...), 0x11, 0x11, 0, 0),
 		"v2 short address": append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0, 4, 1, 2, 3, 4),
 		"v2 too long":      append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0xff, 0xff),
-		"nothing":          nil,
+		"one byte":         []byte("P"),
 	} {
 		if _, err := readProxyHeader(bytes.NewReader(bad)); !errors.Is(err, errProxyHeader) {
 			t.Errorf("%s: %v, want errProxyHeader", name, err)
 		}
+	}
+	// A connection that ends before its first byte sent no header to fault.
+	if _, err := readProxyHeader(bytes.NewReader(nil)); err != io.EOF {
+		t.Errorf("nothing: %v, want io.EOF", err)
 	}
 }
 
@@ -93,7 +97,7 @@ func TestReadProxyHeader(t *testing.T) {
 // address RemoteAddr gives; the bytes after it are read as they came; the
 // connection passes its SyscallConn on (the viewer sessions' vectored
 // writes); a connection without a header fails its first Read, and one
-// that sends nothing fails within the timeout.
+// that sends nothing fails with its timeout.
 func TestProxyListener(t *testing.T) {
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,8 +145,8 @@ func TestProxyListener(t *testing.T) {
 
 	s = dial("")
 	start := time.Now()
-	if _, err := s.Read(buf); !errors.Is(err, errProxyHeader) || time.Since(start) > 10*time.Second {
-		t.Fatalf("a connection that sends nothing: %v after %s, want errProxyHeader at the timeout", err, time.Since(start))
+	if _, err := s.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("a connection that sends nothing: %v after %s, want its timeout", err, time.Since(start))
 	}
 }
 
@@ -395,5 +399,47 @@ func TestProxyProtocolOnlyFromItsBalancers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the log:\n%s", want, logs)
 		}
+	}
+}
+
+// Behind a balancer that sends the PROXY protocol, a connection that ends
+// or idles out before its first byte (a balancer's TCP health check, a
+// preconnect) is no refused request, as on a listener without it: no
+// "request refused" line and no refusal counted. A connection that
+// sends something other than a header is still refused with 400.
+func TestProxyProtocolHealthCheckIsNoRefusal(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTP.ProxyProtocol = true
+	cfg.HTTP.ReadTimeout = 300 * time.Millisecond
+	cfg.HTTP.DrainTimeout = 0
+	logs, addrOf, _ := serveInProcess(t, cfg, "")
+	httpAddr := addrOf("http listening")
+	exchange := func(send string, closeWrite bool) string {
+		t.Helper()
+		c, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, send)
+		if closeWrite {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(c)
+		return string(got)
+	}
+	exchange("", true)  // a TCP health check: connect, close
+	exchange("", false) // a preconnect that idles out
+	if got := exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", false); !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Fatalf("a request without a PROXY header: %q, want 400", got)
+	}
+	got := exchange("PROXY TCP4 192.0.2.7 127.0.0.1 50000 80\r\nGET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+	if !strings.Contains(got, `flvgw_refusals_total{reason="bad_request"} 1`+"\n") || strings.Contains(got, `reason="read_timeout"`) {
+		t.Fatalf("refusals counted, want only the request without a header's:\n%s", regexp.MustCompile(`(?m)^flvgw_refusals_total.*$`).FindAllString(got, -1))
+	}
+	if n := strings.Count(logs.String(), `msg="request refused"`); n != 1 {
+		t.Fatalf("%d refusals logged, want 1 (the request without a header):\n%s", n, logs)
 	}
 }
