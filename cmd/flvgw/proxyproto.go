@@ -160,12 +160,17 @@ func readProxyHeader(r io.Reader) (net.Addr, error) {
 		if _, err := io.ReadFull(r, buf[15:]); err != nil {
 			return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
 		}
+		// The addresses (at most 216 bytes, two UNIX paths) are kept; the
+		// TLVs after them (what a balancer adds: a unique ID, TLS
+		// details, the client's SNI, a CRC), which may run past that, are
+		// read and dropped.
 		n := int(binary.BigEndian.Uint16(buf[14:16]))
-		if 16+n > cap(buf) {
-			return nil, fmt.Errorf("%w: v2 header of %d bytes", errProxyHeader, 16+n)
-		}
-		buf = buf[:16+n]
+		keep := min(n, cap(buf)-16)
+		buf = buf[:16+keep]
 		if _, err := io.ReadFull(r, buf[16:]); err != nil {
+			return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(n-keep)); err != nil {
 			return nil, fmt.Errorf("%w: %w", errProxyHeader, err)
 		}
 		return parseProxyV2(buf[12], buf[13], buf[16:])

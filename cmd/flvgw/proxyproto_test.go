@@ -47,6 +47,10 @@ func TestReadProxyHeader(t *testing.T) {
 		{"v2 TCP4 with a TLV", proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 51000, 8080, []byte{0x04, 0, 1, 'x'}), "192.0.2.7:51000"},
 		{"v2 TCP6", proxyV2(1, 0x21, v6src, net.ParseIP("2001:db8::1").To16(), 51000, 8080, nil), "[2001:db8::7]:51000"},
 		{"v2 LOCAL (a health check)", proxyV2(0, 0x00, nil, nil, 0, 0, nil)[:16], ""},
+		// What HAProxy's proxy-v2-options adds: a unique ID (up to 128
+		// bytes), the TLS details and the client's SNI, past 216 bytes.
+		{"v2 TCP4 with TLVs past 216 bytes", proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 51000, 8080,
+			append(append([]byte{0x05, 0, 128}, bytes.Repeat([]byte{'u'}, 128)...), append([]byte{0x02, 0, 253}, bytes.Repeat([]byte{'h'}, 253)...)...)), "192.0.2.7:51000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.header
@@ -80,7 +84,7 @@ func TestReadProxyHeader(t *testing.T) {
 		"v2 truncated":     proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 1, 2, nil)[:20],
 		"v2 version 1":     append(append([]byte{}, proxyV2Sig...), 0x11, 0x11, 0, 0),
 		"v2 short address": append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0, 4, 1, 2, 3, 4),
-		"v2 too long":      append(append([]byte{}, proxyV2Sig...), 0x21, 0x11, 0xff, 0xff),
+		"v2 TLVs cut":      proxyV2(1, 0x11, []byte{192, 0, 2, 7}, []byte{198, 51, 100, 1}, 1, 2, bytes.Repeat([]byte{0}, 400))[:300],
 		"one byte":         []byte("P"),
 	} {
 		if _, err := readProxyHeader(bytes.NewReader(bad)); !errors.Is(err, errProxyHeader) {
