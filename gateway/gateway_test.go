@@ -1146,6 +1146,57 @@ func TestIdleConnectionIsNoRefusal(t *testing.T) {
 	}
 }
 
+// A connection reset before its first byte (a balancer's TCP health
+// check closing with a reset, as HAProxy's do; a preconnect aborted) is
+// no refused request either: nothing logged at info, no refusal counted.
+func TestResetConnectionIsNoRefusal(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p, err := pool.New(pool.DefaultConfig(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln := loopback(t)
+	gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { _ = gw.Serve(ctx, ln); close(served) }()
+	defer func() { cancel(); <-served }()
+
+	open := func() int {
+		gw.conns.mu.Lock()
+		defer gw.conns.mu.Unlock()
+		return len(gw.conns.set)
+	}
+	waitOpen := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); open() != n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open, want %d", open(), n)
+			}
+		}
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitOpen(1) // served, waiting for its first byte
+	_ = c.(*net.TCPConn).SetLinger(0)
+	c.Close() // a reset
+	waitOpen(0)
+	var m dto.Metric
+	if err := gw.metrics.refusals.WithLabelValues("bad_request").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 0 {
+		t.Errorf("a connection reset before its first byte counted as %v bad_request refusals, want 0", n)
+	}
+	if strings.Contains(logs.String(), `msg="request refused"`) {
+		t.Errorf("a connection reset before its first byte is logged as a refusal:\n%s", logs.String())
+	}
+}
+
 // roundTrip sends a request without a body and returns its response, the
 // body read and closed.
 func roundTrip(t *testing.T, method, url string) *http.Response {

@@ -97,18 +97,22 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	status, reason, msg := fasthttp.StatusBadRequest, "bad_request", "malformed request"
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
+	timeout := errors.As(err, &netErr) && netErr.Timeout()
 	switch {
 	case errors.As(err, &small):
 		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large"
-	case errors.As(err, &netErr) && netErr.Timeout() && nothingRead(err):
+	case nothingRead(err):
 		// A connection that never began a request (a browser's
-		// speculative preconnect, a TCP check): answered 408 and closed,
-		// as fasthttp does, but no refusal of anyone's request.
+		// speculative preconnect, a TCP check, also one that ends with a
+		// reset): answered 408 and closed, as fasthttp does, but no
+		// refusal of anyone's request. A reset one gets nothing.
 		ctx.Error("request not received in time\n", fasthttp.StatusRequestTimeout)
-		g.metrics.response(fasthttp.StatusRequestTimeout)
-		g.log.Debug("connection sent no request", "remote", ctx.RemoteAddr().String())
+		if timeout {
+			g.metrics.response(fasthttp.StatusRequestTimeout)
+		}
+		g.log.Debug("connection sent no request", "remote", ctx.RemoteAddr().String(), "error", err)
 		return
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case timeout:
 		status, reason, msg = fasthttp.StatusRequestTimeout, "read_timeout", "request not received in time"
 	}
 	ctx.Error(msg+"\n", status)
