@@ -658,6 +658,38 @@ func TestOperatorEndpointsRefuseOtherMethods(t *testing.T) {
 	}
 }
 
+// A request whose body is over what flvgw reads (64 KiB: no route takes
+// a body) is answered 413, not a 400 that reads as a malformed request,
+// and counted as body_too_large.
+func TestRequestBodyTooLargeIs413(t *testing.T) {
+	r := startRelay(t, testConfig())
+	for _, req := range []string{
+		"POST /api/v1/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+		"GET /live/x.flv HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", r.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if resp := strings.TrimPrefix(string(got), "HTTP/1.1 100 Continue\r\n\r\n"); !strings.HasPrefix(resp, "HTTP/1.1 413 ") {
+			t.Errorf("%q: answered %q, want 413", req, got)
+		}
+	}
+	var m dto.Metric
+	if err := r.gw.metrics.refusals.WithLabelValues("body_too_large").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 2 {
+		t.Errorf("flvgw_refusals_total{reason=\"body_too_large\"} is %v, want 2", n)
+	}
+}
+
 // HEAD answers as GET would, without the body: with signed URLs on, a
 // HEAD without a valid token gets 403, not a 200 that tells whoever asks
 // which streams are live; while draining, 503.

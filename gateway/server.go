@@ -41,6 +41,9 @@ type Server struct {
 	notify   *access.Notifier // auth.on_play_done
 }
 
+// maxRequestBody bounds a request's body: no route takes one.
+const maxRequestBody = 64 * 1024
+
 // maxNotifications bounds the auth.on_play_done posts in flight: past it,
 // the ends of sessions against a stalled service are dropped, not queued.
 const maxNotifications = 256
@@ -63,7 +66,7 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
-		MaxRequestBodySize:            64 * 1024,
+		MaxRequestBodySize:            maxRequestBody,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
@@ -91,8 +94,9 @@ func (g *Server) ReportNotifier(key string, n *access.Notifier) {
 }
 
 // requestError answers a request fasthttp could not read: headers over
-// max_header_bytes (431), headers not sent within read_timeout (408),
-// anything else unparsable (400); each counted and logged.
+// max_header_bytes (431), a body over maxRequestBody (413), headers not
+// sent within read_timeout (408), anything else unparsable (400); each
+// counted and logged.
 func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	status, reason, msg := fasthttp.StatusBadRequest, "bad_request", "malformed request"
 	var small *fasthttp.ErrSmallBuffer
@@ -101,6 +105,8 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.As(err, &small):
 		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, reason, msg = fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"
 	case nothingRead(err):
 		// A connection that never began a request (a browser's
 		// speculative preconnect, a TCP check, also one that ends with a
