@@ -10,10 +10,11 @@ import (
 // openConns tracks the connections fasthttp serves, but for hijacked ones
 // (viewer sessions close their own), so that shutdown can close those
 // still open when its grace ends: a client trickling a request's headers
-// holds fasthttp's shutdown until read_timeout, which may be longer.
+// holds fasthttp's shutdown until read_timeout, which may be longer. Each
+// is marked once a request's first byte came (it went active).
 type openConns struct {
 	mu  sync.Mutex
-	set map[net.Conn]struct{}
+	set map[net.Conn]bool
 }
 
 // track is fasthttp's ConnState hook.
@@ -23,12 +24,23 @@ func (o *openConns) track(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
 		if o.set == nil {
-			o.set = make(map[net.Conn]struct{})
+			o.set = make(map[net.Conn]bool)
 		}
-		o.set[c] = struct{}{}
+		o.set[c] = false
+	case fasthttp.StateActive:
+		if _, ok := o.set[c]; ok {
+			o.set[c] = true
+		}
 	case fasthttp.StateHijacked, fasthttp.StateClosed:
 		delete(o.set, c)
 	}
+}
+
+// began reports whether a byte of a request came on c.
+func (o *openConns) began(c net.Conn) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.set[c]
 }
 
 // closeAll closes every tracked connection and reports how many.

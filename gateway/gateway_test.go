@@ -1178,6 +1178,39 @@ func TestIdleConnectionIsNoRefusal(t *testing.T) {
 	}
 }
 
+// A request whose headers came but whose body did not within
+// read_timeout (a slow-body slowloris) is a refused request, answered 408
+// and counted as read_timeout, not a connection that sent nothing.
+func TestSlowBodyIsARefusal(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout = 200 * time.Millisecond
+	r := startRelay(t, cfg)
+	c, err := net.Dial("tcp", r.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /api/v1/streams HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, _ := io.ReadAll(c); !strings.HasPrefix(string(got), "HTTP/1.1 408 ") {
+		t.Fatalf("a body not finished in time: %q, want 408", got)
+	}
+	var m dto.Metric
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := r.gw.metrics.refusals.WithLabelValues("read_timeout").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCounter().GetValue() == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if n := m.GetCounter().GetValue(); n != 1 {
+		t.Fatalf("a body not finished in time counted as %v read_timeout refusals, want 1", n)
+	}
+}
+
 // A connection reset before its first byte (a balancer's TCP health
 // check closing with a reset, as HAProxy's do; a preconnect aborted) is
 // no refused request either: nothing logged at info, no refusal counted.

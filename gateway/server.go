@@ -94,9 +94,9 @@ func (g *Server) ReportNotifier(key string, n *access.Notifier) {
 }
 
 // requestError answers a request fasthttp could not read: headers over
-// max_header_bytes (431), a body over maxRequestBody (413), headers not
-// sent within read_timeout (408), anything else unparsable (400); each
-// counted and logged.
+// max_header_bytes (431), a body over maxRequestBody (413), headers or
+// the body they announce not sent within read_timeout (408), anything
+// else unparsable (400); each counted and logged.
 func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 	status, reason, msg := fasthttp.StatusBadRequest, "bad_request", "malformed request"
 	var small *fasthttp.ErrSmallBuffer
@@ -107,7 +107,7 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 		status, reason, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers too large"
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		status, reason, msg = fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"
-	case nothingRead(err):
+	case g.nothingRead(ctx, err):
 		// A connection that never began a request (a browser's
 		// speculative preconnect, a TCP check, also one that ends with a
 		// reset): answered 408 and closed, as fasthttp does, but no
@@ -128,12 +128,13 @@ func (g *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // nothingRead reports whether a read error fasthttp hands to requestError
-// came before a single byte of the request: fasthttp passes the
-// connection's own error on as it is then, and wraps it once bytes came
-// ("error when reading request headers: ...").
-func nothingRead(err error) bool {
+// came before a single byte of the request: the connection's own error
+// (fasthttp wraps a header's read errors, "error when reading request
+// headers: ...", but not a body's), on a connection that never went
+// active (fasthttp makes it so at the request's first byte).
+func (g *Server) nothingRead(ctx *fasthttp.RequestCtx, err error) bool {
 	_, ok := err.(*net.OpError)
-	return ok
+	return ok && !g.conns.began(ctx.Conn())
 }
 
 // SetPolicy replaces the limits and auth for new requests (SIGHUP);
