@@ -51,7 +51,9 @@ func Check(secret, key, expires, token string, now time.Time) error {
 	}
 	exp, err := strconv.ParseInt(expires, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: expires %q", ErrInvalid, expires)
+		// Not quoted: it is the client's text, of up to the request's
+		// length, and the query is never logged.
+		return fmt.Errorf("%w: expires is not a Unix time in seconds", ErrInvalid)
 	}
 	got, err := hex.DecodeString(token)
 	if err != nil {

@@ -2,6 +2,7 @@ package access
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +32,11 @@ func TestCheck(t *testing.T) {
 	}
 	if err := Check("s3cret", "live/a", expStr, good, exp.Add(time.Second)); !errors.Is(err, ErrExpired) {
 		t.Errorf("expired: %v", err)
+	}
+	// The client's expires is not quoted: the refusal is logged, and the
+	// query never is.
+	junk := strings.Repeat("<junk>", 1000)
+	if err := Check("s3cret", "live/a", junk, good, now); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "junk") {
+		t.Errorf("bad expiry: %v, want ErrInvalid without the value", err)
 	}
 }
