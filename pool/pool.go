@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -677,18 +678,22 @@ type Viewer struct {
 }
 
 // Detail returns the entry for key with its viewers.
+// The viewers are sorted after the pool's lock is released: a stream of
+// tens of thousands of viewers takes milliseconds to sort, and the lock
+// is every subscribe's and every leave's.
 func (p *Pool) Detail(key string) (Detail, bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	e, ok := p.entries[key]
 	if !ok {
+		p.mu.Unlock()
 		return Detail{}, false
 	}
 	d := Detail{Snapshot: e.snapshot(), Viewers: make([]Viewer, 0, len(e.viewers))}
 	for _, v := range e.viewers {
 		d.Viewers = append(d.Viewers, v)
 	}
-	sort.Slice(d.Viewers, func(i, j int) bool { return d.Viewers[i].Since.Before(d.Viewers[j].Since) })
+	p.mu.Unlock()
+	slices.SortFunc(d.Viewers, func(a, b Viewer) int { return a.Since.Compare(b.Since) })
 	return d, true
 }
 
