@@ -1620,6 +1620,26 @@ func TestAPIPathOutsideStreamsIsNoStream(t *testing.T) {
 	}
 }
 
+// With http.pprof and auth.api_token, the profiler is behind the token,
+// as the API is: a profile runs for as long as its caller asks.
+func TestPprofNeedsTheAPIToken(t *testing.T) {
+	cfg := testConfig()
+	cfg.Pprof = true
+	r := startRelay(t, cfg)
+	url := "http://" + r.httpAddr + "/debug/pprof/cmdline"
+	if resp := roundTripBearer(t, http.MethodGet, url, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("without auth.api_token: %d, want 200", resp.StatusCode)
+	}
+	auth := DefaultAuth()
+	auth.APIToken = "t0ken"
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	for token, want := range map[string]int{"": http.StatusUnauthorized, "wrong": http.StatusUnauthorized, "t0ken": http.StatusOK} {
+		if resp := roundTripBearer(t, http.MethodGet, url, token); resp.StatusCode != want {
+			t.Fatalf("with auth.api_token, token %q: %d, want %d", token, resp.StatusCode, want)
+		}
+	}
+}
+
 // A viewer of the stream-writer delivery (http.delivery = "stream_writer")
 // that falls out of its entry's buffer skips to the newest keyframe, and
 // the skip is counted in flvgw_viewer_skips_total as a hijacked

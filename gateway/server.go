@@ -231,7 +231,11 @@ func (g *Server) route(ctx *fasthttp.RequestCtx) {
 		g.serveAPI(ctx, path)
 		return
 	case g.cfg.Pprof && strings.HasPrefix(path, "/debug/pprof/"):
-		pprofhandler.PprofHandler(ctx)
+		// A profile runs as long as its caller asks: behind the API's
+		// token, when there is one.
+		if g.apiAuthorized(ctx) {
+			pprofhandler.PprofHandler(ctx)
+		}
 		return
 	case !strings.HasSuffix(path, ".flv"):
 		g.fail(ctx, fasthttp.StatusNotFound, "bad_path", "no such endpoint", nil)
@@ -358,15 +362,26 @@ func bearerToken(header string) (string, bool) {
 	return token, token != ""
 }
 
+// apiAuthorized checks auth.api_token's bearer token, if one is set, and
+// answers 401 when it is missing or wrong.
+func (g *Server) apiAuthorized(ctx *fasthttp.RequestCtx) bool {
+	token := g.policy.Load().Auth.APIToken
+	if token == "" {
+		return true
+	}
+	got, ok := bearerToken(string(ctx.Request.Header.Peek("Authorization")))
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="flvgw"`)
+		g.fail(ctx, fasthttp.StatusUnauthorized, "auth", "bearer token required", nil)
+		return false
+	}
+	return true
+}
+
 // serveAPI answers /api/v1/streams and /api/v1/streams/{app}/{stream}.
 func (g *Server) serveAPI(ctx *fasthttp.RequestCtx, path string) {
-	if token := g.policy.Load().Auth.APIToken; token != "" {
-		got, ok := bearerToken(string(ctx.Request.Header.Peek("Authorization")))
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="flvgw"`)
-			g.fail(ctx, fasthttp.StatusUnauthorized, "auth", "bearer token required", nil)
-			return
-		}
+	if !g.apiAuthorized(ctx) {
+		return
 	}
 	var body any
 	switch rest, found := strings.CutPrefix(path, "/api/v1/streams"); {
