@@ -31,7 +31,7 @@ var errProxyHeader = errors.New("proxy protocol: bad or missing PROXY header")
 // connection's own goroutine, within timeout: Accept never waits for a
 // client. With a list of balancers (proxy_protocol_from), a connection
 // from any other peer is closed at Accept, logged: the header would let
-// it name any client it liked.
+// it name any client it liked (at most one such line a second).
 type proxyListener struct {
 	net.Listener
 	proxyProtocol
@@ -45,6 +45,33 @@ type proxyProtocol struct {
 	from    gateway.AddrList
 	key     string
 	log     *slog.Logger
+	refused *refusalLog // nil: every refusal logged
+}
+
+// refusalLog limits the log lines of refused connections to one a
+// second: any host that reaches the port may connect as often as it
+// likes, and each line would be one more. A line after a quiet spell
+// says how many refusals went unlogged since the last.
+type refusalLog struct {
+	mu       sync.Mutex
+	last     time.Time
+	unlogged int
+}
+
+// note counts a refusal at now and says whether to log it, and how many
+// went unlogged before it.
+func (r *refusalLog) note(now time.Time) (log bool, unlogged int) {
+	if r == nil {
+		return true, 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.last) < time.Second {
+		r.unlogged++
+		return false, 0
+	}
+	r.last, unlogged, r.unlogged = now, r.unlogged, 0
+	return true, unlogged
 }
 
 // withProxyProtocol is ln, or with pp (non-nil), ln behind a balancer that
@@ -70,8 +97,10 @@ func (l proxyListener) Accept() (net.Conn, error) {
 			continue
 		}
 		if peer := tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); len(l.from) > 0 && !l.from.Contains(peer) {
-			l.log.Warn("connection refused: not from a balancer that may send the PROXY protocol",
-				"remote", tc.RemoteAddr().String(), "setting", l.key)
+			if log, unlogged := l.refused.note(time.Now()); log {
+				l.log.Warn("connection refused: not from a balancer that may send the PROXY protocol",
+					"remote", tc.RemoteAddr().String(), "setting", l.key, "unlogged_since_last", unlogged)
+			}
 			tc.Close()
 			continue
 		}
@@ -247,5 +276,5 @@ func proxyProtocolOf(section string, on bool, from []string, timeout time.Durati
 	}
 	key := section + ".proxy_protocol_from"
 	list, _ := gateway.ParseAddrList(key, from)
-	return &proxyProtocol{timeout: timeout, from: list, key: key, log: log}
+	return &proxyProtocol{timeout: timeout, from: list, key: key, log: log, refused: &refusalLog{}}
 }

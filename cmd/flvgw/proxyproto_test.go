@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"flvgw/gateway"
 	"flvgw/test/testkit"
 )
 
@@ -445,5 +446,44 @@ func TestProxyProtocolHealthCheckIsNoRefusal(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `msg="request refused"`); n != 1 {
 		t.Fatalf("%d refusals logged, want 1 (the request without a header):\n%s", n, logs)
+	}
+}
+
+// Refused connections are logged at most once a second: a host that may
+// not send the PROXY protocol cannot fill the log by connecting in a
+// loop. The next line says how many went unlogged.
+func TestRefusedConnectionsAreLoggedOnceASecond(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logLines
+	from, _ := gateway.ParseAddrList("http.proxy_protocol_from", []string{"127.0.0.2"})
+	ln := withProxyProtocol(tcp, &proxyProtocol{timeout: time.Second, from: from, key: "http.proxy_protocol_from",
+		log: slog.New(slog.NewTextHandler(&logs, nil)), refused: &refusalLog{}})
+	defer ln.Close()
+	go func() { _, _ = ln.Accept() }() // refuses every one of them; ends with the listener
+	refuse := func(n int) {
+		t.Helper()
+		for range n {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}
+			c, err := d.Dial("tcp", tcp.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _ = c.Read(make([]byte, 1)) // until flvgw closes it
+			c.Close()
+		}
+	}
+	lines := func() int { return strings.Count(logs.String(), "connection refused") }
+	refuse(50)
+	if n := lines(); n != 1 {
+		t.Fatalf("%d lines for 50 refusals within a second, want 1:\n%s", n, logs.String())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	refuse(1)
+	if n := lines(); n != 2 || !strings.Contains(logs.String(), "unlogged_since_last=49") {
+		t.Fatalf("after a second, %d lines, want 2, the second saying 49 went unlogged:\n%s", n, logs.String())
 	}
 }
