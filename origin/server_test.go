@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -133,6 +134,43 @@ func TestHostileAMF0(t *testing.T) {
 	defer conn.Close()
 	if _, err := dialRTMP(conn, "live", "rtmp://"+addr+"/live", time.Now().Add(5*time.Second), 5*time.Second); err != nil {
 		t.Fatalf("the origin no longer serves after hostile peers: %v", err)
+	}
+}
+
+// A peer's AMF0 may claim many values in few bytes: a null is one byte
+// and decodes to an interface value of 16 and more, so 8 MiB of nulls in
+// one strict array, sent in any data message (before connect), was
+// 1.1 GB of allocation and seconds of CPU, again for each such message.
+// The decoder takes at most 65,536 values of one message: the message is
+// dropped as undecodable, and the connection goes on.
+func TestAMF0ValuesAreBounded(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	conn := rtmpPeer(t, addr, "many AMF0 values")
+	defer conn.Close()
+	p := &rtmpPlayer{conn: conn, writeFor: 10 * time.Second, cr: newChunkReader(conn), cw: &chunkWriter{w: bufio.NewWriter(conn)}}
+
+	name := []byte{0x02, 0, 1, 'x'}
+	nulls := maxMessageLen - len(name) - 5
+	data := append(name, 0x0a, byte(nulls>>24), byte(nulls>>16), byte(nulls>>8), byte(nulls))
+	data = append(data, bytes.Repeat([]byte{0x05}, nulls)...)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	if err := p.write(3, msgDataAMF0, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.command(0, "connect", 1, map[string]any{"app": "live"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.awaitResult(1); err != nil {
+		t.Fatalf("connect after the data message: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := (after.TotalAlloc - before.TotalAlloc) >> 20; alloc > 200 {
+		t.Errorf("the origin allocated %d MiB for an 8 MiB message (in %s)", alloc, time.Since(start).Round(time.Millisecond))
 	}
 }
 

@@ -22,10 +22,18 @@ import (
 // a few bytes of input but a frame of the decoder's stack.
 const maxDepth = 64
 
+// maxValues bounds the values one Decoder decodes, across its Decode
+// calls: a null is one byte of input but an interface value (and more) in
+// the result, so without it 8 MiB of nulls in a strict array took over a
+// GiB of allocation and seconds of CPU. An RTMP command or onMetaData
+// holds a few dozen.
+const maxValues = 1 << 16
+
 // Decoder Read from the reader and decode them into objects in Golang
 type Decoder struct {
-	r     io.Reader
-	depth int
+	r      io.Reader
+	depth  int
+	values int // decoded so far, bounded by maxValues
 }
 
 // NewDecoder Create a new instance of Decoder
@@ -44,12 +52,17 @@ func (dec *Decoder) Decode(v interface{}) error {
 // Reset Reset a state of the decoder
 func (dec *Decoder) Reset(r io.Reader) {
 	dec.r = r
+	dec.values = 0
 }
 
 func (dec *Decoder) decode(rv reflect.Value) error {
 	if dec.depth >= maxDepth {
 		return &DecodeError{Message: fmt.Sprintf("values nested deeper than %d", maxDepth)}
 	}
+	if dec.values >= maxValues {
+		return &DecodeError{Message: fmt.Sprintf("more than %d values", maxValues)}
+	}
+	dec.values++
 	dec.depth++
 	defer func() { dec.depth-- }()
 
