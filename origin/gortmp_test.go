@@ -14,11 +14,16 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	amf0 "github.com/yutopp/go-amf0"
 	rtmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
+
+	"flvgw/pool"
 )
 
 // The embedded origin reads publishers with go-rtmp, patched in
@@ -454,5 +459,123 @@ func TestGoRTMPKeepsNoLargeBuffers(t *testing.T) {
 	runtime.KeepAlive(cs)
 	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); held > 16*size {
 		t.Fatalf("%d MiB held after %d messages of 1 MiB were read", held>>20, streams)
+	}
+}
+
+// resetListener hands out connections whose writes fail as a peer's reset
+// makes them fail, while their reads go on with what the peer sent before
+// it: the origin's first chunk on chunk stream 3 after the handshake (its
+// answer to connect) waits until the origin has read failAt bytes, and
+// fails, as does every write after it.
+type resetListener struct {
+	net.Listener
+	failAt int64
+}
+
+func (l resetListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &resetConn{Conn: c, failAt: l.failAt}, nil
+}
+
+type resetConn struct {
+	net.Conn
+	failAt        int64
+	read, written atomic.Int64
+	failed        atomic.Bool
+}
+
+func (c *resetConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *resetConn) Write(p []byte) (int, error) {
+	const handshake = 1 + 2*1536 // S0, S1, S2
+	if c.failed.Load() {
+		return 0, syscall.ECONNRESET
+	}
+	if c.written.Load() >= handshake && len(p) > 0 && p[0] == 3 {
+		for c.read.Load() < c.failAt {
+			time.Sleep(time.Millisecond)
+		}
+		c.failed.Store(true)
+		return 0, syscall.ECONNRESET
+	}
+	c.written.Add(int64(len(p)))
+	return c.Conn.Write(p)
+}
+
+// A connection whose writes fail (the peer reset it) while the origin
+// reads a large message the peer sent before: go-rtmp acknowledges the
+// message as it reads it, and each acknowledgement after its write loop
+// had ended was queued for a loop nobody ran, 64 of them and the next
+// blocked the connection's goroutine for good. The connection then never
+// ended (a publisher's entry stayed live), and Serve's shutdown waited
+// for it forever. Now a write after the loop ended fails, and so does the
+// connection.
+func TestOriginEndsAConnectionWhoseWritesFail(t *testing.T) {
+	p, err := pool.New(pool.DefaultConfig(), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s := NewServer(DefaultConfig(), p, quiet())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var connect bytes.Buffer
+	enc := amf0.NewEncoder(&connect)
+	for _, v := range []any{"connect", 1.0, map[string]any{"app": "live"}} {
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const chunk = 32 << 10
+	in := setChunkSize(chunk)
+	// Window Acknowledgement Size of 1: counted as minAckWindow, an
+	// acknowledgement every 32 KiB read.
+	in = append(in, 2, 0, 0, 0, 0, 0, 4, msgWindowAckSize, 0, 0, 0, 0, 0, 0, 0, 1)
+	n := connect.Len()
+	in = append(in, 3, 0, 0, 0, byte(n>>16), byte(n>>8), byte(n), msgCommandAMF0, 0, 0, 0, 0)
+	in = append(in, connect.Bytes()...)
+	// The writes fail 40 KiB into a 4 MiB message in chunks of 32 KiB,
+	// each acknowledged: after the first acknowledgement, with 127 to
+	// come.
+	failAt := int64(2*1536+1) + int64(len(in)) + 40<<10
+	size := 4 << 20
+	in = append(in, 4, 0, 0, 0, byte(size>>16), byte(size>>8), byte(size), msgAudio, 0, 0, 0, 0) // on stream 0
+	for c := range size / chunk {
+		if c > 0 {
+			in = append(in, 0xc4)
+		}
+		in = append(in, make([]byte, chunk)...)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, resetListener{Listener: ln, failAt: failAt}) }()
+	conn := rtmpPeer(t, ln.Addr().String(), "writes fail")
+	defer conn.Close()
+	_, _ = conn.Write(in) // the origin may end the connection before the end
+	ended := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !ended; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		ended = len(s.conns) == 0
+		s.mu.Unlock()
+	}
+	cancel()
+	if !ended {
+		t.Error("the connection whose writes failed is still served after 10 s")
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return: it waits for the connection whose writes failed")
 	}
 }

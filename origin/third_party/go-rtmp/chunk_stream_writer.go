@@ -9,8 +9,13 @@ package rtmp
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
+
+// errWriterClosed: the chunk streamer's write loop has ended, after a
+// failed write or the connection's close. flvgw.
+var errWriterClosed = errors.New("the connection's write loop has ended")
 
 type ChunkStreamWriter struct {
 	ChunkStreamReader
@@ -44,7 +49,13 @@ func (w *ChunkStreamWriter) Wait(ctx context.Context) error {
 		return nil
 
 	case <-w.closeCh:
-		return w.lastErr
+		// flvgw: the write loop has ended; v0.0.7 returned nil here (for
+		// every writer but the one that failed), and its caller queued a
+		// message for a loop nobody ran.
+		if w.lastErr != nil {
+			return w.lastErr
+		}
+		return errWriterClosed
 
 	case <-ctx.Done():
 		return ctx.Err()

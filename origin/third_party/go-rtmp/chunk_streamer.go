@@ -524,9 +524,19 @@ type chunkStreamerWriterSched struct {
 }
 
 func (sched *chunkStreamerWriterSched) Sched(writer *ChunkStreamWriter) error {
-	sched.writers <- writer
-
-	return nil
+	// flvgw: once the write loop has ended, nobody takes from the queue:
+	// v0.0.7 went on queueing, and blocked its caller for good when the
+	// queue was full (the connection's reader, acknowledging a large
+	// message after a write had failed).
+	select {
+	case sched.writers <- writer:
+		return nil
+	case <-sched.streamer.done:
+		if err := sched.streamer.err; err != nil {
+			return err
+		}
+		return errWriterClosed
+	}
 }
 
 func (sched *chunkStreamerWriterSched) Run() (err error) {
