@@ -89,8 +89,8 @@ type attemptCounts struct {
 	firstTag  pool.FirstTagTimes // under mu
 }
 
-// started counts an attempt whose first tag reached the entry took after
-// its start.
+// started counts an attempt whose first audio or video frame reached the
+// entry took after its start.
 func (c *attemptCounts) started(took time.Duration) {
 	if c != nil { // nil: a target not made by Resolver.Update
 		c.mu.Lock()
@@ -560,10 +560,11 @@ func everyLacked(broken, lacked []bool) bool {
 // errSilent marks a "not found" concluded from silence, not from an answer.
 var errSilent = errors.New("no media in time")
 
-// once plays from one upstream. produced reports whether any tag reached
-// the entry; firstWithin bounds the attempt up to its first tag, all of
-// it: the dial, a TLS handshake, the request or the RTMP handshake and
-// play, and the wait for media share one deadline.
+// once plays from one upstream. produced reports whether an audio or
+// video frame reached the entry (see tagRelay.produced); firstWithin
+// bounds the attempt up to it, all of it: the dial, a TLS handshake, the
+// request or the RTMP handshake and play, and the wait for media share
+// one deadline.
 func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWithin time.Duration) (produced bool, err error) {
 	began := time.Now()
 	firstBy := began.Add(firstWithin)
@@ -620,12 +621,48 @@ type tagRelay struct {
 	stall    time.Duration
 	attempts *attemptCounts
 	began    time.Time // the attempt's start
+	// produced: an audio or video frame reached the entry. onMetaData and
+	// sequence headers alone have not delivered the stream: an origin
+	// answering for a publisher that sends nothing (SRS sends them at
+	// once) is not the stream's source, and its share of pull_timeout
+	// runs on, after which the next upstream is tried. Until the first
+	// frame they wait in headers (the last maxPendingHeaders), so that
+	// such an upstream neither makes a waiting entry live nor ends a
+	// reconnect window, nor moves the deadline.
 	produced bool
+	headers  []pendingTag
 }
+
+// pendingTag is a header tag held until the upstream's first frame. Its
+// body is the reader's own: the FLV reader and the chunk reader allocate
+// each tag and message afresh.
+type pendingTag struct {
+	typ  uint8
+	ts   uint32
+	body []byte
+}
+
+// maxPendingHeaders bounds the header tags held before the first frame.
+const maxPendingHeaders = 8
 
 func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
 	if len(body) == 0 {
 		return nil
+	}
+	if !r.produced {
+		if typ == pool.TagScript || pool.IsSequenceHeader(typ, body) {
+			if len(r.headers) == maxPendingHeaders {
+				r.headers = append(r.headers[:0], r.headers[1:]...)
+			}
+			r.headers = append(r.headers, pendingTag{typ, ts, body})
+			return nil
+		}
+		for _, h := range r.headers {
+			if err := r.pub.WriteTag(h.typ, h.ts, h.body); err != nil {
+				return err
+			}
+		}
+		r.headers = nil
 	}
 	if err := r.pub.WriteTag(typ, ts, body); err != nil {
 		return err

@@ -484,6 +484,81 @@ func TestUpstreamEndingBeforeItsFirstTagIsNotTriedLast(t *testing.T) {
 	}
 }
 
+// An upstream that answers the pull with onMetaData and the sequence
+// headers and then nothing (as SRS answers for a publisher that is still
+// connected but sends nothing) has not delivered the stream: within its
+// share of pull_timeout the next upstream is tried, which has it. Before,
+// its headers counted as the stream's start: the pull waited
+// pull_timeout for its media, ended as a stream that went away, and every
+// new pull tried it first again, so the upstream with the stream was
+// never asked.
+func TestUpstreamSendingOnlyHeadersIsFailedOver(t *testing.T) {
+	s := &flvStream{t: t}
+	s.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	s.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
+	s.tag(pool.TagScript, 0, onMetaData(t)).tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
+	headersOnly := serve(t, func(c net.Conn) {
+		if readRequest(c) == nil {
+			_, _ = c.Write(s.buf.Bytes())
+			_, _ = io.Copy(io.Discard, c) // silent until the pull hangs up
+		}
+	})
+	good := httpFLV(t, http.StatusOK)
+	r, p := resolverPool(t, []Upstream{{Name: "headers", URL: "http://" + headersOnly}, {Name: "good", URL: "http://" + good}}, fastEdge())
+	if _, err := subscribeReady(t, p); err != nil {
+		t.Fatalf("no stream: %v", err)
+	}
+	if snap, _ := p.Lookup("live/x"); !strings.HasPrefix(snap.Source, "good ") {
+		t.Fatalf("source %q, want the upstream that has the stream", snap.Source)
+	}
+	if a := r.Attempts(); a[0].Played != 0 || a[0].NotFound != 1 || a[1].Played != 1 {
+		t.Fatalf("attempts %+v, want headers not found (silent) and good played", a)
+	}
+}
+
+// The same upstream, reconnected to within reconnect_window after its
+// stream broke, answers with headers only (its publisher connected but
+// silent). The window still closes: before, the headers made the entry
+// live again, which ended the window, and the pull's end began another,
+// so the viewers were held, with nothing to play, for as long as the
+// upstream kept answering so.
+func TestHeadersOnlyDoNotExtendTheReconnectWindow(t *testing.T) {
+	stream, _ := joinedMidStream(t, 0, 1)
+	headers := &flvStream{t: t}
+	headers.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	headers.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
+	headers.tag(pool.TagScript, 0, onMetaData(t)).tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
+	var conns atomic.Int32
+	up := serve(t, func(c net.Conn) {
+		if readRequest(c) != nil {
+			return
+		}
+		if conns.Add(1) == 1 {
+			_, _ = c.Write(stream) // then hangs up
+			return
+		}
+		_, _ = c.Write(headers.buf.Bytes())
+		_, _ = io.Copy(io.Discard, c) // silent until the pull hangs up
+	})
+	pcfg := pool.DefaultConfig()
+	pcfg.ReconnectWindow = time.Second
+	cfg := fastEdge()
+	cfg.PullTimeout = 500 * time.Millisecond
+	p := newPullWith(t, pcfg, cfg, Upstream{Name: "up", URL: "http://" + up})
+	sub, err := subscribeReady(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the entry still holds its viewer 10 s after its stream broke, with a reconnect window of 1 s (%d connections to the upstream)", conns.Load())
+	}
+	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrNoReconnect) {
+		t.Fatalf("the entry ended with %v, want its reconnect window closed", err)
+	}
+}
+
 func TestPullAnswers(t *testing.T) {
 	missing := httpFLV(t, http.StatusNotFound)
 	failing := httpFLV(t, http.StatusInternalServerError)

@@ -99,6 +99,16 @@ func serialize(typ uint8, timestamp uint32, body []byte) ([]byte, error) {
 	return data, nil
 }
 
+// IsSequenceHeader reports whether an audio or video tag's body is a codec
+// configuration (a sequence header), as an entry classifies it.
+func IsSequenceHeader(typ uint8, body []byte) bool {
+	if len(body) == 0 {
+		return false
+	}
+	_, seq := classify(typ, body)
+	return seq
+}
+
 // classify reads the codec bytes of a body. It understands the legacy FLV
 // codec headers (AVC, AAC) and the enhanced-RTMP extended video header
 // (HEVC, AV1, VP9 by FourCC).
