@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -362,17 +363,21 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	}
 	t.Arrival = now.UnixNano()
 	t.seq = e.head
+	// A video sequence header unlike the one in force changes the
+	// configuration (a new resolution) within the session: the cached GOP
+	// was coded with the old one.
+	reconfigured := t.SeqHeader && typ == TagVideo && e.videoSeq != nil && !bytes.Equal(e.videoSeq.Body(), body)
 	e.track(&t)
 	e.hold(&t)
 	switch {
 	case t.Keyframe:
 		e.gopStart = e.head
 		e.hasKeyframe = true
-	case t.SeqHeader && typ == TagVideo && beforeKey:
-		// The new session's video sequence header: the cached GOP is the
-		// old session's, which a decoder given this header may not decode
-		// (a new resolution). A viewer joining now waits for the new
-		// session's keyframe.
+	case t.SeqHeader && typ == TagVideo && (beforeKey || reconfigured):
+		// The new session's video sequence header, or a changed one: the
+		// cached GOP is the old session's (or configuration's), which a
+		// decoder given this header may not decode (a new resolution). A
+		// viewer joining now waits for the next keyframe.
 		e.hasKeyframe = false
 	}
 	e.head++

@@ -485,6 +485,54 @@ func TestJoinBetweenNewSequenceHeaderAndKeyframe(t *testing.T) {
 	}
 }
 
+// Within one session too: a publisher that changes its video's
+// configuration (a new resolution: a sequence header, then a keyframe
+// that needs it) has a viewer that joins between the two start at that
+// keyframe, not on the cached GOP coded with the old configuration, which
+// the new header it is primed with does not decode. A sequence header
+// repeated unchanged (as some encoders send one before each keyframe)
+// keeps the GOP cache.
+func TestJoinBetweenChangedSequenceHeaderAndKeyframe(t *testing.T) {
+	body := func(b []byte) []byte { return b[11 : len(b)-4] }
+	for _, changed := range []bool{true, false} {
+		p := newTestPool(t, testConfig(), nil)
+		pub, err := p.Publish("live/a", "test")
+		must(t, err)
+		ts := startStream(t, pub)
+		seq := avcSeq
+		if changed {
+			seq = []byte{0x17, 0, 0, 0, 0, 1, 0x4d, 0, 0x28} // another profile and level
+		}
+		must(t, pub.WriteTag(TagVideo, ts, seq))
+		sub, err := p.Subscribe("live/a", false)
+		must(t, err)
+		r := sub.NewReader()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		first, err := r.Next(ctx, nil)
+		must(t, err)
+		must(t, pub.WriteTag(TagVideo, ts+40, avcKey))
+		next, err := r.Next(ctx, nil)
+		must(t, err)
+		cancel()
+		var frames [][]byte // video tags other than sequence headers
+		for _, b := range append(first[1:], next...) {
+			if b[0] == TagVideo && b[12] != 0 {
+				frames = append(frames, b)
+			}
+		}
+		if len(frames) == 0 {
+			t.Fatalf("changed=%v: no video frame", changed)
+		}
+		if got := tagTimestamp(frames[0]); changed && (got != ts+40 || !bytes.Equal(body(frames[0]), avcKey)) {
+			t.Fatalf("after a changed sequence header: the first frame is at %d ms, want the keyframe after it at %d ms, not the cached GOP coded with the old configuration", got, ts+40)
+		} else if !changed && got >= ts {
+			t.Fatalf("after a sequence header repeated unchanged: the first frame is at %d ms, want the cached GOP's keyframe", got)
+		}
+		sub.Close()
+		pub.Close(nil)
+	}
+}
+
 // A publisher that took a stream over and sends video waiting for its
 // first keyframe (a session that began mid-GOP: its inter frames are
 // dropped until then) is not silent: another publisher of the key is
