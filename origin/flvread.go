@@ -26,8 +26,13 @@ const maxFLVTag = 8 << 20
 type FLVReader struct {
 	r      *bufio.Reader
 	Header flv.Header
-	n      int64
-	hdr    [11]byte
+	// AllowEmpty takes a tag of no bytes (DataSize 0), which FLV does not
+	// forbid, as one with an empty Body; otherwise it is malformed. A
+	// pull sets it, and drops such a tag as it drops an empty RTMP
+	// message; the tests' strict reader does not.
+	AllowEmpty bool
+	n          int64
+	hdr        [11]byte
 }
 
 // FLVTag is one tag read by FLVReader. Body is freshly allocated.
@@ -78,7 +83,7 @@ func (fr *FLVReader) Next() (FLVTag, error) {
 	switch {
 	case hdr[8] != 0 || hdr[9] != 0 || hdr[10] != 0:
 		return FLVTag{}, fmt.Errorf("%w: stream id not 0 at byte %d", ErrMalformedFLV, fr.n)
-	case size == 0:
+	case size == 0 && !fr.AllowEmpty:
 		return FLVTag{}, fmt.Errorf("%w: empty tag at byte %d", ErrMalformedFLV, fr.n)
 	case size > maxFLVTag:
 		return FLVTag{}, fmt.Errorf("%w: tag of %d bytes at byte %d", ErrMalformedFLV, size, fr.n)

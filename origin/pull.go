@@ -56,6 +56,7 @@ func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstBy tim
 	if err != nil {
 		return err
 	}
+	fr.AllowEmpty = true // dropped by relay.write, as an empty RTMP message is
 	for {
 		t, err := fr.Next()
 		if err != nil {
@@ -146,12 +147,12 @@ func onStatus(msg rtmpMessage, produced bool) error {
 	}
 	switch name {
 	case "_error":
-		return fmt.Errorf("%w: play refused: %q", pool.ErrUpstreamNotFound, statusCode(args))
+		return fmt.Errorf("%w: play refused: %q", pool.ErrUpstreamNotFound, bounded(statusCode(args)))
 	case "onStatus":
 	default:
 		return nil
 	}
-	switch code := statusCode(args); code {
+	switch code := bounded(statusCode(args)); code {
 	case "NetStream.Play.StreamNotFound", "NetStream.Play.Failed":
 		return fmt.Errorf("%w: %s", pool.ErrUpstreamNotFound, code)
 	case "NetStream.Play.UnpublishNotify", "NetStream.Play.Stop", "NetStream.Play.Complete":

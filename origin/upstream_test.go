@@ -1241,3 +1241,24 @@ func TestAttemptCutByTheEntrysEndIsNotCounted(t *testing.T) {
 		t.Fatalf("%d failures summed, want 0", n)
 	}
 }
+
+// An HTTP-FLV upstream's empty tag (DataSize 0, which FLV does not
+// forbid) is dropped, as an empty RTMP message is, and the stream plays;
+// it is no malformed stream that would end the entry for every viewer.
+func TestEmptyFLVTagFromAnUpstreamIsDropped(t *testing.T) {
+	clip, err := os.ReadFile("../test/testdata/sample.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := []byte{8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11} // audio, no data, PreviousTagSize 11
+	body := slices.Concat(clip[:13], empty, clip[13:])            // after the FLV header and PreviousTagSize0
+	up := serve(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+		_, _ = c.Write(body)
+		_, _ = io.Copy(io.Discard, c)
+	})
+	p := newPull(t, fastEdge(), Upstream{Name: "empty", URL: "http://" + up})
+	if _, err := subscribeReady(t, p); err != nil {
+		t.Fatalf("no stream from an upstream that sent an empty tag: %v", err)
+	}
+}
