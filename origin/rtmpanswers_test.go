@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,40 @@ func TestRTMPPlayErrorIsAnAnswer(t *testing.T) {
 	err := pullEnds(t, p, 20*time.Second)
 	if d := time.Since(start); !errors.Is(err, pool.ErrUpstreamNotFound) || d > cfg.PullTimeout/2 {
 		t.Fatalf("ended with %v after %s; want %v at once (pull_timeout %s)", err, d.Round(time.Millisecond), pool.ErrUpstreamNotFound, cfg.PullTimeout)
+	}
+}
+
+// What an upstream says in refusing (a status code, an _error's
+// arguments) is quoted in the pull's error and the log only up to a
+// bound: a message may be megabytes, and the log is the operator's.
+func TestUpstreamRefusalIsQuotedWithinABound(t *testing.T) {
+	huge := strings.Repeat("x", 60_000) // an AMF0 string holds at most 65,535 bytes
+	refuseCode := fakeRTMPUpstream(t, func(srv *rtmpPlayer, txn float64) {
+		_ = srv.command(0, "_error", txn, nil, map[string]any{"level": "error", "code": huge})
+	})
+	cfg := fastEdge()
+	p := newPull(t, cfg, Upstream{Name: "a", URL: "rtmp://" + refuseCode})
+	if err := pullEnds(t, p, 20*time.Second); !errors.Is(err, pool.ErrUpstreamNotFound) || len(err.Error()) > 1000 {
+		t.Fatalf("ended with an error of %d bytes (%v), want not found quoted within a bound", len(err.Error()), errors.Is(err, pool.ErrUpstreamNotFound))
+	}
+	// connect refused with an _error of large arguments.
+	refuseConnect := serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+		for {
+			msg, err := srv.cr.next()
+			if err != nil {
+				return
+			}
+			if name, txn, _, err := decodeCommand(msg); err == nil && name == "connect" {
+				_ = srv.command(0, "_error", txn, nil, map[string]any{"description": huge})
+			}
+		}
+	})
+	p = newPull(t, cfg, Upstream{Name: "b", URL: "rtmp://" + refuseConnect})
+	if err := pullEnds(t, p, 20*time.Second); err == nil || len(err.Error()) > 1000 {
+		t.Fatalf("ended with an error of %d bytes, want the connect's refusal quoted within a bound", len(err.Error()))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	amf0 "github.com/yutopp/go-amf0"
@@ -372,7 +373,7 @@ func (p *rtmpPlayer) awaitResult(txn float64) (any, error) {
 			}
 			return nil, nil
 		case "_error":
-			return nil, fmt.Errorf("rejected: %v", args)
+			return nil, fmt.Errorf("rejected: %s", bounded(fmt.Sprint(args)))
 		}
 	}
 }
@@ -430,6 +431,18 @@ func decodeCommand(msg rtmpMessage) (name string, txn float64, args []any, err e
 }
 
 // statusCode returns the "code" of an onStatus command's info object.
+// maxQuoted bounds what of a peer's text (an _error's arguments, a status
+// code) an error quotes, and so the log: a message may be megabytes.
+const maxQuoted = 256
+
+// bounded is s, cut to maxQuoted bytes with a note of its length.
+func bounded(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:maxQuoted], ""), len(s))
+}
+
 func statusCode(args []any) string {
 	for _, a := range args {
 		switch obj := a.(type) {
