@@ -30,6 +30,7 @@ type metrics struct {
 	handbacks prometheus.Counter
 	upstreams upstreamCollector
 	notifiers notifierCollector
+	rtmp      rtmpCollector
 	handler   fasthttp.RequestHandler
 }
 
@@ -135,6 +136,7 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		&poolCollector{pool: p, maxStreams: maxStreamSeries},
 		&m.upstreams,
 		&m.notifiers,
+		&m.rtmp,
 	)
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -193,6 +195,41 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// RTMPCounts are the embedded origin's connection counts.
+type RTMPCounts struct {
+	Open         int    // connections open now
+	RefusedTotal uint64 // closed at once, rtmp.max_connections reached
+	RefusedPerIP uint64 // closed at once, rtmp.max_connections_per_ip reached
+}
+
+// rtmpCollector reports the embedded origin's connections, read at scrape
+// time (Server.ReportRTMP); nothing without an origin.
+type rtmpCollector struct {
+	counts atomic.Pointer[func() RTMPCounts]
+}
+
+var rtmpConnectionsDesc = prometheus.NewDesc("flvgw_rtmp_connections",
+	"RTMP connections open on the embedded origin, publishing or not yet.", nil, nil)
+
+var rtmpRefusedDesc = prometheus.NewDesc("flvgw_rtmp_connections_refused_total",
+	"RTMP connections closed at once by a limit: limit_total (rtmp.max_connections), limit_ip (rtmp.max_connections_per_ip).", []string{"reason"}, nil)
+
+func (c *rtmpCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rtmpConnectionsDesc
+	ch <- rtmpRefusedDesc
+}
+
+func (c *rtmpCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.counts.Load()
+	if f == nil {
+		return
+	}
+	n := (*f)()
+	ch <- prometheus.MustNewConstMetric(rtmpConnectionsDesc, prometheus.GaugeValue, float64(n.Open))
+	ch <- prometheus.MustNewConstMetric(rtmpRefusedDesc, prometheus.CounterValue, float64(n.RefusedTotal), "limit_total")
+	ch <- prometheus.MustNewConstMetric(rtmpRefusedDesc, prometheus.CounterValue, float64(n.RefusedPerIP), "limit_ip")
+}
+
 // upstreamCollector reports each upstream's pull attempts by outcome, read
 // at scrape time from what the pulls count (Server.ReportUpstreams); the
 // labels are the configured upstreams' names, so they are bounded by the
@@ -208,7 +245,7 @@ var upstreamTriedLastDesc = prometheus.NewDesc("flvgw_upstream_tried_last",
 	"1 while an upstream that could not be reached is tried after the others (edge.unreachable_cooldown), else 0.", []string{"upstream"}, nil)
 
 var upstreamFirstTagDesc = prometheus.NewDesc("flvgw_upstream_first_tag_seconds",
-	"Time from the start of a played pull attempt (its dial) to its first tag at the entry, per upstream.", []string{"upstream"}, nil)
+	"Time from the start of a played pull attempt (its dial) to its first audio or video frame at the entry, per upstream.", []string{"upstream"}, nil)
 
 func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- upstreamAttemptsDesc

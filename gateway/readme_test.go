@@ -44,6 +44,7 @@ func TestMetricsTableMatchesExports(t *testing.T) {
 
 	r := startRelay(t, testConfig())
 	r.gw.ReportUpstreams(func() []pool.UpstreamAttempts { return []pool.UpstreamAttempts{{Upstream: "origin-a"}} })
+	r.gw.ReportRTMP(func() RTMPCounts { return RTMPCounts{} })
 	stopPub := publish(t, r, "metrics")
 	defer stopPub()
 	waitReady(t, r, "live/metrics")

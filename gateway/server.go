@@ -87,6 +87,13 @@ func (g *Server) ReportUpstreams(attempts func() []pool.UpstreamAttempts) {
 	g.metrics.upstreams.attempts.Store(&attempts)
 }
 
+// ReportRTMP has /metrics report the embedded origin's connections
+// (flvgw_rtmp_connections, flvgw_rtmp_connections_refused_total) as
+// counts returns them at scrape time.
+func (g *Server) ReportRTMP(counts func() RTMPCounts) {
+	g.metrics.rtmp.counts.Store(&counts)
+}
+
 // ReportNotifier has /metrics report n's posts (flvgw_notifications_total)
 // as those of the callback key, such as the origin's rtmp.on_publish_done.
 func (g *Server) ReportNotifier(key string, n *access.Notifier) {

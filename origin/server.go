@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -58,11 +59,26 @@ type Config struct {
 	// CallbackTimeout bounds OnPublish (a timeout refuses the publish)
 	// and OnPublishDone.
 	CallbackTimeout time.Duration `toml:"callback_timeout"`
+	// MaxConnections bounds the RTMP connections open at once, publishing
+	// or not yet: each may hold megabytes of unfinished messages before
+	// it has shown any credential. One over it is closed at once. 0: no
+	// bound.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds them per client address (the PROXY
+	// header's, behind a balancer that sends it). 0: no bound.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+}
+
+// RTMPStats are the origin's connection counts, for the metrics.
+type RTMPStats struct {
+	Connections  int    // open now
+	RefusedTotal uint64 // closed at once: rtmp.max_connections reached
+	RefusedPerIP uint64 // closed at once: rtmp.max_connections_per_ip reached
 }
 
 // DefaultConfig returns the defaults used when a key is absent.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:1935", ReadTimeout: 10 * time.Second, CallbackTimeout: 2 * time.Second}
+	return Config{Listen: "127.0.0.1:1935", ReadTimeout: 10 * time.Second, CallbackTimeout: 2 * time.Second, MaxConnections: 1024}
 }
 
 // Validate reports the first invalid field, named by its config key.
@@ -81,6 +97,12 @@ func (c Config) Validate() error {
 	if c.ReadTimeout < 100*time.Millisecond {
 		return fmt.Errorf("rtmp.read_timeout must be a duration of at least 100ms such as \"10s\", got %s", c.ReadTimeout)
 	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("rtmp.max_connections must not be negative, got %d", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		return fmt.Errorf("rtmp.max_connections_per_ip must not be negative, got %d", c.MaxConnectionsPerIP)
+	}
 	if err := access.ValidateConfig("rtmp", "on_publish", c.OnPublish, c.CallbackTimeout); err != nil {
 		return err
 	}
@@ -98,13 +120,19 @@ type Server struct {
 
 	mu     sync.Mutex
 	closed bool
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]netip.Addr // the client's address
+	perIP  map[netip.Addr]int
 	wg     sync.WaitGroup
+
+	refusedTotal, refusedPerIP atomic.Uint64
+	refusedLogged              time.Time // under mu: the last refusal logged
+	refusedUnlogged            int       // under mu: refusals since, not logged
 }
 
 // NewServer returns an origin publishing into p.
 func NewServer(cfg Config, p *pool.Pool, log *slog.Logger) *Server {
-	s := &Server{pool: p, log: log, conns: make(map[net.Conn]struct{}), notify: access.NewNotifier(maxNotifications, log)}
+	s := &Server{pool: p, log: log, conns: make(map[net.Conn]netip.Addr), perIP: make(map[netip.Addr]int),
+		notify: access.NewNotifier(maxNotifications, log)}
 	s.cfg.Store(&cfg)
 	return s
 }
@@ -173,21 +201,58 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// Stats reports the connections open and those refused by the limits.
+func (s *Server) Stats() RTMPStats {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return RTMPStats{Connections: n, RefusedTotal: s.refusedTotal.Load(), RefusedPerIP: s.refusedPerIP.Load()}
+}
+
 // newHandler makes c's handler. A connection accepted while Serve ends
 // (go-rtmp calls OnConnect from the connection's own goroutine) is closed
 // at once and left out of the wait group: every Add happens under mu
-// before closed is set, so none races Serve's Wait.
+// before closed is set, so none races Serve's Wait. So is one over
+// rtmp.max_connections or rtmp.max_connections_per_ip, counted and
+// logged (at most once a second: a peer may connect in a loop).
 func (s *Server) newHandler(c net.Conn) *handler {
 	h := &handler{srv: s, conn: c, remote: c.RemoteAddr().String()}
+	var ip netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr().Unmap()
+	}
+	cfg := s.cfg.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	var limit string
+	switch {
+	case s.closed:
 		_ = c.Close()
+		return h
+	case cfg.MaxConnections > 0 && len(s.conns) >= cfg.MaxConnections:
+		s.refusedTotal.Add(1)
+		limit = "rtmp.max_connections"
+	case cfg.MaxConnectionsPerIP > 0 && ip.IsValid() && s.perIP[ip] >= cfg.MaxConnectionsPerIP:
+		s.refusedPerIP.Add(1)
+		limit = "rtmp.max_connections_per_ip"
+	}
+	if limit != "" {
+		_ = c.Close()
+		if now := time.Now(); now.Sub(s.refusedLogged) >= time.Second {
+			s.log.Warn("rtmp connection refused: limit reached", "remote", h.remote, "setting", limit,
+				"connections", len(s.conns), "unlogged_since_last", s.refusedUnlogged)
+			s.refusedLogged, s.refusedUnlogged = now, 0
+		} else {
+			s.refusedUnlogged++
+		}
 		return h
 	}
 	h.tracked = true
 	s.wg.Add(1)
-	s.conns[c] = struct{}{}
+	s.conns[c] = ip
+	if ip.IsValid() {
+		s.perIP[ip]++
+	}
 	return h
 }
 
@@ -197,6 +262,11 @@ func (s *Server) forget(h *handler) {
 		return
 	}
 	s.mu.Lock()
+	if ip := s.conns[h.conn]; ip.IsValid() {
+		if s.perIP[ip]--; s.perIP[ip] == 0 {
+			delete(s.perIP, ip)
+		}
+	}
 	delete(s.conns, h.conn)
 	s.mu.Unlock()
 	s.wg.Done()

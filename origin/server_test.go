@@ -327,3 +327,57 @@ func TestOriginBoundsAcknowledgements(t *testing.T) {
 		t.Fatalf("%d acknowledgements for %d bytes with a window of 1, want at most %d", acks, sent, max)
 	}
 }
+
+// rtmp.max_connections and rtmp.max_connections_per_ip: a connection over
+// either is closed at once, before its handshake, and counted; the others
+// are served, and a place freed is taken again.
+func TestConnectionLimits(t *testing.T) {
+	s, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	cfg := DefaultConfig()
+	cfg.MaxConnections, cfg.MaxConnectionsPerIP = 3, 2
+	s.SetConfig(cfg)
+	// dial connects from the loopback address from and reports whether
+	// the origin closed the connection at once (it is served otherwise:
+	// it waits for the handshake).
+	dial := func(from string) (net.Conn, bool) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = c.Read(make([]byte, 1))
+		return c, !isTimeout(err)
+	}
+	a1, refused := dial("127.0.0.1")
+	if refused {
+		t.Fatal("the first connection was refused")
+	}
+	if _, refused := dial("127.0.0.1"); refused {
+		t.Fatal("the second connection from 127.0.0.1 was refused (max_connections_per_ip 2)")
+	}
+	if _, refused := dial("127.0.0.1"); !refused {
+		t.Fatal("a third connection from 127.0.0.1 was served (max_connections_per_ip 2)")
+	}
+	if _, refused := dial("127.0.0.2"); refused {
+		t.Fatal("a connection from 127.0.0.2 was refused (max_connections 3, 2 open)")
+	}
+	if _, refused := dial("127.0.0.3"); !refused {
+		t.Fatal("a fourth connection was served (max_connections 3)")
+	}
+	if st := s.Stats(); st != (RTMPStats{Connections: 3, RefusedTotal: 1, RefusedPerIP: 1}) {
+		t.Fatalf("stats %+v, want 3 open, 1 refused by each limit", st)
+	}
+	a1.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().Connections != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v after a connection closed, want 2 open", s.Stats())
+		}
+	}
+	if _, refused := dial("127.0.0.1"); refused {
+		t.Fatal("a connection from 127.0.0.1 was refused after one of its two closed")
+	}
+}

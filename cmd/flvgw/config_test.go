@@ -51,6 +51,8 @@ func TestLoadConfig(t *testing.T) {
 		{"[pool]\nidle_timeout = 30\n", "pool.idle_timeout"},
 		{"[pool]\nbuffer_tags = 3\n", "pool.buffer_tags"},
 		{"[pool]\nbuffer_bytes = 65536\n", "pool.buffer_bytes"},
+		{"[rtmp]\nmax_connections = -1\n", "rtmp.max_connections"},
+		{"[rtmp]\nmax_connections_per_ip = -1\n", "rtmp.max_connections_per_ip"},
 		{"[http]\ndelivery = \"pipe\"\n", "http.delivery"},
 		{"[http]\nstart_timeout = \"-1s\"\n", "http.start_timeout"},
 		{"[rtmp]\nlisten = \"1935\"\n", "rtmp.listen"},

@@ -212,6 +212,10 @@ func serve(cfg Config, path string, sigs <-chan os.Signal, log *slog.Logger) err
 	org := origin.NewServer(cfg.RTMP, p, log.With("component", "origin"))
 	if rtmpLn != nil {
 		gw.ReportNotifier("rtmp.on_publish_done", org.Notifier())
+		gw.ReportRTMP(func() gateway.RTMPCounts {
+			st := org.Stats()
+			return gateway.RTMPCounts{Open: st.Connections, RefusedTotal: st.RefusedTotal, RefusedPerIP: st.RefusedPerIP}
+		})
 		wg.Go(func() {
 			if err := org.Serve(ctx, rtmpLn); err != nil {
 				errs <- err

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -198,4 +201,60 @@ func reloadInProcess(t *testing.T, sigs chan<- os.Signal, logs *logLines, n int)
 			t.Fatalf("reload %d not logged:\n%s", n, logs)
 		}
 	}
+}
+
+// The embedded origin's connections and those its limits closed at once
+// are on /metrics, and a refusal is logged with the setting to look at.
+func TestRTMPConnectionsAreReported(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.HTTP.Listen, cfg.RTMP.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTP.DrainTimeout = 0
+	cfg.RTMP.MaxConnections = 1
+	logs, addrOf, _ := serveInProcess(t, cfg, "")
+	rtmpAddr, httpAddr := addrOf("rtmp listening"), addrOf("http listening")
+	open, err := net.Dial("tcp", rtmpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	metric := func(series string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(5 * time.Second); metric("flvgw_rtmp_connections") != "1"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("flvgw_rtmp_connections %q with one connection open", metric("flvgw_rtmp_connections"))
+		}
+	}
+	over, err := net.Dial("tcp", rtmpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err == nil || isTimeoutErr(err) {
+		t.Fatalf("a connection over rtmp.max_connections: %v, want it closed at once", err)
+	}
+	if got := metric(`flvgw_rtmp_connections_refused_total{reason="limit_total"}`); got != "1" {
+		t.Fatalf("refused by limit_total: %q, want 1", got)
+	}
+	if !strings.Contains(logs.String(), `msg="rtmp connection refused: limit reached"`) || !strings.Contains(logs.String(), "setting=rtmp.max_connections ") {
+		t.Fatalf("no refusal in the log:\n%s", logs)
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
