@@ -453,6 +453,7 @@ func (h *handler) OnVideo(timestamp uint32, payload io.Reader) error {
 // OnClose logs it); none of its tags reach the entry.
 func (h *handler) OnAggregate(timestamp uint32, payload io.Reader) error {
 	h.buf.Reset()
+	defer h.keepSmallBuffer()
 	if _, err := h.buf.ReadFrom(payload); err != nil {
 		return fmt.Errorf("origin: read payload: %w", err)
 	}
@@ -472,8 +473,22 @@ func (h *handler) OnUnknownMessage(_ uint32, msg rtmpmsg.Message) error {
 	return nil
 }
 
+// maxKeptBuffer bounds the message buffer a connection keeps between
+// messages: one large message (up to 16 MiB) would otherwise hold its
+// size for the connection's life.
+const maxKeptBuffer = 1 << 20
+
+// keepSmallBuffer lets a buffer grown past maxKeptBuffer go, once its
+// message is done with (the entry copies what it keeps).
+func (h *handler) keepSmallBuffer() {
+	if h.buf.Cap() > maxKeptBuffer {
+		h.buf = bytes.Buffer{}
+	}
+}
+
 func (h *handler) writeFrom(typ uint8, timestamp uint32, payload io.Reader) error {
 	h.buf.Reset()
+	defer h.keepSmallBuffer()
 	if _, err := h.buf.ReadFrom(payload); err != nil {
 		return fmt.Errorf("origin: read payload: %w", err)
 	}

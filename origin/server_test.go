@@ -381,3 +381,22 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatal("a connection from 127.0.0.1 was refused after one of its two closed")
 	}
 }
+
+// A connection keeps no large message's buffer after it: one 4 MiB
+// message would otherwise hold 4 MiB for the connection's life. A small
+// one's buffer is kept for the next message.
+func TestLargeMessageBufferIsNotKept(t *testing.T) {
+	h := &handler{}
+	_ = h.writeFrom(pool.TagVideo, 0, bytes.NewReader(make([]byte, 4<<20))) // refused: no publish yet
+	if c := h.buf.Cap(); c > maxKeptBuffer {
+		t.Fatalf("the connection keeps a buffer of %d bytes after a 4 MiB message", c)
+	}
+	_ = h.OnAggregate(0, bytes.NewReader(make([]byte, 4<<20)))
+	if c := h.buf.Cap(); c > maxKeptBuffer {
+		t.Fatalf("the connection keeps a buffer of %d bytes after a 4 MiB aggregate", c)
+	}
+	_ = h.writeFrom(pool.TagVideo, 0, bytes.NewReader(make([]byte, 1000)))
+	if h.buf.Cap() == 0 {
+		t.Fatal("a small message's buffer was not kept")
+	}
+}
