@@ -124,3 +124,32 @@ func TestUpstreamRefusalIsQuotedWithinABound(t *testing.T) {
 		t.Fatalf("ended with an error of %d bytes, want the connect's refusal quoted within a bound", len(err.Error()))
 	}
 }
+
+// An upstream whose createStream _result is not a stream id is malformed;
+// what it answered instead is its own text, quoted within the same bound.
+func TestUpstreamCreateStreamResultIsQuotedWithinABound(t *testing.T) {
+	huge := strings.Repeat("x", 60_000)
+	addr := serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+		for {
+			msg, err := srv.cr.next()
+			if err != nil {
+				return
+			}
+			switch name, txn, _, err := decodeCommand(msg); {
+			case err != nil:
+			case name == "connect":
+				_ = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
+			case name == "createStream":
+				_ = srv.command(0, "_result", txn, nil, map[string]any{"description": huge})
+			}
+		}
+	})
+	p := newPull(t, fastEdge(), Upstream{Name: "a", URL: "rtmp://" + addr})
+	if err := pullEnds(t, p, 20*time.Second); !errors.Is(err, ErrMalformedRTMP) || len(err.Error()) > 1000 {
+		t.Fatalf("ended with an error of %d bytes (malformed: %v), want its answer quoted within a bound", len(err.Error()), errors.Is(err, ErrMalformedRTMP))
+	}
+}

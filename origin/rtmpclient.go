@@ -299,7 +299,7 @@ func dialRTMP(conn net.Conn, app, tcURL string, by time.Time, writeFor time.Dura
 	}
 	id, ok := res.(float64)
 	if !ok {
-		return nil, fmt.Errorf("%w: createStream result %v", ErrMalformedRTMP, res)
+		return nil, fmt.Errorf("%w: createStream result %s", ErrMalformedRTMP, bounded(fmt.Sprint(res)))
 	}
 	p.streamID = uint32(id)
 	return p, nil
