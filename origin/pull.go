@@ -37,7 +37,7 @@ func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstBy tim
 		if head.left == 0 {
 			return fmt.Errorf("%w: response head over %d bytes", ErrMalformedFLV, maxResponseHead)
 		}
-		return fmt.Errorf("%w: response: %w", pool.ErrUpstreamUnreachable, err)
+		return fmt.Errorf("%w: response: %w", pool.ErrUpstreamUnreachable, boundedError{err})
 	}
 	head.left = -1 // the body is the FLV reader's to bound
 	// Close the connection before the body: closing an unfinished body
@@ -48,9 +48,9 @@ func pullHTTPFLV(conn net.Conn, u target, app, stream, query string, firstBy tim
 	}()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamNotFound, resp.Status)
+		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamNotFound, bounded(resp.Status))
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamUnreachable, resp.Status)
+		return fmt.Errorf("%w: HTTP %s", pool.ErrUpstreamUnreachable, bounded(resp.Status))
 	}
 	fr, err := NewFLVReader(resp.Body)
 	if err != nil {

@@ -153,3 +153,21 @@ func TestUpstreamCreateStreamResultIsQuotedWithinABound(t *testing.T) {
 		t.Fatalf("ended with an error of %d bytes (malformed: %v), want its answer quoted within a bound", len(err.Error()), errors.Is(err, ErrMalformedRTMP))
 	}
 }
+
+// An HTTP-FLV upstream's status line and headers are its own text, up to
+// the response head's bound (64 KiB): the pull's error quotes them within
+// the bound an RTMP upstream's answer has.
+func TestUpstreamHTTPResponseIsQuotedWithinABound(t *testing.T) {
+	huge := strings.Repeat("x", 60_000)
+	for _, head := range []string{
+		"HTTP/1.1 503 " + huge + "\r\nContent-Length: 0\r\n\r\n", // its reason
+		"HTTP/1.1 " + huge + "\r\n\r\n",                          // a malformed status, which net/http quotes
+		"HTTP/1.1 200 OK\r\n" + huge + "\r\n\r\n",                // a malformed header line, the same
+	} {
+		addr := serve(t, func(c net.Conn) { _, _ = io.WriteString(c, head) })
+		p := newPull(t, fastEdge(), Upstream{Name: "a", URL: "http://" + addr})
+		if err := pullEnds(t, p, 20*time.Second); !errors.Is(err, pool.ErrUpstreamUnreachable) || len(err.Error()) > 1000 {
+			t.Fatalf("ended with an error of %d bytes (unreachable: %v), want the response quoted within a bound", len(err.Error()), errors.Is(err, pool.ErrUpstreamUnreachable))
+		}
+	}
+}

@@ -443,6 +443,14 @@ func bounded(s string) string {
 	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:maxQuoted], ""), len(s))
 }
 
+// boundedError is an error whose text may quote a peer's (net/http's
+// quote a response's malformed line whole), printed bounded; errors.Is
+// and errors.As see the error itself.
+type boundedError struct{ err error }
+
+func (e boundedError) Error() string { return bounded(e.err.Error()) }
+func (e boundedError) Unwrap() error { return e.err }
+
 func statusCode(args []any) string {
 	for _, a := range args {
 		switch obj := a.(type) {
