@@ -1362,3 +1362,27 @@ func TestFirstTagTimesBuckets(t *testing.T) {
 		t.Fatalf("sum %s, want %s", f.Sum, sum)
 	}
 }
+
+// A legacy video command frame (frame type 5: seeking's start or end) is
+// no sequence header, whatever its next byte: it must not end the GOP
+// cache as a changed configuration would, nor replace the cached header.
+func TestCommandFrameIsNoSequenceHeader(t *testing.T) {
+	for _, body := range [][]byte{{0x57, 0}, {0x57, 1}, {0x52, 0}, {0xd0, 0, 'h', 'v', 'c', '1'}} {
+		if key, seq := classify(TagVideo, body); key || seq {
+			t.Errorf("% x: keyframe %v, sequence header %v; want neither", body, key, seq)
+		}
+	}
+	p, pub, ts := publishedWithin(t, 1<<20)
+	must(t, pub.WriteTag(TagVideo, ts, []byte{0x57, 0}))
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	defer sub.Close()
+	bufs, err := sub.NewReader().Poll(nil)
+	must(t, err)
+	if len(bufs) < 4 || bufs[3][11]>>4 != 1 {
+		t.Fatalf("a viewer after a command frame got %d buffers, want the headers and the cached GOP from its keyframe", len(bufs))
+	}
+	if !bytes.Equal(bufs[1][11:len(bufs[1])-4], avcSeq) {
+		t.Fatal("the command frame replaced the cached sequence header")
+	}
+}

@@ -118,6 +118,11 @@ func classify(typ uint8, body []byte) (keyframe, seqHeader bool) {
 		b := body[0]
 		frameType := (b >> 4) & 0x07
 		keyframe = frameType == 1
+		if frameType == 5 {
+			// A video info / command frame (seeking's start or end): its
+			// next byte is a command, not a packet type. No media.
+			return false, false
+		}
 		if b&0x80 != 0 { // enhanced RTMP: IsExHeader
 			packetType := b & 0x0f
 			seqHeader = packetType == 0 // PacketTypeSequenceStart
