@@ -626,11 +626,11 @@ type tagRelay struct {
 	// answering for a publisher that sends nothing (SRS sends them at
 	// once) is not the stream's source, and its share of pull_timeout
 	// runs on, after which the next upstream is tried. Until the first
-	// frame they wait in headers (the last maxPendingHeaders), so that
-	// such an upstream neither makes a waiting entry live nor ends a
-	// reconnect window, nor moves the deadline.
+	// frame they wait in headers, the newest of each kind, so that such
+	// an upstream neither makes a waiting entry live nor ends a reconnect
+	// window, nor moves the deadline.
 	produced bool
-	headers  []pendingTag
+	headers  [3]*pendingTag // onMetaData, video and audio sequence headers
 }
 
 // pendingTag is a header tag held until the upstream's first frame. Its
@@ -642,27 +642,41 @@ type pendingTag struct {
 	body []byte
 }
 
-// maxPendingHeaders bounds the header tags held before the first frame.
-const maxPendingHeaders = 8
+// onMetaDataPrefix is how an onMetaData script tag's body begins: the
+// AMF0 string "onMetaData".
+const onMetaDataPrefix = "\x02\x00\x0aonMetaData"
 
 func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
 	if len(body) == 0 {
 		return nil
 	}
 	if !r.produced {
-		if typ == pool.TagScript || pool.IsSequenceHeader(typ, body) {
-			if len(r.headers) == maxPendingHeaders {
-				r.headers = append(r.headers[:0], r.headers[1:]...)
+		// The newest of each kind is held, whatever came between: at
+		// most three tags, and none of the three lost to others. Other
+		// script tags before the first frame (cue points) are dropped.
+		switch {
+		case typ == pool.TagScript:
+			if len(body) >= len(onMetaDataPrefix) && string(body[:len(onMetaDataPrefix)]) == onMetaDataPrefix {
+				r.headers[0] = &pendingTag{typ, ts, body}
 			}
-			r.headers = append(r.headers, pendingTag{typ, ts, body})
+			return nil
+		case pool.IsSequenceHeader(typ, body):
+			slot := 1 // video
+			if typ == pool.TagAudio {
+				slot = 2
+			}
+			r.headers[slot] = &pendingTag{typ, ts, body}
 			return nil
 		}
 		for _, h := range r.headers {
+			if h == nil {
+				continue
+			}
 			if err := r.pub.WriteTag(h.typ, h.ts, h.body); err != nil {
 				return err
 			}
 		}
-		r.headers = nil
+		r.headers = [3]*pendingTag{}
 	}
 	if err := r.pub.WriteTag(typ, ts, body); err != nil {
 		return err

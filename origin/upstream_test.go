@@ -516,6 +516,60 @@ func TestUpstreamSendingOnlyHeadersIsFailedOver(t *testing.T) {
 	}
 }
 
+// Before the first frame the pull holds the newest onMetaData and
+// sequence header of each kind, however many script tags (cue points, a
+// repeated onMetaData) come between: an upstream's sequence header
+// followed by a dozen of them still reaches the entry with the first
+// frame, and the other script tags do not.
+func TestHeldHeadersKeepEachKind(t *testing.T) {
+	cue := []byte("\x02\x00\x0aonCuePoint\x05")
+	s := &flvStream{t: t}
+	s.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	s.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
+	s.tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
+	for range 12 {
+		s.tag(pool.TagScript, 0, cue).tag(pool.TagScript, 0, onMetaData(t))
+	}
+	s.tag(pool.TagVideo, 0, spliceAVCKey).tag(pool.TagAudio, 0, spliceAACRaw)
+	up := serve(t, func(c net.Conn) {
+		if readRequest(c) == nil {
+			_, _ = c.Write(s.buf.Bytes())
+			_, _ = io.Copy(io.Discard, c)
+		}
+	})
+	p := newPull(t, fastEdge(), Upstream{Name: "u", URL: "http://" + up})
+	sub, err := subscribeReady(t, p)
+	if err != nil {
+		t.Fatalf("no stream: %v", err)
+	}
+	bufs, err := sub.NewReader().Poll(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The FLV header, onMetaData, the two sequence headers, the keyframe
+	// and the audio frame: nothing else, and none of them missing.
+	var got []string
+	for _, b := range bufs[1:] {
+		switch body := b[11 : len(b)-4]; {
+		case b[0] == pool.TagScript && bytes.Equal(body, onMetaData(t)):
+			got = append(got, "onMetaData")
+		case b[0] == pool.TagVideo && bytes.Equal(body, spliceAVCSeq):
+			got = append(got, "avc header")
+		case b[0] == pool.TagAudio && bytes.Equal(body, spliceAACSeq):
+			got = append(got, "aac header")
+		case b[0] == pool.TagVideo && bytes.Equal(body, spliceAVCKey):
+			got = append(got, "keyframe")
+		case b[0] == pool.TagAudio && bytes.Equal(body, spliceAACRaw):
+			got = append(got, "audio")
+		default:
+			got = append(got, fmt.Sprintf("other %d", b[0]))
+		}
+	}
+	if want := []string{"onMetaData", "avc header", "aac header", "keyframe", "audio"}; !slices.Equal(got, want) {
+		t.Fatalf("a viewer got %q, want %q", got, want)
+	}
+}
+
 // The same upstream, reconnected to within reconnect_window after its
 // stream broke, answers with headers only (its publisher connected but
 // silent). The window still closes: before, the headers made the entry
