@@ -430,7 +430,6 @@ func decodeCommand(msg rtmpMessage) (name string, txn float64, args []any, err e
 	return name, txn, args, nil
 }
 
-// statusCode returns the "code" of an onStatus command's info object.
 // maxQuoted bounds what of a peer's text (an _error's arguments, a status
 // code) an error quotes, and so the log: a message may be megabytes.
 const maxQuoted = 256
@@ -451,6 +450,7 @@ type boundedError struct{ err error }
 func (e boundedError) Error() string { return bounded(e.err.Error()) }
 func (e boundedError) Unwrap() error { return e.err }
 
+// statusCode returns the "code" of an onStatus command's info object.
 func statusCode(args []any) string {
 	for _, a := range args {
 		switch obj := a.(type) {

@@ -474,7 +474,7 @@ func (h *handler) OnUnknownMessage(_ uint32, msg rtmpmsg.Message) error {
 }
 
 // maxKeptBuffer bounds the message buffer a connection keeps between
-// messages: one large message (up to 16 MiB) would otherwise hold its
+// messages: one large message (up to 8 MiB) would otherwise hold its
 // size for the connection's life.
 const maxKeptBuffer = 1 << 20
 

@@ -68,8 +68,8 @@
 // freshly allocated Tag in its slot, then the head, then a new wake channel,
 // and closes the old one; a reader loads the wake channel first, so a tag
 // published after its look at the head always wakes it. Each Tag carries its
-// sequence number, so a reader tells a slot that was overwritten under it
-// (it skips, under Entry.mu) from the tag it wants. A reader takes Entry.mu
+// sequence number, so a reader tells a slot that was overwritten or
+// emptied under it (it skips, under Entry.mu) from the tag it wants. A reader takes Entry.mu
 // (shared) only to start, to skip, and to learn why the entry ended.
 //
 // When an entry closes, it is removed from the key map at once, so the next

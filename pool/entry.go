@@ -98,10 +98,11 @@ type Entry struct {
 	// (appended, or dropped while video waits for a keyframe).
 	fedAt time.Time
 	// ring holds the last len(ring) tags, tag n in slot n&mask. Each slot
-	// is written only by append (under mu) with a freshly allocated Tag
-	// that is never changed again, so readers load slots without mu: a
-	// slot's Tag carries its sequence number, which tells a reader whether
-	// the slot still holds the tag it wants or was overwritten.
+	// is written only by append (under mu): with a freshly allocated Tag
+	// that is never changed again, or emptied (nil) when pool.buffer_bytes
+	// lets its tag go. Readers load slots without mu: a slot's Tag carries
+	// its sequence number, which tells a reader whether the slot still
+	// holds the tag it wants or was overwritten or emptied.
 	ring []atomic.Pointer[Tag]
 	mask uint64
 	head uint64 // sequence number of the next tag

@@ -55,7 +55,7 @@ type Config struct {
 	BufferTags int `toml:"buffer_tags"`
 	// BufferBytes bounds the bytes of the tags each entry keeps: past it
 	// the oldest go, as they would past BufferTags, so that a stream of
-	// huge tags (a hostile publisher or upstream, 16 MB each) cannot hold
+	// huge tags (a hostile publisher or upstream, 8 MiB each) cannot hold
 	// BufferTags of them. The newest tag is always kept.
 	BufferBytes int `toml:"buffer_bytes"`
 	// ReconnectWindow keeps viewers attached this long when their source
