@@ -536,23 +536,30 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A request flvgw cannot read is answered 400 and logged once, as a
-// refusal with its reason, and its bytes are not in the log: they may
-// carry a play token in the query or the API token in Authorization.
-func TestUnreadableRequestLoggedOnceWithoutItsContents(t *testing.T) {
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// loggingGateway serves a gateway, with a pool of its own and its log at
+// info in logs, on a loopback listener until the test's end.
+func loggingGateway(t *testing.T) (gw *Server, ln net.Listener, logs *syncBuffer) {
+	t.Helper()
+	logs = &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	p, err := pool.New(pool.DefaultConfig(), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	ln := loopback(t)
-	gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
+	ln = loopback(t)
+	gw = NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() { _ = gw.Serve(ctx, ln); close(served) }()
-	defer func() { cancel(); <-served }()
+	t.Cleanup(func() { cancel(); <-served; p.Close() })
+	return gw, ln, logs
+}
+
+// A request flvgw cannot read is answered 400 and logged once, as a
+// refusal with its reason, and its bytes are not in the log: they may
+// carry a play token in the query or the API token in Authorization.
+func TestUnreadableRequestLoggedOnceWithoutItsContents(t *testing.T) {
+	_, ln, logs := loggingGateway(t)
 
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -1215,19 +1222,7 @@ func TestSlowBodyIsARefusal(t *testing.T) {
 // check closing with a reset, as HAProxy's do; a preconnect aborted) is
 // no refused request either: nothing logged at info, no refusal counted.
 func TestResetConnectionIsNoRefusal(t *testing.T) {
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := pool.New(pool.DefaultConfig(), log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ln := loopback(t)
-	gw := NewServer(testConfig(), Policy{Limits: DefaultLimits(), Auth: DefaultAuth()}, p, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() { _ = gw.Serve(ctx, ln); close(served) }()
-	defer func() { cancel(); <-served }()
+	gw, ln, logs := loggingGateway(t)
 
 	open := func() int {
 		gw.conns.mu.Lock()

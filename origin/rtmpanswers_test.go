@@ -70,6 +70,27 @@ func acceptPlayOf(c net.Conn) (srv *rtmpPlayer, txn float64, played string, err 
 	}
 }
 
+// rtmpAnswering serves RTMP on loopback: after the handshake, answer is
+// given each command the pull sends, with its name and transaction id.
+func rtmpAnswering(t *testing.T, answer func(srv *rtmpPlayer, name string, txn float64)) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) {
+		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
+			return
+		}
+		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
+		for {
+			msg, err := srv.cr.next()
+			if err != nil {
+				return
+			}
+			if name, txn, _, err := decodeCommand(msg); err == nil {
+				answer(srv, name, txn)
+			}
+		}
+	})
+}
+
 // An RTMP upstream that refuses the play outright, with an _error answer
 // to it (as onStatus NetStream.Play.StreamNotFound would), has answered:
 // the pull moves on at once, and when every upstream said no the viewer
@@ -104,19 +125,9 @@ func TestUpstreamRefusalIsQuotedWithinABound(t *testing.T) {
 		t.Fatalf("ended with an error of %d bytes (%v), want not found quoted within a bound", len(err.Error()), errors.Is(err, pool.ErrUpstreamNotFound))
 	}
 	// connect refused with an _error of large arguments.
-	refuseConnect := serve(t, func(c net.Conn) {
-		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
-			return
-		}
-		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
-		for {
-			msg, err := srv.cr.next()
-			if err != nil {
-				return
-			}
-			if name, txn, _, err := decodeCommand(msg); err == nil && name == "connect" {
-				_ = srv.command(0, "_error", txn, nil, map[string]any{"description": huge})
-			}
+	refuseConnect := rtmpAnswering(t, func(srv *rtmpPlayer, name string, txn float64) {
+		if name == "connect" {
+			_ = srv.command(0, "_error", txn, nil, map[string]any{"description": huge})
 		}
 	})
 	p = newPull(t, cfg, Upstream{Name: "b", URL: "rtmp://" + refuseConnect})
@@ -129,23 +140,12 @@ func TestUpstreamRefusalIsQuotedWithinABound(t *testing.T) {
 // what it answered instead is its own text, quoted within the same bound.
 func TestUpstreamCreateStreamResultIsQuotedWithinABound(t *testing.T) {
 	huge := strings.Repeat("x", 60_000)
-	addr := serve(t, func(c net.Conn) {
-		if err := handshake.HandshakeWithClient(c, c, &handshake.Config{}); err != nil {
-			return
-		}
-		srv := &rtmpPlayer{conn: c, writeFor: 5 * time.Second, cr: newChunkReader(c), cw: &chunkWriter{w: bufio.NewWriter(c)}}
-		for {
-			msg, err := srv.cr.next()
-			if err != nil {
-				return
-			}
-			switch name, txn, _, err := decodeCommand(msg); {
-			case err != nil:
-			case name == "connect":
-				_ = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
-			case name == "createStream":
-				_ = srv.command(0, "_result", txn, nil, map[string]any{"description": huge})
-			}
+	addr := rtmpAnswering(t, func(srv *rtmpPlayer, name string, txn float64) {
+		switch name {
+		case "connect":
+			_ = srv.command(0, "_result", txn, nil, map[string]any{"code": "NetConnection.Connect.Success"})
+		case "createStream":
+			_ = srv.command(0, "_result", txn, nil, map[string]any{"description": huge})
 		}
 	})
 	p := newPull(t, fastEdge(), Upstream{Name: "a", URL: "rtmp://" + addr})
