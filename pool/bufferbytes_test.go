@@ -63,8 +63,8 @@ func TestBufferBytesBoundsTheBuffer(t *testing.T) {
 	if !ok {
 		t.Fatal("no entry")
 	}
-	if s.BufferedB > 1<<20 || s.Buffered > 10 {
-		t.Fatalf("buffered %d tags of %d bytes, want at most %d bytes", s.Buffered, s.BufferedB, 1<<20)
+	if s.BufferedBytes > 1<<20 || s.Buffered > 10 {
+		t.Fatalf("buffered %d tags of %d bytes, want at most %d bytes", s.Buffered, s.BufferedBytes, 1<<20)
 	}
 	if n := heldSlots(sub.Entry()); n != s.Buffered {
 		t.Fatalf("%d slots hold a tag, want the %d buffered: the others must let theirs go", n, s.Buffered)

@@ -585,22 +585,22 @@ func (e *Entry) WaitReady(ctx context.Context) error {
 
 // Snapshot is a point-in-time view of an entry for operators.
 type Snapshot struct {
-	Key         string    `json:"key"`
-	State       string    `json:"state"`
-	Subscribers int       `json:"subscribers"`
-	Source      string    `json:"source"`
-	BytesIn     uint64    `json:"bytes_in"`
-	BytesOut    uint64    `json:"bytes_out"`
-	TagsIn      uint64    `json:"tags_in"`
-	Buffered    int       `json:"buffered_tags"`   // tags the ring holds for readers now
-	BufferedB   int       `json:"buffered_bytes"`  // their bytes, up to pool.buffer_bytes
-	BufferSize  int       `json:"buffer_capacity"` // pool.buffer_tags
-	Audio       bool      `json:"audio"`
-	Video       bool      `json:"video"`
-	Codecs      Codecs    `json:"codecs"`
-	BitrateKbps float64   `json:"bitrate_kbps"` // input, over the last seconds
-	Created     time.Time `json:"created"`
-	UptimeSec   float64   `json:"uptime_seconds"`
+	Key           string    `json:"key"`
+	State         string    `json:"state"`
+	Subscribers   int       `json:"subscribers"`
+	Source        string    `json:"source"`
+	BytesIn       uint64    `json:"bytes_in"`
+	BytesOut      uint64    `json:"bytes_out"`
+	TagsIn        uint64    `json:"tags_in"`
+	Buffered      int       `json:"buffered_tags"`   // tags the ring holds for readers now
+	BufferedBytes int       `json:"buffered_bytes"`  // their bytes, up to pool.buffer_bytes
+	BufferSize    int       `json:"buffer_capacity"` // pool.buffer_tags
+	Audio         bool      `json:"audio"`
+	Video         bool      `json:"video"`
+	Codecs        Codecs    `json:"codecs"`
+	BitrateKbps   float64   `json:"bitrate_kbps"` // input, over the last seconds
+	Created       time.Time `json:"created"`
+	UptimeSec     float64   `json:"uptime_seconds"`
 }
 
 // Codecs describes an entry's media as far as its tags tell.
@@ -621,21 +621,21 @@ func (e *Entry) snapshot() Snapshot {
 	}
 	tr := e.tracksLocked()
 	return Snapshot{
-		Key:         e.key,
-		State:       state,
-		Subscribers: e.subscribers,
-		Source:      e.source,
-		BytesIn:     e.bytesIn.Load(),
-		BytesOut:    e.bytesOut.Load(),
-		TagsIn:      e.tagsIn.Load(),
-		Buffered:    int(e.head - e.tail),
-		BufferedB:   e.held,
-		BufferSize:  len(e.ring),
-		Audio:       tr.Audio,
-		Video:       tr.Video,
-		Codecs:      e.codecs,
-		BitrateKbps: e.bitrate / 1000,
-		Created:     e.created,
-		UptimeSec:   time.Since(e.created).Seconds(),
+		Key:           e.key,
+		State:         state,
+		Subscribers:   e.subscribers,
+		Source:        e.source,
+		BytesIn:       e.bytesIn.Load(),
+		BytesOut:      e.bytesOut.Load(),
+		TagsIn:        e.tagsIn.Load(),
+		Buffered:      int(e.head - e.tail),
+		BufferedBytes: e.held,
+		BufferSize:    len(e.ring),
+		Audio:         tr.Audio,
+		Video:         tr.Video,
+		Codecs:        e.codecs,
+		BitrateKbps:   e.bitrate / 1000,
+		Created:       e.created,
+		UptimeSec:     time.Since(e.created).Seconds(),
 	}
 }

@@ -92,7 +92,7 @@ func checkRingLocked(e *Entry, plan []planned) error {
 			}
 		}
 	}
-	s := Snapshot{Buffered: int(e.head - e.tail), BufferedB: e.held}
+	s := Snapshot{Buffered: int(e.head - e.tail), BufferedBytes: e.held}
 	if s.Buffered != n {
 		return fmt.Errorf("snapshot buffered %d, slots %d", s.Buffered, n)
 	}
@@ -220,8 +220,8 @@ func TestRingBoundsProperty(t *testing.T) {
 			<-start
 			for !e.closed.Load() {
 				s := e.snapshot()
-				if s.Buffered > len(e.ring) || (s.BufferedB > maxBytes && s.Buffered > 1) {
-					errs <- fmt.Errorf("snapshot: %d tags of %d bytes", s.Buffered, s.BufferedB)
+				if s.Buffered > len(e.ring) || (s.BufferedBytes > maxBytes && s.Buffered > 1) {
+					errs <- fmt.Errorf("snapshot: %d tags of %d bytes", s.Buffered, s.BufferedBytes)
 					return
 				}
 				time.Sleep(50 * time.Microsecond)

@@ -45,10 +45,10 @@ func TestHugeTagsStayWithinBufferBytes(t *testing.T) {
 		if err != nil || len(s) != 1 {
 			t.Fatalf("streams: %+v, %v", s, err)
 		}
-		if s[0].BufferedB > limit || s[0].Buffered > 9 {
-			t.Fatalf("the entry holds %d tags of %d bytes, over pool.buffer_bytes (%d)", s[0].Buffered, s[0].BufferedB, limit)
+		if s[0].BufferedBytes > limit || s[0].Buffered > 9 {
+			t.Fatalf("the entry holds %d tags of %d bytes, over pool.buffer_bytes (%d)", s[0].Buffered, s[0].BufferedBytes, limit)
 		}
-		most = max(most, s[0].BufferedB)
+		most = max(most, s[0].BufferedBytes)
 		time.Sleep(50 * time.Millisecond)
 	}
 	if most < limit/2 {
