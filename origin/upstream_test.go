@@ -356,22 +356,13 @@ func TestAttemptShareBoundsTheWholeAttempt(t *testing.T) {
 	})
 	p := newPull(t, cfg, Upstream{Name: "slow", URL: "https://" + addr, CAFile: ca})
 	start := time.Now()
-	sub, err := p.Subscribe("live/x", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	select {
-	case <-sub.Entry().Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the pull did not end")
-	}
+	err := pullEnds(t, p, 20*time.Second)
 	// 2 s when the handshake and the head share the deadline; 3.4 s when
 	// the head had a share of its own after the handshake's 1.4 s.
 	if d := time.Since(start); d > cfg.PullTimeout*27/20 {
 		t.Fatalf("the pull ended after %s; pull_timeout is %s", d.Round(time.Millisecond), cfg.PullTimeout)
 	}
-	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrUpstreamNotFound) {
+	if !errors.Is(err, pool.ErrUpstreamNotFound) {
 		t.Fatalf("ended with %v, want a silent upstream's not found", err)
 	}
 }
