@@ -92,8 +92,11 @@ type Entry struct {
 	tsOffset int64  // added to source timestamps (splices)
 	lastTS   [2]int64
 	lastAny  int64
-	endErr   error
-	source   string
+	// frameAt is when each track's last frame (not a sequence header)
+	// was appended, in Unix nanoseconds; 0 before its first.
+	frameAt [2]int64
+	endErr  error
+	source  string
 	// fedAt is when the current source attached or last sent a tag
 	// (appended, or dropped while video waits for a keyframe).
 	fedAt time.Time
@@ -316,6 +319,13 @@ var ErrStale = errors.New("pool: source replaced")
 // time); a larger step is the source's clock restarting, spliced on.
 const maxStepBack = 5000 // milliseconds
 
+// maxStepAhead is how far a track's timestamp may run ahead of the time
+// that passed since its last frame before the step is taken for the
+// source's clock jumping (a corrupt or hostile tag, a clock restarted on a
+// later time) and spliced on, rather than carrying the stream's timeline,
+// for every viewer and for good, to a time the media never reaches.
+const maxStepAhead = 5000 // milliseconds
+
 // spliceGap separates the last tag before a splice from the first after.
 const spliceGap = 40 // milliseconds
 
@@ -349,7 +359,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	e.fedAt = now
 	// A tag of a new source session that has not sent its keyframe yet.
 	beforeKey := e.splice || e.waitKey
-	ts, keep := e.mapTimestamp(typ, timestamp, body)
+	ts, keep := e.mapTimestamp(typ, timestamp, body, now.UnixNano())
 	if !keep {
 		// Not relayed, but media the source sent: counted, as the pool's
 		// total counts it (the streams' sum is the total).
@@ -429,7 +439,7 @@ func (e *Entry) hold(t *Tag) {
 // mapTimestamp returns the timestamp viewers see for a source tag, and
 // whether to keep the tag at all (after a splice, video waits for a
 // keyframe). e.mu held.
-func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, bool) {
+func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64) (uint32, bool) {
 	key, seq := classify(typ, body) // body is not empty: checkTag passed
 	ts := int64(timestamp) + e.tsOffset
 	switch {
@@ -453,14 +463,19 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, 
 			e.waitKey = false
 		}
 	}
-	ts = max(ts, 0)
 	if typ == TagAudio || typ == TagVideo {
 		track := typ - TagAudio
-		if ts < e.lastTS[track]-maxStepBack {
+		// ts may be below 0 here, after a splice, when the source's clock
+		// goes back: that is a step back too.
+		switch {
+		case ts < e.lastTS[track]-maxStepBack,
+			e.frameAt[track] != 0 && ts > e.lastTS[track]+(now-e.frameAt[track])/int64(time.Millisecond)+maxStepAhead:
 			// The source's clock went back within its session (an upstream
-			// restarting its stream's timestamps on the same connection):
-			// spliced on as a new session is, rather than every tag held at
-			// the track's last time until the new clock catches up.
+			// restarting its stream's timestamps on the same connection),
+			// or ahead of the time that passed: spliced on as a new
+			// session is, rather than every tag held at the track's last
+			// time until the new clock catches up, or the timeline moved
+			// for good. A single stray tag is two splices: there and back.
 			e.tsOffset = e.lastAny + spliceGap - int64(timestamp)
 			ts = e.lastAny + spliceGap
 		}
@@ -468,7 +483,11 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte) (uint32, 
 			ts = e.lastTS[track]
 		}
 		e.lastTS[track] = ts
+		if !seq {
+			e.frameAt[track] = now
+		}
 	}
+	ts = max(ts, 0)
 	e.lastAny = max(e.lastAny, ts)
 	return uint32(ts), true
 }

@@ -415,16 +415,28 @@ func TestMaxLagNeverSkipsBack(t *testing.T) {
 // clock caught up, an hour of frozen timestamps for an hour-old stream.
 // A step back within maxStepBack is jitter and only clamped per track.
 func TestClockGoingBackIsSpliced(t *testing.T) {
-	_, pub, _, r, ts, _ := viewedStream(t)
+	// An hour-old stream, as a pull joins a running one: its first frames
+	// are an hour after its sequence headers.
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
+	hour := feedGOP(t, pub, 3_600_000, 3)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	t.Cleanup(sub.Close)
+	r := sub.NewReader()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	_, err = r.Next(ctx, nil)
+	must(t, err)
 	next := func() uint32 {
 		t.Helper()
 		b, err := r.Next(ctx, nil)
 		must(t, err)
 		return tagTimestamp(b[len(b)-1])
 	}
-	hour := ts + 3_600_000
 	for _, tag := range []struct {
 		typ      uint8
 		at, want uint32
@@ -444,6 +456,69 @@ func TestClockGoingBackIsSpliced(t *testing.T) {
 			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
 		}
 	}
+}
+
+// A tag stamped far ahead of the time that passed since its track's last
+// frame (a corrupt or hostile tag, a publisher's clock set forward) is
+// spliced on where the stream was, and the tags after it, back on the old
+// clock, are spliced on after it: one stray tag no longer carries every
+// viewer's timeline a day ahead for good, and a young stream's clock does
+// not freeze when the way back would be below 0. A step ahead that the
+// time since the track's last frame accounts for (a track that paused) is
+// kept.
+func TestClockJumpingAheadIsSpliced(t *testing.T) {
+	_, pub, _, r, ts, _ := viewedStream(t) // the last tags at ts-40
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	next := func() uint32 {
+		t.Helper()
+		b, err := r.Next(ctx, nil)
+		must(t, err)
+		return tagTimestamp(b[len(b)-1])
+	}
+	const day = 86_400_000
+	write := func(rows []struct {
+		typ      uint8
+		at, want uint32
+		body     []byte
+	}) {
+		t.Helper()
+		for _, tag := range rows {
+			must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
+			if got := next(); got != tag.want {
+				t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
+			}
+		}
+	}
+	write([]struct {
+		typ      uint8
+		at, want uint32
+		body     []byte
+	}{
+		{TagVideo, ts, ts, avcKey},
+		{TagAudio, ts, ts, aacRaw},
+		// A day ahead: spliced on spliceGap after the last tag.
+		{TagVideo, ts + day, ts + spliceGap, avcInter},
+		// Back on the old clock: a step back from there, spliced on again.
+		{TagAudio, ts + 23, ts + 2*spliceGap, aacRaw},
+		{TagVideo, ts + 40, ts + 2*spliceGap + 17, avcInter},
+		// A sequence header a day ahead is no different.
+		{TagVideo, ts + day, ts + 3*spliceGap + 17, avcSeq},
+		{TagVideo, ts + 80, ts + 4*spliceGap + 17, avcKey},
+		{TagAudio, ts + 86, ts + 4*spliceGap + 23, aacRaw},
+	})
+	// A track that paused: its step ahead is within the time that passed
+	// since its last frame, and kept.
+	time.Sleep(300 * time.Millisecond)
+	base := ts + 4*spliceGap + 17 // the video's last time, for ts+80
+	write([]struct {
+		typ      uint8
+		at, want uint32
+		body     []byte
+	}{
+		{TagVideo, ts + 80 + maxStepAhead + 200, base + maxStepAhead + 200, avcKey},
+		{TagAudio, ts + 86 + maxStepAhead + 200, base + 6 + maxStepAhead + 200, aacRaw},
+	})
 }
 
 // A viewer that joins a returning session after its new sequence header
