@@ -112,6 +112,15 @@ type Config struct {
 	IdleTimeout time.Duration `toml:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers; larger gets 431.
 	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// MaxConnections bounds the connections each listener serves at once
+	// that are not viewers playing: those being read or answered, kept
+	// alive between requests, or sending their headers slowly (each holds
+	// a goroutine and a read buffer of max_header_bytes until
+	// read_timeout or idle_timeout). A viewer's connection leaves the
+	// count once its stream starts (limits.max_viewers bounds those).
+	// Past it a new connection is answered 503 and closed. Zero: fasthttp's
+	// own bound, 262,144.
+	MaxConnections int `toml:"max_connections"`
 	// CORSOrigins are the web origins allowed to play: ["*"] allows any
 	// (what public web players need); a list echoes a matching Origin;
 	// empty sends no CORS headers.
@@ -174,6 +183,7 @@ func DefaultConfig() Config {
 		ReadTimeout:     10 * time.Second,
 		IdleTimeout:     30 * time.Second,
 		MaxHeaderBytes:  8192,
+		MaxConnections:  10000,
 		CORSOrigins:     []string{"*"},
 		DrainTimeout:    30 * time.Second,
 		MaxStreamSeries: 100,
@@ -219,6 +229,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		return fmt.Errorf("http.max_header_bytes must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("http.max_connections must not be negative, got %d", c.MaxConnections)
 	}
 	if c.SendBuffer < 0 || c.SendBuffer > 64<<20 {
 		return fmt.Errorf("http.send_buffer must be between 0 and 67108864 bytes, got %d", c.SendBuffer)

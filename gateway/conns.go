@@ -43,6 +43,13 @@ func (o *openConns) began(c net.Conn) bool {
 	return o.set[c]
 }
 
+// count reports the connections tracked: open, and not hijacked.
+func (o *openConns) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.set)
+}
+
 // closeAll closes every tracked connection and reports how many.
 func (o *openConns) closeAll() int {
 	o.mu.Lock()

@@ -31,7 +31,14 @@ type metrics struct {
 	upstreams upstreamCollector
 	notifiers notifierCollector
 	rtmp      rtmpCollector
+	httpConns httpConnCounts
 	handler   fasthttp.RequestHandler
+}
+
+// httpConnCounts reads the HTTP listeners' connections at scrape time.
+type httpConnCounts struct {
+	open    func() int    // served now, not hijacked (viewers playing are not)
+	refused func() uint64 // answered 503 and closed: http.max_connections
 }
 
 func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStreamSeries int) *metrics {
@@ -130,6 +137,12 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_viewer_connections", Help: "Viewer connections being served, including those waiting for a stream.",
 		}, func() float64 { return float64(viewers.count()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flvgw_http_connections", Help: "HTTP connections served that are not viewers playing: being read or answered, or kept alive between requests (http.max_connections bounds them per listener).",
+		}, func() float64 { return float64(m.httpConns.open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flvgw_http_connections_refused_total", Help: "HTTP connections answered 503 and closed at once: http.max_connections reached.",
+		}, func() float64 { return float64(m.httpConns.refused()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flvgw_writer_groups", Help: "Writer goroutines serving caught-up viewers (up to 64 each, per stream).",
 		}, func() float64 { return float64(writers.count()) }),

@@ -58,6 +58,10 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 	g.proxies = proxies
 	g.policy.Store(&policy)
 	g.metrics = newMetrics(p, g.viewers, &g.writers, cfg.MaxStreamSeries)
+	g.metrics.httpConns = httpConnCounts{
+		open:    g.conns.count,
+		refused: func() uint64 { return uint64(g.http.GetRejectedConnectionsCount()) },
+	}
 	g.metrics.notifiers.add("auth.on_play_done", g.notify)
 	g.http = &fasthttp.Server{
 		Handler:                       g.route,
@@ -66,6 +70,7 @@ func NewServer(cfg Config, policy Policy, p *pool.Pool, log *slog.Logger) *Serve
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
+		Concurrency:                   cfg.MaxConnections,
 		MaxRequestBodySize:            maxRequestBody,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
@@ -480,7 +485,16 @@ type fasthttpLogger struct{ log *slog.Logger }
 // read, which requestError has answered and logged as refusals already.
 const serveConnFailed = "error when serving connection "
 
+// concurrencyExceeded begins the message fasthttp logs, at most once a
+// minute, when http.max_connections (its Concurrency) refuses connections.
+const concurrencyExceeded = "The incoming connection cannot be served"
+
 func (l fasthttpLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, concurrencyExceeded) {
+		l.log.Warn("http connections refused: limit reached (logged at most once a minute)",
+			"setting", "http.max_connections", "detail", fmt.Sprintf(format, args...))
+		return
+	}
 	if strings.HasPrefix(format, serveConnFailed) {
 		l.log.Debug("http server", "detail", fmt.Sprintf(format, args...))
 		return
