@@ -131,6 +131,12 @@ func newMetrics(p *pool.Pool, viewers *viewerSet, writers *writerGroups, maxStre
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "flvgw_evictions_total", Help: "Idle entries evicted.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.Evictions) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flvgw_buffered_bytes", Help: "Bytes of tags the entries' buffers hold together (pool.max_buffered_bytes bounds them).",
+		}, stat(func(s pool.Stats) float64 { return float64(s.BufferedBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flvgw_entry_buffer_limit_bytes", Help: "Bytes each entry's buffer may hold now: pool.buffer_bytes, or its share of pool.max_buffered_bytes when that is less.",
+		}, stat(func(s pool.Stats) float64 { return float64(s.EntryShare) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "flvgw_bytes_in_total", Help: "Media bytes received by entries.",
 		}, stat(func(s pool.Stats) float64 { return float64(s.BytesIn) })),

@@ -114,3 +114,78 @@ func TestGOPOverBufferBytesWaitsForTheNextKeyframe(t *testing.T) {
 		t.Fatalf("got %d buffers, want the keyframe alone", len(bufs))
 	}
 }
+
+// pool.max_buffered_bytes bounds the entries' buffers together: each
+// holds at most its equal share, which shrinks as entries come and grows
+// as they go, and the pool's count of what they hold follows them to 0.
+func TestMaxBufferedBytesIsSharedByTheEntries(t *testing.T) {
+	cfg := testConfig()
+	cfg.BufferTags = 1024
+	cfg.BufferBytes = 4 << 20
+	cfg.MaxBufferedBytes = 4 << 20
+	p := newTestPool(t, cfg, nil)
+	if s := p.Stats(); s.EntryShare != 4<<20 {
+		t.Fatalf("share with no entry %d, want buffer_bytes", s.EntryShare)
+	}
+	var pubs []*Publisher
+	var next []uint32
+	for i, key := range []string{"live/a", "live/b", "live/c", "live/d"} {
+		pub, err := p.Publish(key, "test")
+		must(t, err)
+		pubs = append(pubs, pub)
+		next = append(next, startStream(t, pub))
+		if got, want := p.Stats().EntryShare, int64(4<<20/(i+1)); got != want {
+			t.Fatalf("share with %d entries %d, want %d", i+1, got, want)
+		}
+	}
+	// Each feeds 2 MB in GOPs of ten 50 KB tags: 8 MB against 4 MiB.
+	for range 4 {
+		for j, pub := range pubs {
+			for i := range 10 {
+				must(t, pub.WriteTag(TagVideo, next[j], bigVideo(i == 0, 50<<10)))
+				next[j] += 40
+			}
+		}
+	}
+	s := p.Stats()
+	if s.BufferedBytes > 4<<20 {
+		t.Fatalf("the entries hold %d bytes together, want at most %d", s.BufferedBytes, 4<<20)
+	}
+	var sum int64
+	for _, key := range []string{"live/a", "live/b", "live/c", "live/d"} {
+		snap, ok := p.Lookup(key)
+		if !ok {
+			t.Fatalf("no entry %s", key)
+		}
+		if snap.BufferedBytes > 1<<20 {
+			t.Fatalf("%s holds %d bytes, over its share of %d", key, snap.BufferedBytes, 1<<20)
+		}
+		if snap.BufferedBytes < 500<<10 {
+			t.Fatalf("%s holds %d bytes, want its newest GOP (500 KB) kept", key, snap.BufferedBytes)
+		}
+		sum += int64(snap.BufferedBytes)
+	}
+	if sum != s.BufferedBytes {
+		t.Fatalf("the pool counts %d bytes held, the entries %d", s.BufferedBytes, sum)
+	}
+	// Three go: the one left may hold all of it again.
+	for _, pub := range pubs[1:] {
+		pub.Close(nil)
+	}
+	if got := p.Stats().EntryShare; got != 4<<20 {
+		t.Fatalf("share with one entry left %d, want %d", got, 4<<20)
+	}
+	for range 4 {
+		for i := range 10 {
+			must(t, pubs[0].WriteTag(TagVideo, next[0], bigVideo(i == 0, 50<<10)))
+			next[0] += 40
+		}
+	}
+	if snap, _ := p.Lookup("live/a"); snap.BufferedBytes < 2<<20 {
+		t.Fatalf("the one entry left holds %d bytes, want its 2 MB since", snap.BufferedBytes)
+	}
+	pubs[0].Close(nil)
+	if s := p.Stats(); s.BufferedBytes != 0 {
+		t.Fatalf("with no entry the pool counts %d bytes held, want 0", s.BufferedBytes)
+	}
+}

@@ -116,8 +116,9 @@ type Entry struct {
 	tail        uint64
 	held        int
 	maxBytes    int
-	gopStart    uint64 // sequence number of the newest keyframe
-	hasKeyframe bool   // gopStart is valid and still inside ring
+	budget      *budget // the node's, shared with the pool's other entries; nil: none
+	gopStart    uint64  // sequence number of the newest keyframe
+	hasKeyframe bool    // gopStart is valid and still inside ring
 	metadata    *Tag
 	videoSeq    *Tag
 	audioSeq    *Tag
@@ -148,7 +149,15 @@ type Entry struct {
 	bytesOut atomic.Uint64
 }
 
-func newEntry(key string, bufferTags, maxBytes int, now time.Time) *Entry {
+// budget is the buffer memory of a pool's entries together
+// (pool.max_buffered_bytes): each entry may hold its share of it, when
+// that is less than pool.buffer_bytes.
+type budget struct {
+	share atomic.Int64 // bytes each entry may hold now
+	held  atomic.Int64 // bytes all entries hold
+}
+
+func newEntry(key string, bufferTags, maxBytes int, b *budget, now time.Time) *Entry {
 	size := 1
 	for size < bufferTags {
 		size <<= 1
@@ -159,6 +168,7 @@ func newEntry(key string, bufferTags, maxBytes int, now time.Time) *Entry {
 		ring:     make([]atomic.Pointer[Tag], size),
 		mask:     uint64(size - 1),
 		maxBytes: maxBytes,
+		budget:   b,
 		liveCh:   make(chan struct{}),
 		readyCh:  make(chan struct{}),
 		doneCh:   make(chan struct{}),
@@ -301,6 +311,11 @@ func (e *Entry) end(reason error) bool {
 	e.state = StateClosed
 	e.endErr = reason
 	e.closed.Store(true)
+	if e.budget != nil {
+		// Its tags go as its last readers finish: no longer the node's
+		// to share.
+		e.budget.held.Add(-int64(e.held))
+	}
 	notify := e.renewNotifyLocked()
 	e.mu.Unlock()
 	close(notify)
@@ -421,6 +436,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 // that much, not buffer_tags of them. A reader whose next tag went skips
 // to the newest keyframe, as one that fell out of the ring. e.mu held.
 func (e *Entry) hold(t *Tag) {
+	was := e.held
 	slot := &e.ring[t.seq&e.mask]
 	if old := slot.Load(); old != nil && old.seq >= e.tail {
 		e.held -= len(old.Data) // the ring wrapped onto a tag it held
@@ -428,11 +444,18 @@ func (e *Entry) hold(t *Tag) {
 	}
 	slot.Store(t)
 	e.held += len(t.Data)
-	for e.held > e.maxBytes && e.tail < t.seq {
+	limit := e.maxBytes
+	if e.budget != nil {
+		limit = int(min(int64(limit), e.budget.share.Load()))
+	}
+	for e.held > limit && e.tail < t.seq {
 		old := &e.ring[e.tail&e.mask]
 		e.held -= len(old.Load().Data)
 		old.Store(nil)
 		e.tail++
+	}
+	if e.budget != nil {
+		e.budget.held.Add(int64(e.held - was))
 	}
 }
 

@@ -58,6 +58,12 @@ type Config struct {
 	// huge tags (a hostile publisher or upstream, 8 MiB each) cannot hold
 	// BufferTags of them. The newest tag is always kept.
 	BufferBytes int `toml:"buffer_bytes"`
+	// MaxBufferedBytes bounds the bytes of all entries' buffers together:
+	// each entry holds at most an equal share of it (MaxBufferedBytes over
+	// the number of entries), when that is less than BufferBytes, and
+	// lets its oldest tags go past it at its next tag. Without it, a node
+	// holds up to MaxEntries × BufferBytes. Zero: no such bound.
+	MaxBufferedBytes int64 `toml:"max_buffered_bytes"`
 	// ReconnectWindow keeps viewers attached this long when their source
 	// (publisher or pull) goes away mid-stream, waiting for a publisher to
 	// come back or a pull to reconnect. Zero ends them at once.
@@ -85,7 +91,9 @@ func DefaultConfig() Config {
 		GOPCache:    true,
 		BufferTags:  1024,
 		BufferBytes: 64 << 20,
-		MaxLag:      5 * time.Second,
+
+		MaxBufferedBytes: 4 << 30,
+		MaxLag:           5 * time.Second,
 
 		PublisherTakeover: 3 * time.Second,
 	}
@@ -102,6 +110,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pool.buffer_tags must be between 64 and 1048576, got %d", c.BufferTags)
 	case c.BufferBytes < 1<<20 || c.BufferBytes > 1<<30:
 		return fmt.Errorf("pool.buffer_bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB), got %d", c.BufferBytes)
+	case c.MaxBufferedBytes != 0 && c.MaxBufferedBytes < 1<<20:
+		return fmt.Errorf("pool.max_buffered_bytes must be 0 (no bound) or at least 1048576 (1 MiB), got %d", c.MaxBufferedBytes)
 	case c.ReconnectWindow < 0:
 		return fmt.Errorf("pool.reconnect_window must not be negative, got %s", c.ReconnectWindow)
 	case c.MaxLag < 0:
@@ -190,6 +200,11 @@ type Stats struct {
 	Takeovers        uint64         // silent publishers replaced by a new one (PublisherTakeover)
 	Evictions        uint64
 	BytesIn          uint64 // tag bytes received by entries since start
+	// BufferedBytes is what the entries' buffers hold together, and
+	// EntryShare what each may hold now (pool.buffer_bytes, or its share
+	// of pool.max_buffered_bytes when that is less).
+	BufferedBytes int64
+	EntryShare    int64
 }
 
 // Pool holds the relay entries by stream key. All state changes of an
@@ -200,6 +215,8 @@ type Pool struct {
 	log      *slog.Logger
 	resolver Resolver
 	now      func() time.Time
+
+	budget budget // pool.max_buffered_bytes, shared by the entries
 
 	mu          sync.Mutex
 	closed      bool
@@ -234,6 +251,7 @@ func New(cfg Config, log *slog.Logger, resolver Resolver) (*Pool, error) {
 		return nil, fmt.Errorf("pool: idle list: %w", err)
 	}
 	p.idle = idle
+	p.shareLocked()
 	return p, nil
 }
 
@@ -248,9 +266,7 @@ func (p *Pool) onIdleRemoved(key string, e *Entry) {
 		p.evictions.Add(1)
 		p.log.Info("entry evicted", "stream", key, "idle_for", p.now().Sub(e.idleSince).Round(time.Millisecond))
 	}
-	if p.entries[key] == e {
-		delete(p.entries, key)
-	}
+	p.forgetLocked(e)
 }
 
 // newEntryLocked makes room if needed and registers a fresh entry. Room is
@@ -267,9 +283,29 @@ func (p *Pool) newEntryLocked(key string, sourced bool) (*Entry, error) {
 			return nil, ErrFull
 		}
 	}
-	e := newEntry(key, p.cfg.BufferTags, p.cfg.BufferBytes, p.now())
+	e := newEntry(key, p.cfg.BufferTags, p.cfg.BufferBytes, &p.budget, p.now())
 	p.entries[key] = e
+	p.shareLocked()
 	return e, nil
+}
+
+// shareLocked sets each entry's share of pool.max_buffered_bytes for the
+// entries there are now. p.mu held.
+func (p *Pool) shareLocked() {
+	share := int64(p.cfg.BufferBytes)
+	if p.cfg.MaxBufferedBytes > 0 {
+		share = min(share, p.cfg.MaxBufferedBytes/int64(max(1, len(p.entries))))
+	}
+	p.budget.share.Store(share)
+}
+
+// forgetLocked removes e from the entries if it is still its key's entry.
+// p.mu held.
+func (p *Pool) forgetLocked(e *Entry) {
+	if p.entries[e.key] == e {
+		delete(p.entries, e.key)
+		p.shareLocked()
+	}
 }
 
 // giveWayLocked ends the oldest entry that waits for a publisher (no source,
@@ -287,7 +323,7 @@ func (p *Pool) giveWayLocked() bool {
 		return false
 	}
 	oldest.end(ErrGaveWay)
-	delete(p.entries, oldest.key)
+	p.forgetLocked(oldest)
 	p.log.Info("waiting entry gave way", "stream", oldest.key, "subscribers", oldest.subscribers,
 		"waited", p.now().Sub(oldest.created).Round(time.Millisecond))
 	return true
@@ -369,16 +405,14 @@ func (p *Pool) release(sub *Subscription) {
 	}
 	switch state := e.State(); {
 	case state == StateClosed:
-		if p.entries[e.key] == e { // ended entries are removed when they end
-			delete(p.entries, e.key)
-		}
+		p.forgetLocked(e) // ended entries are removed when they end
 	case state == StateReconnecting:
 		// Nobody is left to keep through the reconnect.
 		p.endEntryLocked(e, ErrSourceGone)
 	case !e.hasSource:
 		// Waited for a publisher that never came; nobody waits any more.
 		e.end(ErrAbandoned)
-		delete(p.entries, e.key)
+		p.forgetLocked(e)
 	case e.pinned:
 		// A pushing publisher owns it; it ends when the publisher leaves.
 	default:
@@ -583,9 +617,7 @@ func (p *Pool) endEntryLocked(e *Entry, reason error) {
 	if e.end(reason) {
 		p.log.Info("entry ended", "stream", e.key, "reason", reason, "subscribers", e.subscribers)
 	}
-	if p.entries[e.key] == e {
-		delete(p.entries, e.key)
-	}
+	p.forgetLocked(e)
 	if cur, ok := p.idle.Peek(e.key); ok && cur == e {
 		p.idle.Remove(e.key)
 	}
@@ -728,6 +760,8 @@ func (p *Pool) Stats() Stats {
 		Takeovers:        p.takeovers.Load(),
 		Evictions:        p.evictions.Load(),
 		BytesIn:          p.bytesIn.Load(),
+		BufferedBytes:    p.budget.held.Load(),
+		EntryShare:       p.budget.share.Load(),
 	}
 }
 

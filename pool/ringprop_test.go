@@ -190,7 +190,7 @@ func TestRingBoundsProperty(t *testing.T) {
 		maxBytes := rng.IntN(maxTag*tags*2) + 1
 		plan := propPlan(rng, 300+rng.IntN(700), maxTag)
 		name := fmt.Sprintf("seed%d/%d/tags%d/bytes%d", seed, it, tags, maxBytes)
-		e := newEntry("live/a", tags, maxBytes, time.Now())
+		e := newEntry("live/a", tags, maxBytes, nil, time.Now())
 		gen := e.newSource()
 		e.attach(gen, "test")
 		var wg sync.WaitGroup
