@@ -117,9 +117,11 @@ type Config struct {
 	// alive between requests, or sending their headers slowly (each holds
 	// a goroutine and a read buffer of max_header_bytes until
 	// read_timeout or idle_timeout). A viewer's connection leaves the
-	// count once its stream starts (limits.max_viewers bounds those).
-	// Past it a new connection is answered 503 and closed. Zero: fasthttp's
-	// own bound, 262,144.
+	// count once its request is read (limits.max_viewers bounds those),
+	// with delivery "hijack"; with "stream_writer" a viewer holds its
+	// place while it waits and plays. Past it a new connection is
+	// answered 503 and closed (closed only, on the HTTPS listener).
+	// Zero: fasthttp's own bound, 262,144.
 	MaxConnections int `toml:"max_connections"`
 	// CORSOrigins are the web origins allowed to play: ["*"] allows any
 	// (what public web players need); a list echoes a matching Origin;

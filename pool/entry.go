@@ -154,7 +154,6 @@ type Entry struct {
 // that is less than pool.buffer_bytes.
 type budget struct {
 	share atomic.Int64 // bytes each entry may hold now
-	held  atomic.Int64 // bytes all entries hold
 }
 
 func newEntry(key string, bufferTags, maxBytes int, b *budget, now time.Time) *Entry {
@@ -311,11 +310,6 @@ func (e *Entry) end(reason error) bool {
 	e.state = StateClosed
 	e.endErr = reason
 	e.closed.Store(true)
-	if e.budget != nil {
-		// Its tags go as its last readers finish: no longer the node's
-		// to share.
-		e.budget.held.Add(-int64(e.held))
-	}
 	notify := e.renewNotifyLocked()
 	e.mu.Unlock()
 	close(notify)
@@ -436,7 +430,6 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 // that much, not buffer_tags of them. A reader whose next tag went skips
 // to the newest keyframe, as one that fell out of the ring. e.mu held.
 func (e *Entry) hold(t *Tag) {
-	was := e.held
 	slot := &e.ring[t.seq&e.mask]
 	if old := slot.Load(); old != nil && old.seq >= e.tail {
 		e.held -= len(old.Data) // the ring wrapped onto a tag it held
@@ -453,9 +446,6 @@ func (e *Entry) hold(t *Tag) {
 		e.held -= len(old.Load().Data)
 		old.Store(nil)
 		e.tail++
-	}
-	if e.budget != nil {
-		e.budget.held.Add(int64(e.held - was))
 	}
 }
 
@@ -593,13 +583,15 @@ func (e *Entry) updateBitrate(now time.Time, in uint64) {
 	}
 }
 
-func (e *Entry) stateName() string {
+// stateAndHeld reports the entry's state as Stats counts it ("idle" for a
+// live entry without viewers), and the bytes of tags it holds.
+func (e *Entry) stateAndHeld() (string, int) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.state == StateLive && e.subscribers == 0 {
-		return "idle"
+		return "idle", e.held
 	}
-	return e.state.String()
+	return e.state.String(), e.held
 }
 
 // WaitReady blocks until the entry is ready for a viewer, it ends, or ctx

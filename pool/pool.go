@@ -746,8 +746,11 @@ func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	byState := map[string]int{}
+	var held int64
 	for _, e := range p.entries {
-		byState[e.stateName()]++
+		name, n := e.stateAndHeld()
+		byState[name]++
+		held += int64(n)
 	}
 	return Stats{
 		Entries:          len(p.entries),
@@ -760,7 +763,7 @@ func (p *Pool) Stats() Stats {
 		Takeovers:        p.takeovers.Load(),
 		Evictions:        p.evictions.Load(),
 		BytesIn:          p.bytesIn.Load(),
-		BufferedBytes:    p.budget.held.Load(),
+		BufferedBytes:    held,
 		EntryShare:       p.budget.share.Load(),
 	}
 }
