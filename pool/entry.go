@@ -95,8 +95,13 @@ type Entry struct {
 	// frameAt is when each track's last frame (not a sequence header)
 	// was appended, in Unix nanoseconds; 0 before its first.
 	frameAt [2]int64
-	endErr  error
-	source  string
+	// srcTS is each track's last source timestamp. chased: the last
+	// splice was for a step the track's own clock did not make (the
+	// offset had moved under it, for another track's step).
+	srcTS  [2]uint32
+	chased bool
+	endErr error
+	source string
 	// fedAt is when the current source attached or last sent a tag
 	// (appended, or dropped while video waits for a keyframe).
 	fedAt time.Time
@@ -478,11 +483,27 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64
 	}
 	if typ == TagAudio || typ == TagVideo {
 		track := typ - TagAudio
+		reach := int64(-1) // before the track's first frame, no bound ahead
+		if e.frameAt[track] != 0 {
+			reach = (now-e.frameAt[track])/int64(time.Millisecond) + maxStepAhead
+		}
+		// own: the track's own clock stepped out of bounds (a stray tag, a
+		// restart). Its clock wraps at 32 bits: a step out of bounds on
+		// the timeline that is within them on the clock is the offset's,
+		// moved by another track's splice, or the wrap's.
+		step := int64(int32(timestamp - e.srcTS[track]))
+		own := step < -maxStepBack || reach >= 0 && step > reach
 		// ts may be below 0 here, after a splice, when the source's clock
 		// goes back: that is a step back too.
 		switch {
 		case ts < e.lastTS[track]-maxStepBack,
-			e.frameAt[track] != 0 && ts > e.lastTS[track]+(now-e.frameAt[track])/int64(time.Millisecond)+maxStepAhead:
+			// A step ahead that is not the track's own, after a splice for
+			// another track's that was not its own either, is the two
+			// clocks apart for good (one jumped and the other did not, or
+			// the wrap reached one first): kept. Spliced on, it would move
+			// the offset back under the other track, splice after splice,
+			// each tag spliceGap after the stream's last whatever its time.
+			reach >= 0 && ts > e.lastTS[track]+reach && (own || !e.chased):
 			// The source's clock went back within its session (an upstream
 			// restarting its stream's timestamps on the same connection),
 			// or ahead of the time that passed: spliced on as a new
@@ -491,11 +512,13 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64
 			// for good. A single stray tag is two splices: there and back.
 			e.tsOffset = e.lastAny + spliceGap - int64(timestamp)
 			ts = e.lastAny + spliceGap
+			e.chased = !own
 		}
 		if ts < e.lastTS[track] {
 			ts = e.lastTS[track]
 		}
 		e.lastTS[track] = ts
+		e.srcTS[track] = timestamp
 		if !seq {
 			e.frameAt[track] = now
 		}

@@ -521,6 +521,80 @@ func TestClockJumpingAheadIsSpliced(t *testing.T) {
 	})
 }
 
+// A track whose clock jumps ahead for good while the other's does not (an
+// encoder that restarted its audio capture on a later time, a relay that
+// corrected one stream's discontinuity) is spliced on, the other track
+// after it, and then each track goes on at its own clock's pace: not
+// splice after splice, every tag spliceGap after the stream's last, a
+// timeline running at twice the media's pace for as long as the stream.
+func TestOneTrackJumpingAheadForGoodDoesNotSpliceEveryTag(t *testing.T) {
+	_, pub, _, r, ts, _ := viewedStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	const hour = 3_600_000
+	var last [2]uint32
+	for i := uint32(0); i < 20; i++ {
+		for _, tag := range []struct {
+			typ  uint8
+			at   uint32
+			body []byte
+		}{{TagVideo, hour + ts + 40*i, avcInter}, {TagAudio, ts + 40*i, aacRaw}} {
+			must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
+			b, err := r.Next(ctx, nil)
+			must(t, err)
+			got, track := tagTimestamp(b[len(b)-1]), tag.typ-TagAudio
+			// The first two of each track are spliced on.
+			if i >= 2 && got-last[track] != 40 {
+				t.Fatalf("tag %d of type %d, 40 ms after its track's last in the source, relayed %d ms after it", i, tag.typ, int32(got-last[track]))
+			}
+			last[track] = got
+		}
+	}
+}
+
+// Across the wrap of the source's 32-bit clock, with the audio stamped
+// 300 ms behind the video, each track goes on at its clock's pace: every
+// tag 40 ms after its track's last, as in the source (the viewers' clock
+// wraps with it). The video wraps first and is spliced on where it was;
+// the audio not yet wrapped is then 2^32 ms ahead of it on the timeline,
+// which is no jump of its clock and is not spliced on.
+func TestClockWrapWithTracksApart(t *testing.T) {
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
+	ts := uint32(1<<32 - 2000)
+	must(t, pub.WriteTag(TagVideo, ts, avcKey))
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	t.Cleanup(sub.Close)
+	r := sub.NewReader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = r.Next(ctx, nil)
+	must(t, err)
+	var last [2]uint32
+	last[TagVideo-TagAudio] = ts
+	for i := 0; i < 70; i++ { // the video wraps at i = 49, the audio at 57
+		ts += 40
+		for _, tag := range []struct {
+			typ  uint8
+			at   uint32
+			body []byte
+		}{{TagVideo, ts, avcInter}, {TagAudio, ts - 300, aacRaw}} {
+			must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
+			b, err := r.Next(ctx, nil)
+			must(t, err)
+			got, track := tagTimestamp(b[len(b)-1]), tag.typ-TagAudio
+			if (i > 0 || tag.typ == TagVideo) && got-last[track] != 40 {
+				t.Fatalf("tag of type %d at %d, 40 ms after its track's last, relayed %d ms after it", tag.typ, tag.at, int32(got-last[track]))
+			}
+			last[track] = got
+		}
+	}
+}
+
 // A viewer that joins a returning session after its new sequence header
 // and before its first keyframe starts at that keyframe: the GOP cache
 // holds the old session's frames, which a decoder given the new header
