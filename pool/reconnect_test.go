@@ -415,28 +415,7 @@ func TestMaxLagNeverSkipsBack(t *testing.T) {
 // clock caught up, an hour of frozen timestamps for an hour-old stream.
 // A step back within maxStepBack is jitter and only clamped per track.
 func TestClockGoingBackIsSpliced(t *testing.T) {
-	// An hour-old stream, as a pull joins a running one: its first frames
-	// are an hour after its sequence headers.
-	p := newTestPool(t, testConfig(), nil)
-	pub, err := p.Publish("live/a", "first")
-	must(t, err)
-	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
-	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
-	hour := feedGOP(t, pub, 3_600_000, 3)
-	sub, err := p.Subscribe("live/a", false)
-	must(t, err)
-	t.Cleanup(sub.Close)
-	r := sub.NewReader()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err = r.Next(ctx, nil)
-	must(t, err)
-	next := func() uint32 {
-		t.Helper()
-		b, err := r.Next(ctx, nil)
-		must(t, err)
-		return tagTimestamp(b[len(b)-1])
-	}
+	pub, next, hour := hourOldStream(t)
 	for _, tag := range []struct {
 		typ      uint8
 		at, want uint32
@@ -450,6 +429,59 @@ func TestClockGoingBackIsSpliced(t *testing.T) {
 		{TagVideo, 0, hour + spliceGap, avcSeq},
 		{TagVideo, 0, hour + spliceGap, avcKey},
 		{TagAudio, 23, hour + spliceGap + 23, aacRaw},
+	} {
+		must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
+		if got := next(); got != tag.want {
+			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
+		}
+	}
+}
+
+// hourOldStream publishes live/a an hour old, as a pull joins a running
+// stream (its first frames an hour after its sequence headers), with a
+// viewer that has read its start; next reads the viewer's next tag's
+// timestamp, and hour is where the stream goes on.
+func hourOldStream(t *testing.T) (pub *Publisher, next func() uint32, hour uint32) {
+	t.Helper()
+	p := newTestPool(t, testConfig(), nil)
+	pub, err := p.Publish("live/a", "first")
+	must(t, err)
+	must(t, pub.WriteTag(TagVideo, 0, avcSeq))
+	must(t, pub.WriteTag(TagAudio, 0, aacSeq))
+	hour = feedGOP(t, pub, 3_600_000, 3)
+	sub, err := p.Subscribe("live/a", false)
+	must(t, err)
+	t.Cleanup(sub.Close)
+	r := sub.NewReader()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	_, err = r.Next(ctx, nil)
+	must(t, err)
+	return pub, func() uint32 {
+		t.Helper()
+		b, err := r.Next(ctx, nil)
+		must(t, err)
+		return tagTimestamp(b[len(b)-1])
+	}, hour
+}
+
+// A single tag stamped far behind its stream (a sequence header re-sent
+// stamped 0 an hour in) is spliced on where the stream was, and the tags
+// after it, on the stream's clock, are spliced on after it: the timeline
+// goes on, not an hour ahead for good.
+func TestStrayTagBehindDoesNotCarryTheTimelineAhead(t *testing.T) {
+	pub, next, hour := hourOldStream(t)
+	for _, tag := range []struct {
+		typ      uint8
+		at, want uint32
+		body     []byte
+	}{
+		{TagVideo, hour, hour, avcKey},
+		{TagAudio, hour, hour, aacRaw},
+		{TagVideo, 0, hour + spliceGap, avcSeq},
+		{TagAudio, hour + 23, hour + 2*spliceGap, aacRaw},
+		{TagVideo, hour + 40, hour + 2*spliceGap + 17, avcInter},
+		{TagAudio, hour + 46, hour + 2*spliceGap + 23, aacRaw},
 	} {
 		must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
 		if got := next(); got != tag.want {
