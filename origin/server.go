@@ -295,8 +295,17 @@ type handler struct {
 	logged      bool  // the handler already logged the error that ended it
 	handshaken  bool
 	refused     int        // publishes refused as the connection already published
+	empty       int        // publishes in a row that ended without media
 	media       mediaWatch // read by the connection's deadlineConn
 }
+
+// maxEmptyPublishes is how many publishes in a row one connection may end
+// without having sent media: past it the next publish is refused and the
+// connection closed. A peer repeating publish and closeStream makes no
+// media, yet each publish counts as a step for rtmp.read_timeout, and
+// costs a log line and an rtmp.on_publish call (and on_publish_done) at
+// the peer's rate.
+const maxEmptyPublishes = 3
 
 // mediaWatch counts a connection's steps to a publish (the handshake's
 // end, connect, the publish's start) and the media it relayed, so that
@@ -331,6 +340,9 @@ func (h *handler) OnPublish(ctx *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.NetS
 	}
 	if h.srv.draining.Load() {
 		return h.refuse(log, errors.New("origin: draining"))
+	}
+	if h.empty >= maxEmptyPublishes {
+		return h.refuse(log, fmt.Errorf("origin: %d publishes in a row on this connection ended without media", h.empty))
 	}
 	key, err := pool.MakeKey(h.app, name)
 	if err != nil {
@@ -373,6 +385,11 @@ func (h *handler) OnCloseStream(streamID uint32) error {
 // endPublish ends the connection's publish if it is on streamID.
 func (h *handler) endPublish(streamID uint32, by string) {
 	if h.pub != nil && streamID == h.streamID {
+		if h.bytesIn == 0 {
+			h.empty++
+		} else {
+			h.empty = 0
+		}
 		h.pub.Close(pool.ErrSourceGone)
 		h.srv.log.Info("publish ended", "key", h.key, "remote", h.remote, "by", by)
 		h.publishDone(by)

@@ -436,3 +436,54 @@ func TestBareOnMetaDataIsMetadata(t *testing.T) {
 		})
 	}
 }
+
+// A connection that publishes and closes its stream again and again
+// without sending media is refused at the publish after
+// maxEmptyPublishes such, and closed: each publish would count as a step
+// for rtmp.read_timeout and cost a log line and an rtmp.on_publish call at
+// the peer's rate. Publishes that carry media may repeat as they like.
+func TestRepeatedPublishesWithoutMediaEndTheConnection(t *testing.T) {
+	_, addr, cancel, served := startOrigin(t)
+	defer func() { cancel(); <-served }()
+	p := rtmpClient(t, addr)
+	publish := func(what string, media bool) {
+		t.Helper()
+		if err := p.command(p.streamID, "publish", 0, nil, "loop", "live"); err != nil {
+			t.Fatal(err)
+		}
+		if code := awaitStatus(t, p, what); code != "NetStream.Publish.Start" {
+			t.Fatalf("%s: %s, want NetStream.Publish.Start", what, code)
+		}
+		if media {
+			for _, body := range [][]byte{testAVCSeq, testAVCKey} {
+				if err := p.write(mediaStreamChunk, msgVideo, p.streamID, body); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+			}
+		}
+		if err := p.command(p.streamID, "closeStream", 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 * maxEmptyPublishes {
+		publish(fmt.Sprintf("publish %d, with media", i), true)
+	}
+	for i := range maxEmptyPublishes {
+		publish(fmt.Sprintf("publish %d without media", i), false)
+	}
+	if err := p.command(p.streamID, "publish", 0, nil, "loop", "live"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := p.readMessage()
+		if err != nil {
+			break // closed
+		}
+		if msg.typeID != msgCommandAMF0 {
+			continue
+		}
+		if name, _, args, err := decodeCommand(msg); err == nil && name == "onStatus" && statusCode(args) == "NetStream.Publish.Start" {
+			t.Fatalf("publish %d in a row without media started", maxEmptyPublishes+1)
+		}
+	}
+}
