@@ -733,6 +733,50 @@ func TestHeadAppliesSignedURLsAndDrain(t *testing.T) {
 	}
 }
 
+// HEAD answers where the viewer limits would refuse a GET as the GET
+// would be answered: 503 with max_viewers or max_viewers_per_stream
+// reached, 429 with max_viewers_per_ip, so that a balancer or a player
+// checking a stream with HEAD does not send a viewer to a refusal.
+func TestHeadAppliesTheViewerLimits(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "hl")
+	defer stopPub()
+	waitReady(t, r, "live/hl")
+	head := func() (int, string) {
+		t.Helper()
+		resp, err := http.Head("http://" + r.httpAddr + "/live/hl.flv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if got, _ := head(); got != http.StatusOK {
+		t.Fatalf("HEAD with no viewer: %d, want 200", got)
+	}
+	if got := playWithXFF(t, r, "/live/hl.flv", ""); got != http.StatusOK {
+		t.Fatalf("viewer: %d", got)
+	}
+	for _, tc := range []struct {
+		name   string
+		limits func(*Limits)
+		want   int
+	}{
+		{"max_viewers", func(l *Limits) { l.MaxViewers = 1 }, http.StatusServiceUnavailable},
+		{"max_viewers_per_stream", func(l *Limits) { l.MaxViewersPerStream = 1 }, http.StatusServiceUnavailable},
+		{"max_viewers_per_ip", func(l *Limits) { l.MaxViewersPerIP = 1 }, http.StatusTooManyRequests},
+		{"none reached", func(l *Limits) { l.MaxViewers, l.MaxViewersPerStream, l.MaxViewersPerIP = 2, 2, 2 }, http.StatusOK},
+	} {
+		limits := DefaultLimits()
+		tc.limits(&limits)
+		r.gw.SetPolicy(Policy{Limits: limits, Auth: DefaultAuth()})
+		got, retry := head()
+		if got != tc.want || (got != http.StatusOK) != (retry != "") {
+			t.Errorf("HEAD with one viewer, %s: %d (Retry-After %q), want %d", tc.name, got, retry, tc.want)
+		}
+	}
+}
+
 // A stream's refusals are not to be cached: a cache in front of flvgw
 // (a CDN caches a 404 of a .flv URL for minutes by default) would
 // otherwise answer 404 for a stream long after its publisher came, or

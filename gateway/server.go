@@ -304,8 +304,10 @@ func parseStreamPath(path string, maxName int) (string, error) {
 
 // head answers HEAD as GET would answer at once, without the body and
 // without waiting: 503 while draining, 403 without a valid signed URL
-// (auth.on_play is not asked: a HEAD plays nothing), 404 for a stream not
-// live, 200 otherwise.
+// (auth.on_play is not asked: a HEAD plays nothing), 503 or 429 where the
+// viewer limits would refuse a GET, 404 for a stream not live, 200
+// otherwise. A balancer or a player that checks a stream with HEAD learns
+// whether a GET would play.
 func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 	ctx.Response.Header.Set("Cache-Control", "no-cache, no-store") // refusals too
 	if g.draining.Load() {
@@ -313,7 +315,8 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 		g.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", statusReason(fasthttp.StatusServiceUnavailable), errDraining)
 		return
 	}
-	if secret := g.policy.Load().Auth.PlaySecret; secret != "" {
+	pol := g.policy.Load()
+	if secret := pol.Auth.PlaySecret; secret != "" {
 		q := ctx.QueryArgs()
 		if err := access.Check(secret, key, string(q.Peek("expires")), string(q.Peek("token")), time.Now()); err != nil {
 			g.fail(ctx, fasthttp.StatusForbidden, "auth", statusReason(fasthttp.StatusForbidden), err)
@@ -322,7 +325,21 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 	}
 	// A waiting entry is no stream: viewers wait there for a publisher (or
 	// a pull's first tag) that may never come.
+	_, ip, _ := g.proxies.clientAddr(ctx)
+	err := g.viewers.admits(limitKey(ip, pol.Limits.IPv6Prefix), pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	snap, ok := g.pool.Lookup(key)
+	if err == nil && ok && pol.Limits.MaxViewersPerStream > 0 && snap.Subscribers >= pol.Limits.MaxViewersPerStream {
+		err = fmt.Errorf("%w: %s", pool.ErrStreamFull, key)
+	}
+	if err != nil {
+		status, reason := viewerRefusal(err)
+		if errors.Is(err, pool.ErrStreamFull) {
+			reason = "limit_stream"
+		}
+		ctx.Response.Header.Set("Retry-After", "5")
+		g.fail(ctx, status, reason, statusReason(status), err)
+		return
+	}
 	if !ok || snap.State == pool.StateClosed.String() || snap.State == pool.StateWaiting.String() {
 		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", fmt.Errorf("stream %s", key))
 		return

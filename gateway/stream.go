@@ -229,6 +229,18 @@ func watchLeave(c net.Conn) (leave context.Context, stop func()) {
 	}
 }
 
+// viewerRefusal is the HTTP status and the refusal reason (the metric
+// label) of an error of viewerSet.add.
+func viewerRefusal(err error) (status int, reason string) {
+	switch {
+	case errors.Is(err, errTooManyIP):
+		return fasthttp.StatusTooManyRequests, "limit_ip"
+	case errors.Is(err, errShuttingDown), errors.Is(err, errDraining):
+		return fasthttp.StatusServiceUnavailable, "draining"
+	}
+	return fasthttp.StatusServiceUnavailable, "limit_total"
+}
+
 // admit applies the limits, the access checks and the wait for the stream
 // to req, until leave is cancelled (the viewer went away). On refusal it
 // returns the HTTP status, the refusal reason (the metric label) and why.
@@ -236,13 +248,7 @@ func (g *Server) admit(leave context.Context, req playRequest) (s session, statu
 	pol := g.policy.Load()
 	ctx, done, err := g.viewers.add(limitKey(req.ip, pol.Limits.IPv6Prefix), pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	if err != nil {
-		status, reason := fasthttp.StatusServiceUnavailable, "limit_total"
-		switch {
-		case errors.Is(err, errTooManyIP):
-			status, reason = fasthttp.StatusTooManyRequests, "limit_ip"
-		case errors.Is(err, errShuttingDown), errors.Is(err, errDraining):
-			reason = "draining"
-		}
+		status, reason := viewerRefusal(err)
 		return session{}, status, reason, err
 	}
 

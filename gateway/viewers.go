@@ -41,15 +41,8 @@ func newViewerSet() *viewerSet {
 func (s *viewerSet) add(ip string, maxTotal, maxPerIP int) (ctx context.Context, done func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closing:
-		return nil, nil, errShuttingDown
-	case s.draining:
-		return nil, nil, errDraining
-	case maxTotal > 0 && s.n >= maxTotal:
-		return nil, nil, errTooMany
-	case maxPerIP > 0 && s.perIP[ip] >= maxPerIP:
-		return nil, nil, errTooManyIP
+	if err := s.refusalLocked(ip, maxTotal, maxPerIP); err != nil {
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	id := s.next
@@ -70,6 +63,28 @@ func (s *viewerSet) add(ip string, maxTotal, maxPerIP int) (ctx context.Context,
 			close(s.empty)
 		}
 	}, nil
+}
+
+// admits reports why a session from ip would be refused now, nil if it
+// would not: what add would answer, without registering one.
+func (s *viewerSet) admits(ip string, maxTotal, maxPerIP int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusalLocked(ip, maxTotal, maxPerIP)
+}
+
+func (s *viewerSet) refusalLocked(ip string, maxTotal, maxPerIP int) error {
+	switch {
+	case s.closing:
+		return errShuttingDown
+	case s.draining:
+		return errDraining
+	case maxTotal > 0 && s.n >= maxTotal:
+		return errTooMany
+	case maxPerIP > 0 && s.perIP[ip] >= maxPerIP:
+		return errTooManyIP
+	}
+	return nil
 }
 
 // count reports the running sessions.
