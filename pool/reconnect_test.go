@@ -416,11 +416,7 @@ func TestMaxLagNeverSkipsBack(t *testing.T) {
 // A step back within maxStepBack is jitter and only clamped per track.
 func TestClockGoingBackIsSpliced(t *testing.T) {
 	pub, next, hour := hourOldStream(t)
-	for _, tag := range []struct {
-		typ      uint8
-		at, want uint32
-		body     []byte
-	}{
+	relayAt(t, pub, next, []stamped{
 		{TagVideo, hour, hour, avcKey},
 		{TagAudio, hour, hour, aacRaw},
 		// Jitter: a step back of a second is clamped to the track's last time.
@@ -429,7 +425,22 @@ func TestClockGoingBackIsSpliced(t *testing.T) {
 		{TagVideo, 0, hour + spliceGap, avcSeq},
 		{TagVideo, 0, hour + spliceGap, avcKey},
 		{TagAudio, 23, hour + spliceGap + 23, aacRaw},
-	} {
+	})
+}
+
+// stamped is a tag a source writes at a timestamp, and where viewers are
+// to see it.
+type stamped struct {
+	typ      uint8
+	at, want uint32
+	body     []byte
+}
+
+// relayAt writes each tag to pub and checks where the viewer (next) sees
+// it.
+func relayAt(t *testing.T, pub *Publisher, next func() uint32, tags []stamped) {
+	t.Helper()
+	for _, tag := range tags {
 		must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
 		if got := next(); got != tag.want {
 			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
@@ -471,23 +482,14 @@ func hourOldStream(t *testing.T) (pub *Publisher, next func() uint32, hour uint3
 // goes on, not an hour ahead for good.
 func TestStrayTagBehindDoesNotCarryTheTimelineAhead(t *testing.T) {
 	pub, next, hour := hourOldStream(t)
-	for _, tag := range []struct {
-		typ      uint8
-		at, want uint32
-		body     []byte
-	}{
+	relayAt(t, pub, next, []stamped{
 		{TagVideo, hour, hour, avcKey},
 		{TagAudio, hour, hour, aacRaw},
 		{TagVideo, 0, hour + spliceGap, avcSeq},
 		{TagAudio, hour + 23, hour + 2*spliceGap, aacRaw},
 		{TagVideo, hour + 40, hour + 2*spliceGap + 17, avcInter},
 		{TagAudio, hour + 46, hour + 2*spliceGap + 23, aacRaw},
-	} {
-		must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
-		if got := next(); got != tag.want {
-			t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
-		}
-	}
+	})
 }
 
 // A tag stamped far ahead of the time that passed since its track's last
@@ -509,24 +511,7 @@ func TestClockJumpingAheadIsSpliced(t *testing.T) {
 		return tagTimestamp(b[len(b)-1])
 	}
 	const day = 86_400_000
-	write := func(rows []struct {
-		typ      uint8
-		at, want uint32
-		body     []byte
-	}) {
-		t.Helper()
-		for _, tag := range rows {
-			must(t, pub.WriteTag(tag.typ, tag.at, tag.body))
-			if got := next(); got != tag.want {
-				t.Fatalf("tag of type %d at %d relayed at %d, want %d", tag.typ, tag.at, got, tag.want)
-			}
-		}
-	}
-	write([]struct {
-		typ      uint8
-		at, want uint32
-		body     []byte
-	}{
+	relayAt(t, pub, next, []stamped{
 		{TagVideo, ts, ts, avcKey},
 		{TagAudio, ts, ts, aacRaw},
 		// A day ahead: spliced on spliceGap after the last tag.
@@ -543,11 +528,7 @@ func TestClockJumpingAheadIsSpliced(t *testing.T) {
 	// since its last frame, and kept.
 	time.Sleep(300 * time.Millisecond)
 	base := ts + 4*spliceGap + 17 // the video's last time, for ts+80
-	write([]struct {
-		typ      uint8
-		at, want uint32
-		body     []byte
-	}{
+	relayAt(t, pub, next, []stamped{
 		{TagVideo, ts + 80 + maxStepAhead + 200, base + maxStepAhead + 200, avcKey},
 		{TagAudio, ts + 86 + maxStepAhead + 200, base + 6 + maxStepAhead + 200, aacRaw},
 	})
