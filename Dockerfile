@@ -1,5 +1,5 @@
 # flvgw: HTTP-FLV relay gateway.
-#   docker build -t flvgw .
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t flvgw .
 #   docker run -p 8080:8080 -p 1935:1935 flvgw
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -9,7 +9,10 @@ COPY go.mod go.sum ./
 COPY origin/third_party/ origin/third_party/
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flvgw ./cmd/flvgw
+# The context leaves .git out, so the toolchain records no commit: the
+# REVISION argument names it (flvgw -version, flvgw_build_info).
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X flvgw/gateway.linkedRevision=${REVISION}" -o /out/flvgw ./cmd/flvgw
 # The image listens on all interfaces; the repository's etc/gw.toml keeps
 # loopback for running from a checkout.
 RUN sed -e 's/^listen = "127.0.0.1:8080"/listen = ":8080"/' \

@@ -15,9 +15,19 @@ type BuildInfo struct {
 	GoVersion string
 }
 
+// linkedRevision is the commit a build without the git history names
+// with -ldflags "-X flvgw/gateway.linkedRevision=<commit>", as the
+// Dockerfile does from its REVISION build argument: the toolchain records
+// none when .git is not in the build's context. Set at link time, never
+// changed.
+var linkedRevision string
+
 // Build reads the running binary's BuildInfo.
 func Build() BuildInfo {
 	b := BuildInfo{Revision: "unknown", GoVersion: runtime.Version()}
+	if linkedRevision != "" {
+		b.Revision = linkedRevision
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b

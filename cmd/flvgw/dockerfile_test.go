@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -53,9 +54,36 @@ func TestDockerfileConfig(t *testing.T) {
 	if cfg.HTTP.Listen != ":8080" || cfg.RTMP.Listen != ":1935" {
 		t.Fatalf("the image's config listens on http %q, rtmp %q; want :8080 and :1935", cfg.HTTP.Listen, cfg.RTMP.Listen)
 	}
-	for _, want := range []string{"EXPOSE 8080 1935", "./cmd/flvgw", "/etc/flvgw/gw.toml"} {
+	for _, want := range []string{"EXPOSE 8080 1935", "./cmd/flvgw", "/etc/flvgw/gw.toml",
+		"ARG REVISION", "-X " + linkedRevisionFlag + "=${REVISION}"} {
 		if !strings.Contains(string(df), want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
+	}
+}
+
+// linkedRevisionFlag is the variable a build without the git history
+// names its commit in (the Dockerfile's REVISION).
+const linkedRevisionFlag = "flvgw/gateway.linkedRevision"
+
+// A build without the git history (the Docker image's context leaves .git
+// out) names its commit with -ldflags -X, as the Dockerfile does, and
+// -version says it.
+func TestLinkedRevisionIsTheVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "flvgw")
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	build := exec.Command("go", "build", "-buildvcs=false", "-ldflags", "-X "+linkedRevisionFlag+"="+commit, "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "flvgw "+commit[:12]+" ") {
+		t.Fatalf("-version printed %q, want the linked commit %s", got, commit[:12])
 	}
 }
