@@ -605,6 +605,51 @@ func TestHeadersOnlyDoNotExtendTheReconnectWindow(t *testing.T) {
 	}
 }
 
+// The same upstream, reconnected to within reconnect_window, answers
+// with its headers and one keyframe (a cached GOP: its publisher's
+// connection half-dead, the origin still serving what it holds) and then
+// nothing. The frame made the entry live again, which ended the window,
+// and the stall that followed began a new one: the viewers were held, on
+// a frozen picture, for as long as the upstream answered so. A window
+// starts afresh only as the source feeds for it again.
+func TestOneFrameDoesNotExtendTheReconnectWindow(t *testing.T) {
+	stream, _ := joinedMidStream(t, 0, 1)
+	cached := &flvStream{t: t}
+	cached.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
+	cached.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
+	cached.tag(pool.TagScript, 0, onMetaData(t)).tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
+	cached.tag(pool.TagVideo, 0, spliceAVCKey)
+	var conns atomic.Int32
+	up := serve(t, func(c net.Conn) {
+		if readRequest(c) != nil {
+			return
+		}
+		if conns.Add(1) == 1 {
+			_, _ = c.Write(stream) // then hangs up
+			return
+		}
+		_, _ = c.Write(cached.buf.Bytes())
+		_, _ = io.Copy(io.Discard, c) // silent until the pull hangs up
+	})
+	pcfg := pool.DefaultConfig()
+	pcfg.ReconnectWindow = time.Second
+	cfg := fastEdge()
+	cfg.PullTimeout = 300 * time.Millisecond
+	p := newPullWith(t, pcfg, cfg, Upstream{Name: "up", URL: "http://" + up})
+	sub, err := subscribeReady(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Entry().Done():
+	case <-time.After(8 * time.Second):
+		t.Fatalf("the entry still holds its viewer 8 s after its stream broke, with a reconnect window of 1 s (%d connections to the upstream, each one frame)", conns.Load())
+	}
+	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrNoReconnect) {
+		t.Fatalf("the entry ended with %v, want its reconnect window closed", err)
+	}
+}
+
 func TestPullAnswers(t *testing.T) {
 	missing := httpFLV(t, http.StatusNotFound)
 	failing := httpFLV(t, http.StatusInternalServerError)

@@ -83,6 +83,11 @@ type Entry struct {
 	reconnect   *time.Timer        // ends a StateReconnecting entry
 	retry       *time.Timer        // restarts a failed pull during a reconnect
 	retryPause  time.Duration      // the pause before retry; doubles per failure in an episode
+	// reconnectEnds is when the running reconnect episode's window ends.
+	// backAt is when the current source came back within a window (its
+	// first tag), and backEnds when that window was to end; backAt is
+	// zero if it did not come back from one. See reconnectWindowLocked.
+	reconnectEnds, backAt, backEnds time.Time
 
 	mu       sync.RWMutex
 	state    State

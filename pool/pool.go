@@ -447,7 +447,7 @@ func (p *Pool) Publish(key, source string) (*Publisher, error) {
 	}
 	e.hasSource = true
 	e.pinned = true
-	p.stopReconnectLocked(e)
+	p.sourceBackLocked(e)
 	pub := &Publisher{p: p, e: e, gen: e.newSource()}
 	e.attach(pub.gen, source)
 	pub.attached.Store(true)
@@ -553,6 +553,11 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 	}
 	if p.cfg.ReconnectWindow > 0 && !p.closed && e.subscribers > 0 && e.isReady() &&
 		e.State() == StateLive && resumable(reason) {
+		window := p.reconnectWindowLocked(e, time.Now())
+		if window <= 0 {
+			p.endEntryLocked(e, fmt.Errorf("%w: %w", ErrNoReconnect, reason))
+			return
+		}
 		e.detach()
 		e.hasSource = e.pull != nil
 		if e.cancel != nil {
@@ -563,7 +568,7 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 		// the generation, not the episode); p.mu orders its read of timer
 		// after the assignment below.
 		var timer *time.Timer
-		timer = time.AfterFunc(p.cfg.ReconnectWindow, func() {
+		timer = time.AfterFunc(window, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			if e.reconnect == timer && e.State() == StateReconnecting {
@@ -571,16 +576,46 @@ func (p *Pool) sourceEnded(pub *Publisher, reason error) {
 			}
 		})
 		e.reconnect = timer
+		e.reconnectEnds, e.backAt = time.Now().Add(window), time.Time{}
 		e.retryPause = 0
 		p.reconnects.Add(1)
 		p.log.Info("source lost, viewers kept", "stream", e.key, "reason", reason,
-			"subscribers", e.subscribers, "window", p.cfg.ReconnectWindow)
+			"subscribers", e.subscribers, "window", window)
 		if e.pull != nil {
 			p.startSourceLocked(e, e.pull)
 		}
 		return
 	}
 	p.endEntryLocked(e, reason)
+}
+
+// reconnectWindowLocked is how long e's viewers are kept for a source
+// lost at now. A source that came back within a window gets what was
+// left of that window when it came back, plus the time it then fed for,
+// less the time it has been silent since, and at most a full window:
+// otherwise an upstream that answers each restart with one frame (a
+// cached GOP) and then stalls would make the entry live again each time,
+// and the stall start a new window, holding the viewers on a frozen
+// picture for as long as it answered so.
+func (p *Pool) reconnectWindowLocked(e *Entry, now time.Time) time.Duration {
+	full := p.cfg.ReconnectWindow
+	if e.backAt.IsZero() {
+		return full
+	}
+	e.mu.RLock()
+	fedAt := e.fedAt
+	e.mu.RUnlock()
+	return min(full, e.backEnds.Sub(e.backAt)+fedAt.Sub(e.backAt)-now.Sub(fedAt))
+}
+
+// sourceBackLocked ends e's reconnect episode for a source that attached
+// (its first tag, or a publisher), noting when, if it came back within
+// the window, for reconnectWindowLocked.
+func (p *Pool) sourceBackLocked(e *Entry) {
+	if e.reconnect != nil {
+		e.backAt, e.backEnds = time.Now(), e.reconnectEnds
+	}
+	p.stopReconnectLocked(e)
 }
 
 // resumable reports whether a source's end may be bridged by a reconnect:
@@ -832,7 +867,7 @@ func (pb *Publisher) WriteTag(typ uint8, timestamp uint32, body []byte) error {
 		pb.attached.Store(true)
 		pb.p.mu.Lock()
 		if pb.e.attach(pb.gen, pb.name) {
-			pb.p.stopReconnectLocked(pb.e)
+			pb.p.sourceBackLocked(pb.e)
 		}
 		pb.p.mu.Unlock()
 	}
