@@ -613,8 +613,8 @@ func (s *pull) once(ctx context.Context, u target, pub *pool.Publisher, firstWit
 	return relay.produced, err
 }
 
-// tagRelay forwards an upstream's tags to the entry and keeps the read
-// deadline moving: once media flows, silence for stall is a broken pull.
+// tagRelay forwards an upstream's tags to the entry and keeps the
+// deadlines moving: once media flows, silence for stall is a broken pull.
 type tagRelay struct {
 	pub      *pool.Publisher
 	conn     net.Conn
@@ -685,7 +685,12 @@ func (r *tagRelay) write(typ uint8, ts uint32, body []byte) error {
 		r.produced = true
 		r.attempts.started(time.Since(r.began))
 	}
-	return r.conn.SetReadDeadline(time.Now().Add(r.stall))
+	// The write deadline moves too: crypto/tls answers a TLS 1.3
+	// upstream's key update with a write inside the read, which the
+	// setup's write deadline, long past, failed, after which it kept the
+	// old read key and the upstream's next record broke the pull. An
+	// RTMP pull's own writes set theirs (rtmpPlayer.write).
+	return r.conn.SetDeadline(time.Now().Add(r.stall))
 }
 
 func isTimeout(err error) bool {
