@@ -569,40 +569,11 @@ func TestHeldHeadersKeepEachKind(t *testing.T) {
 // so the viewers were held, with nothing to play, for as long as the
 // upstream kept answering so.
 func TestHeadersOnlyDoNotExtendTheReconnectWindow(t *testing.T) {
-	stream, _ := joinedMidStream(t, 0, 1)
 	headers := &flvStream{t: t}
 	headers.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
 	headers.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
 	headers.tag(pool.TagScript, 0, onMetaData(t)).tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
-	var conns atomic.Int32
-	up := serve(t, func(c net.Conn) {
-		if readRequest(c) != nil {
-			return
-		}
-		if conns.Add(1) == 1 {
-			_, _ = c.Write(stream) // then hangs up
-			return
-		}
-		_, _ = c.Write(headers.buf.Bytes())
-		_, _ = io.Copy(io.Discard, c) // silent until the pull hangs up
-	})
-	pcfg := pool.DefaultConfig()
-	pcfg.ReconnectWindow = time.Second
-	cfg := fastEdge()
-	cfg.PullTimeout = 500 * time.Millisecond
-	p := newPullWith(t, pcfg, cfg, Upstream{Name: "up", URL: "http://" + up})
-	sub, err := subscribeReady(t, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-sub.Entry().Done():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the entry still holds its viewer 10 s after its stream broke, with a reconnect window of 1 s (%d connections to the upstream)", conns.Load())
-	}
-	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrNoReconnect) {
-		t.Fatalf("the entry ended with %v, want its reconnect window closed", err)
-	}
+	windowClosesAgainst(t, headers.buf.Bytes(), 500*time.Millisecond, 10*time.Second)
 }
 
 // The same upstream, reconnected to within reconnect_window, answers
@@ -613,12 +584,22 @@ func TestHeadersOnlyDoNotExtendTheReconnectWindow(t *testing.T) {
 // a frozen picture, for as long as the upstream answered so. A window
 // starts afresh only as the source feeds for it again.
 func TestOneFrameDoesNotExtendTheReconnectWindow(t *testing.T) {
-	stream, _ := joinedMidStream(t, 0, 1)
 	cached := &flvStream{t: t}
 	cached.buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n")
 	cached.buf.Write(pool.Tracks{Audio: true, Video: true}.Header())
 	cached.tag(pool.TagScript, 0, onMetaData(t)).tag(pool.TagVideo, 0, spliceAVCSeq).tag(pool.TagAudio, 0, spliceAACSeq)
 	cached.tag(pool.TagVideo, 0, spliceAVCKey)
+	windowClosesAgainst(t, cached.buf.Bytes(), 300*time.Millisecond, 8*time.Second)
+}
+
+// windowClosesAgainst pulls from an upstream that sends a stream joined
+// mid-way and hangs up, then answers each reconnect with again and stays
+// silent until the pull (edge.pull_timeout = pullTimeout) hangs up. With
+// a reconnect window of 1 s, the entry must end within the given time,
+// its window closed.
+func windowClosesAgainst(t *testing.T, again []byte, pullTimeout, within time.Duration) {
+	t.Helper()
+	stream, _ := joinedMidStream(t, 0, 1)
 	var conns atomic.Int32
 	up := serve(t, func(c net.Conn) {
 		if readRequest(c) != nil {
@@ -628,13 +609,13 @@ func TestOneFrameDoesNotExtendTheReconnectWindow(t *testing.T) {
 			_, _ = c.Write(stream) // then hangs up
 			return
 		}
-		_, _ = c.Write(cached.buf.Bytes())
+		_, _ = c.Write(again)
 		_, _ = io.Copy(io.Discard, c) // silent until the pull hangs up
 	})
 	pcfg := pool.DefaultConfig()
 	pcfg.ReconnectWindow = time.Second
 	cfg := fastEdge()
-	cfg.PullTimeout = 300 * time.Millisecond
+	cfg.PullTimeout = pullTimeout
 	p := newPullWith(t, pcfg, cfg, Upstream{Name: "up", URL: "http://" + up})
 	sub, err := subscribeReady(t, p)
 	if err != nil {
@@ -642,8 +623,8 @@ func TestOneFrameDoesNotExtendTheReconnectWindow(t *testing.T) {
 	}
 	select {
 	case <-sub.Entry().Done():
-	case <-time.After(8 * time.Second):
-		t.Fatalf("the entry still holds its viewer 8 s after its stream broke, with a reconnect window of 1 s (%d connections to the upstream, each one frame)", conns.Load())
+	case <-time.After(within):
+		t.Fatalf("the entry still holds its viewer %s after its stream broke, with a reconnect window of 1 s (%d connections to the upstream)", within, conns.Load())
 	}
 	if err := sub.Entry().Err(); !errors.Is(err, pool.ErrNoReconnect) {
 		t.Fatalf("the entry ended with %v, want its reconnect window closed", err)
