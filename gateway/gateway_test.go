@@ -777,6 +777,40 @@ func TestHeadAppliesTheViewerLimits(t *testing.T) {
 	}
 }
 
+// HEAD checks the limits in the order GET does: max_viewers and
+// max_viewers_per_ip before the signed URL (a GET refused for both gets
+// the limit's 503 or 429, not 403), max_viewers_per_stream after it.
+func TestHeadChecksLimitsAndSignedURLInGetsOrder(t *testing.T) {
+	r := startRelay(t, testConfig())
+	stopPub := publish(t, r, "ho")
+	defer stopPub()
+	waitReady(t, r, "live/ho")
+	auth := DefaultAuth()
+	auth.PlaySecret = "s3cret"
+	signed := "/live/ho.flv?" + access.Query("s3cret", "live/ho", time.Now().Add(time.Hour))
+	r.gw.SetPolicy(Policy{Limits: DefaultLimits(), Auth: auth})
+	if got := playWithXFF(t, r, signed, ""); got != http.StatusOK {
+		t.Fatalf("viewer: %d", got)
+	}
+	for _, tc := range []struct {
+		name   string
+		limits func(*Limits)
+	}{
+		{"max_viewers", func(l *Limits) { l.MaxViewers = 1 }},
+		{"max_viewers_per_ip", func(l *Limits) { l.MaxViewersPerIP = 1 }},
+		{"max_viewers_per_stream", func(l *Limits) { l.MaxViewersPerStream = 1 }},
+	} {
+		limits := DefaultLimits()
+		tc.limits(&limits)
+		r.gw.SetPolicy(Policy{Limits: limits, Auth: auth})
+		get := playWithXFF(t, r, "/live/ho.flv", "")
+		resp := roundTrip(t, http.MethodHead, "http://"+r.httpAddr+"/live/ho.flv")
+		if resp.StatusCode != get {
+			t.Errorf("%s reached, no signed URL: HEAD %d, GET %d", tc.name, resp.StatusCode, get)
+		}
+	}
+}
+
 // A stream's refusals are not to be cached: a cache in front of flvgw
 // (a CDN caches a 404 of a .flv URL for minutes by default) would
 // otherwise answer 404 for a stream long after its publisher came, or

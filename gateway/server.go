@@ -303,9 +303,10 @@ func parseStreamPath(path string, maxName int) (string, error) {
 }
 
 // head answers HEAD as GET would answer at once, without the body and
-// without waiting: 503 while draining, 403 without a valid signed URL
-// (auth.on_play is not asked: a HEAD plays nothing), 503 or 429 where the
-// viewer limits would refuse a GET, 404 for a stream not live, 200
+// without waiting, and in GET's order: 503 while draining, 503 or 429
+// where max_viewers or max_viewers_per_ip would refuse a GET, 403 without
+// a valid signed URL (auth.on_play is not asked: a HEAD plays nothing),
+// 503 where max_viewers_per_stream would, 404 for a stream not live, 200
 // otherwise. A balancer or a player that checks a stream with HEAD learns
 // whether a GET would play.
 func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
@@ -315,7 +316,19 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 		g.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", statusReason(fasthttp.StatusServiceUnavailable), errDraining)
 		return
 	}
+	limited := func(status int, reason string, err error) {
+		ctx.Response.Header.Set("Retry-After", "5")
+		g.fail(ctx, status, reason, statusReason(status), err)
+	}
+	// GET applies max_viewers and max_viewers_per_ip before the signed
+	// URL, and max_viewers_per_stream when it subscribes, after it.
 	pol := g.policy.Load()
+	_, ip, _ := g.proxies.clientAddr(ctx)
+	if err := g.viewers.admits(limitKey(ip, pol.Limits.IPv6Prefix), pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP); err != nil {
+		status, reason := viewerRefusal(err)
+		limited(status, reason, err)
+		return
+	}
 	if secret := pol.Auth.PlaySecret; secret != "" {
 		q := ctx.QueryArgs()
 		if err := access.Check(secret, key, string(q.Peek("expires")), string(q.Peek("token")), time.Now()); err != nil {
@@ -323,23 +336,13 @@ func (g *Server) head(ctx *fasthttp.RequestCtx, key string) {
 			return
 		}
 	}
-	// A waiting entry is no stream: viewers wait there for a publisher (or
-	// a pull's first tag) that may never come.
-	_, ip, _ := g.proxies.clientAddr(ctx)
-	err := g.viewers.admits(limitKey(ip, pol.Limits.IPv6Prefix), pol.Limits.MaxViewers, pol.Limits.MaxViewersPerIP)
 	snap, ok := g.pool.Lookup(key)
-	if err == nil && ok && pol.Limits.MaxViewersPerStream > 0 && snap.Subscribers >= pol.Limits.MaxViewersPerStream {
-		err = fmt.Errorf("%w: %s", pool.ErrStreamFull, key)
-	}
-	if err != nil {
-		status, reason := viewerRefusal(err)
-		if errors.Is(err, pool.ErrStreamFull) {
-			reason = "limit_stream"
-		}
-		ctx.Response.Header.Set("Retry-After", "5")
-		g.fail(ctx, status, reason, statusReason(status), err)
+	if ok && pol.Limits.MaxViewersPerStream > 0 && snap.Subscribers >= pol.Limits.MaxViewersPerStream {
+		limited(fasthttp.StatusServiceUnavailable, "limit_stream", fmt.Errorf("%w: %s", pool.ErrStreamFull, key))
 		return
 	}
+	// A waiting entry is no stream: viewers wait there for a publisher (or
+	// a pull's first tag) that may never come.
 	if !ok || snap.State == pool.StateClosed.String() || snap.State == pool.StateWaiting.String() {
 		g.fail(ctx, fasthttp.StatusNotFound, "not_found", "stream not found", fmt.Errorf("stream %s", key))
 		return
