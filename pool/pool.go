@@ -610,8 +610,12 @@ func (p *Pool) reconnectWindowLocked(e *Entry, now time.Time) time.Duration {
 
 // sourceBackLocked ends e's reconnect episode for a source that attached
 // (its first tag, or a publisher), noting when, if it came back within
-// the window, for reconnectWindowLocked.
+// the window, for reconnectWindowLocked. A source that attached outside
+// an episode (a publisher taking a silent one's place, or a pull's) did
+// not come back within one: the note of an earlier source that did is
+// cleared, or it would cut this one's window short.
 func (p *Pool) sourceBackLocked(e *Entry) {
+	e.backAt, e.backEnds = time.Time{}, time.Time{}
 	if e.reconnect != nil {
 		e.backAt, e.backEnds = time.Now(), e.reconnectEnds
 	}

@@ -733,3 +733,34 @@ func TestPublisherWaitingForItsKeyframeIsNotTakenOver(t *testing.T) {
 		t.Fatalf("takeovers %d, want 1", s.Takeovers)
 	}
 }
+
+// A publisher that takes the stream over from a silent one
+// (pool.publisher_takeover) did not come back within a reconnect window:
+// when it leaves, its viewers are kept for a full window, not for what
+// was left of the window the silent one came back within.
+func TestPublisherAfterATakeoverGetsAFullReconnectWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReconnectWindow = 2 * time.Second
+	cfg.PublisherTakeover = 100 * time.Millisecond
+	p, pub, sub, _, _, _ := viewedStreamWith(t, cfg)
+	pub.Close(ErrSourceGone)
+	time.Sleep(cfg.ReconnectWindow - 200*time.Millisecond)
+	back, err := p.Publish("live/a", "back") // 0.2 s of the window left
+	must(t, err)
+	if back.Entry() != sub.Entry() {
+		t.Fatal("the returning publisher got a new entry")
+	}
+	startStream(t, back) // and then silent
+	time.Sleep(2 * cfg.PublisherTakeover)
+	next, err := p.Publish("live/a", "next")
+	must(t, err)
+	if next.Entry() != sub.Entry() {
+		t.Fatal("the publisher taking over got a new entry")
+	}
+	startStream(t, next)
+	next.Close(ErrSourceGone)
+	time.Sleep(cfg.ReconnectWindow / 2)
+	if st := sub.Entry().State(); st != StateReconnecting {
+		t.Fatalf("state %s half a window after the new publisher left, want reconnecting (%v)", st, sub.Entry().Err())
+	}
+}
