@@ -528,6 +528,13 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64
 			e.frameAt[track] = now
 		}
 	}
+	if typ == TagScript {
+		// A script tag (onMetaData, a cue point) keeps no track's clock,
+		// and no bound ahead applies to it: stamped at most at the
+		// stream's last time, a stray one far ahead cannot carry lastAny,
+		// where every splice after it starts, ahead for good.
+		ts = min(ts, e.lastAny)
+	}
 	ts = max(ts, 0)
 	e.lastAny = max(e.lastAny, ts)
 	return uint32(ts), true

@@ -764,3 +764,20 @@ func TestPublisherAfterATakeoverGetsAFullReconnectWindow(t *testing.T) {
 		t.Fatalf("state %s half a window after the new publisher left, want reconnecting (%v)", st, sub.Entry().Err())
 	}
 }
+
+// A script tag (a cue point) stamped far ahead keeps no track's clock:
+// it goes out at the stream's last time, and a splice after it (here a
+// sequence header re-sent stamped 0) starts where the media was, not a
+// day ahead for good.
+func TestStrayScriptTagAheadDoesNotCarryTheTimelineAhead(t *testing.T) {
+	pub, next, hour := hourOldStream(t)
+	const day = 86_400_000
+	cue := append(append([]byte{0x02, 0, 10}, "onCuePoint"...), 0x05)
+	relayAt(t, pub, next, []stamped{
+		{TagVideo, hour, hour, avcKey},
+		{TagAudio, hour, hour, aacRaw},
+		{TagScript, hour + day, hour, cue},
+		{TagVideo, 0, hour + spliceGap, avcSeq},
+		{TagAudio, hour + 23, hour + 2*spliceGap, aacRaw},
+	})
+}
