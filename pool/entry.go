@@ -98,8 +98,9 @@ type Entry struct {
 	lastTS   [2]int64
 	lastAny  int64
 	// frameAt is when each track's last frame (not a sequence header)
-	// was appended, in Unix nanoseconds; 0 before its first.
-	frameAt [2]int64
+	// was appended, with the monotonic clock's reading (a step of the
+	// system clock moves no bound); zero before its first.
+	frameAt [2]time.Time
 	// srcTS is each track's last source timestamp. chased: the last
 	// splice was for a step the track's own clock did not make (the
 	// offset had moved under it, for another track's step).
@@ -378,7 +379,7 @@ func (e *Entry) append(gen uint64, typ uint8, timestamp uint32, body []byte) err
 	e.fedAt = now
 	// A tag of a new source session that has not sent its keyframe yet.
 	beforeKey := e.splice || e.waitKey
-	ts, keep := e.mapTimestamp(typ, timestamp, body, now.UnixNano())
+	ts, keep := e.mapTimestamp(typ, timestamp, body, now)
 	if !keep {
 		// Not relayed, but media the source sent: counted, as the pool's
 		// total counts it (the streams' sum is the total).
@@ -462,7 +463,7 @@ func (e *Entry) hold(t *Tag) {
 // mapTimestamp returns the timestamp viewers see for a source tag, and
 // whether to keep the tag at all (after a splice, video waits for a
 // keyframe). e.mu held.
-func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64) (uint32, bool) {
+func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now time.Time) (uint32, bool) {
 	key, seq := classify(typ, body) // body is not empty: checkTag passed
 	ts := int64(timestamp) + e.tsOffset
 	switch {
@@ -489,8 +490,8 @@ func (e *Entry) mapTimestamp(typ uint8, timestamp uint32, body []byte, now int64
 	if typ == TagAudio || typ == TagVideo {
 		track := typ - TagAudio
 		reach := int64(-1) // before the track's first frame, no bound ahead
-		if e.frameAt[track] != 0 {
-			reach = (now-e.frameAt[track])/int64(time.Millisecond) + maxStepAhead
+		if !e.frameAt[track].IsZero() {
+			reach = now.Sub(e.frameAt[track]).Milliseconds() + maxStepAhead
 		}
 		// own: the track's own clock stepped out of bounds (a stray tag, a
 		// restart). Its clock wraps at 32 bits: a step out of bounds on
